@@ -1,0 +1,27 @@
+# make run: set up .venv if needed, then run the default scenario (compounding-noise).
+# make test: same set-up, then lint and the test suite.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+# The CPU wheel of torch: a bare "torch" would pull a CUDA build of several GB.
+TORCH := torch==2.13.0
+
+.PHONY: run test bench clean
+
+$(BIN)/superposim: pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check "$(TORCH)" -e ".[dev]"
+	touch $@
+
+run: $(BIN)/superposim
+	$(BIN)/superposim run compounding-noise --out runs/compounding-noise
+
+test: $(BIN)/superposim
+	$(BIN)/ruff check .
+	$(BIN)/python -m pytest -q
+
+bench: $(BIN)/superposim
+	$(BIN)/python benchmarks/bench_trace.py
+
+clean:
+	rm -rf $(VENV) runs .pytest_cache .ruff_cache

@@ -1,0 +1,1 @@
+"""The boolean side: circuits, inputs, exact evaluation, compilers, tracing and theory."""

@@ -1,0 +1,168 @@
+"""Compilers from circuits to ReLU networks.
+
+Both compilers here keep one group of neurons per gate (THEORY.md 3.1) and differ only in the
+directions that carry each layer's features in the stream:
+
+- ``compile_dedicated``: one basis direction per feature (no interference, exact);
+- ``compile_superposed``: each layer's features along m unit vectors of an n-dim stream, read
+  back by dot product, so every read picks up interference from the other active features.
+
+Gate neurons, with s the sum of the gate's reads (cleanup="none"):
+    AND: ReLU(s - (k - 1))          OR: ReLU(s) - ReLU(s - 1)
+    BUF: s (linear)                 NOT: 1 - s (linear)
+With cleanup="threshold" every gate output g is passed through h(g) = ReLU(2g - .5) - ReLU(2g - 1.5)
+before it is written. h is flat below 0.25 and above 0.75, so h(gate(z)) = h(z) for the clipped
+gates above, and gate plus clean-up fold into the same two ReLUs on the gate's pre-activation z.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import torch
+
+from circuits.spec import Circuit
+from layers import Network, ReLUBlock, compact, make_embedding, times_transpose
+from layers.matrices import to_dense
+
+CLEANUPS = ("none", "threshold")
+
+# (input sign, bias) of the gate pre-activation z = sign * s + bias, for a gate of fan-in k.
+_PRE = {
+    "AND": lambda k: (1.0, -(k - 1.0)),
+    "OR": lambda k: (1.0, 0.0),
+    "BUF": lambda k: (1.0, 0.0),
+    "NOT": lambda k: (-1.0, 1.0),
+}
+
+
+def gate_neurons(kind: str, fan_in: int, cleanup: str) -> list[tuple[float, float, bool, float]]:
+    """Neurons computing one gate: (input weight, bias, is ReLU, output coefficient) each."""
+    sign, bias = _PRE[kind](fan_in)
+    if cleanup == "threshold":
+        return [(2 * sign, 2 * bias - 0.5, True, 1.0), (2 * sign, 2 * bias - 1.5, True, -1.0)]
+    if kind == "AND":
+        return [(sign, bias, True, 1.0)]
+    if kind == "OR":
+        return [(1.0, 0.0, True, 1.0), (1.0, -1.0, True, -1.0)]
+    return [(sign, bias, False, 1.0)]  # BUF, NOT: linear
+
+
+@dataclass(frozen=True)
+class Cost:
+    """What a network spends: neurons per block, stream widths, weights and biases."""
+
+    neurons: list[int]
+    stream_widths: list[int]
+    parameters: int
+    nonzero_parameters: int
+
+    @property
+    def total_neurons(self) -> int:
+        return sum(self.neurons)
+
+    def as_dict(self) -> dict:
+        return asdict(self) | {"total_neurons": self.total_neurons}
+
+
+class CompiledNetwork:
+    """A network with, per layer, the directions along which the circuit's features are read.
+
+    ``readouts[t]`` is an (m_t, n_t) matrix (None: the identity); the features of layer t are
+    ``stream_t @ readouts[t].T``.
+    """
+
+    def __init__(
+        self, name: str, circuit: Circuit, network: Network, readouts: list[torch.Tensor | None]
+    ) -> None:
+        if len(readouts) != circuit.depth + 1:
+            raise ValueError(f"need {circuit.depth + 1} read-outs, got {len(readouts)}")
+        self.name, self.circuit, self.network, self.readouts = name, circuit, network, readouts
+
+    def read_features(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """Read-out of every layer's features for the inputs x, as (batch, m_t) tensors."""
+        streams = self.network.streams(x)
+        return [times_transpose(s, r) for s, r in zip(streams, self.readouts)]
+
+    def to(self, device: torch.device | str) -> CompiledNetwork:
+        self.network.to(device)
+        self.readouts = [None if r is None else r.to(device) for r in self.readouts]
+        return self
+
+    def cost(self) -> Cost:
+        blocks = self.network.blocks
+        return Cost(
+            neurons=self.network.neurons(),
+            stream_widths=list(self.network.stream_widths),
+            parameters=self.network.parameter_count(),
+            nonzero_parameters=sum(b.nonzero_parameters() for b in blocks)
+            + (0 if self.network.embed is None else int(self.network.embed.count_nonzero())),
+        )
+
+    def directions(self, layer: int) -> torch.Tensor:
+        """Dense (m_t, n_t) read-out directions of one layer."""
+        return to_dense(self.readouts[layer], self.circuit.widths[layer])
+
+
+def _layer_block(
+    gates: list, m_prev: int, phi_prev: torch.Tensor | None, phi: torch.Tensor | None, cleanup: str
+) -> ReLUBlock:
+    rows, cols, weights, biases, relus, outs = [], [], [], [], [], []
+    for g, gate in enumerate(gates):
+        for w, b, relu, c in gate_neurons(gate.kind, gate.fan_in, cleanup):
+            neuron = len(biases)
+            for j in gate.inputs:
+                rows.append(neuron)
+                cols.append(j)
+                weights.append(w)
+            biases.append(b)
+            relus.append(relu)
+            outs.append((g, neuron, c))
+    hidden = len(biases)
+    gate_in = torch.sparse_coo_tensor([rows, cols], weights, (hidden, m_prev)).coalesce()
+    gate_out = torch.sparse_coo_tensor(
+        [[o[1] for o in outs], [o[0] for o in outs]], [o[2] for o in outs], (hidden, len(gates))
+    ).coalesce()  # transposed combination: (neurons, gates)
+    read = gate_in if phi_prev is None else torch.sparse.mm(gate_in, phi_prev)
+    write_t = gate_out if phi is None else torch.sparse.mm(gate_out, phi)
+    return ReLUBlock(
+        compact(read),
+        torch.tensor(biases),
+        compact(write_t.to_dense().T.contiguous() if write_t.is_sparse else write_t.T.contiguous()),
+        relu_mask=torch.tensor(relus),
+        n_in=m_prev if phi_prev is None else phi_prev.shape[1],
+        n_out=len(gates) if phi is None else phi.shape[1],
+    )
+
+
+def compile_with_embeddings(
+    circuit: Circuit, embeddings: list[torch.Tensor | None], cleanup: str, name: str
+) -> CompiledNetwork:
+    """Compile with the given (m_t, n_t) direction matrix per layer (None: the identity)."""
+    if cleanup not in CLEANUPS:
+        raise ValueError(f"unknown cleanup {cleanup!r}; choose one of {', '.join(CLEANUPS)}")
+    blocks = [
+        _layer_block(gates, circuit.widths[t], embeddings[t], embeddings[t + 1], cleanup)
+        for t, gates in enumerate(circuit.layers)
+    ]
+    embed = None if embeddings[0] is None else compact(embeddings[0].T.contiguous())
+    network = Network(embed, blocks, circuit.n_inputs)
+    readouts = [None if e is None else compact(e.contiguous()) for e in embeddings]
+    return CompiledNetwork(name, circuit, network, readouts)
+
+
+def compile_dedicated(circuit: Circuit) -> CompiledNetwork:
+    """The baseline: one direction per feature, exact on every input by construction."""
+    return compile_with_embeddings(circuit, [None] * (circuit.depth + 1), "none", "dedicated")
+
+
+def compile_superposed(
+    circuit: Circuit,
+    n: int,
+    embedding: str = "random",
+    cleanup: str = "none",
+    generator: torch.Generator | None = None,
+) -> CompiledNetwork:
+    """Every layer's features along their own ``embedding`` directions in an n-dim stream."""
+    phis = [make_embedding(embedding, m_t, n, generator) for m_t in circuit.widths]
+    return compile_with_embeddings(circuit, phis, cleanup, "superposed")

@@ -1,0 +1,71 @@
+"""Circuit generators: random layered circuits, the relay, all-pairs AND, small named examples."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from itertools import combinations
+
+import torch
+
+from circuits.spec import GATES, Circuit, CircuitError, Gate
+
+
+def random_circuit(
+    m: int,
+    layers: int,
+    width: int,
+    fan_in: int,
+    gates: Sequence[str] = ("AND", "OR"),
+    generator: torch.Generator | None = None,
+) -> Circuit:
+    """Each gate picks its kind uniformly from ``gates`` and reads distinct random features of
+    the previous layer (``fan_in`` of them for AND / OR, one for BUF / NOT)."""
+    kinds = [kind.upper() for kind in gates]
+    unknown = [kind for kind in kinds if kind not in GATES]
+    if unknown or not kinds:
+        raise CircuitError(f"unknown gate {unknown[0] if unknown else ''!r}; valid: {', '.join(GATES)}")
+    if any(k in ("AND", "OR") for k in kinds) and fan_in < 2:
+        raise CircuitError(f"fan_in must be >= 2 for AND / OR, got {fan_in}")
+    built, prev = [], m
+    for t in range(1, layers + 1):
+        if any(k in ("AND", "OR") for k in kinds) and fan_in > prev:
+            raise CircuitError(f"fan_in={fan_in} exceeds the {prev} features of layer {t - 1}")
+        picks = torch.randint(0, len(kinds), (width,), generator=generator)
+        # fan_in distinct features per gate: the first columns of a random permutation per row.
+        order = torch.rand(width, prev, generator=generator).argsort(dim=1)[:, :fan_in]
+        layer = []
+        for i in range(width):
+            kind = kinds[int(picks[i])]
+            k = fan_in if kind in ("AND", "OR") else 1
+            layer.append(Gate(kind, tuple(int(j) for j in order[i, :k])))
+        built.append(layer)
+        prev = width
+    return Circuit(m, built)
+
+
+def relay(m: int, layers: int, generator: torch.Generator | None = None) -> Circuit:
+    """Each layer copies the previous one's features through BUF gates in a random order."""
+    return Circuit(
+        m,
+        [
+            [Gate("BUF", (int(j),)) for j in torch.randperm(m, generator=generator)]
+            for _ in range(layers)
+        ],
+    )
+
+
+def all_pairs_and(m: int) -> Circuit:
+    """One layer holding AND(i, j) for every pair i < j of the m inputs."""
+    return Circuit(m, [[Gate("AND", pair) for pair in combinations(range(m), 2)]])
+
+
+def xor_circuit() -> Circuit:
+    """XOR(a, b) = AND(OR(a, b), NOT(AND(a, b))), layered with a BUF."""
+    return Circuit(
+        2,
+        [
+            [Gate("OR", (0, 1)), Gate("AND", (0, 1))],
+            [Gate("BUF", (0,)), Gate("NOT", (1,))],
+            [Gate("AND", (0, 1))],
+        ],
+    )

@@ -1,0 +1,46 @@
+"""Seeded sparse boolean input samplers, each with its own torch.Generator."""
+
+from __future__ import annotations
+
+import torch
+
+
+class ExactlyActive:
+    """Inputs with exactly ``active`` of the ``m`` features on, chosen uniformly."""
+
+    def __init__(self, m: int, active: int, seed: int, device: torch.device | str = "cpu") -> None:
+        if not 0 <= active <= m:
+            raise ValueError(f"active must be between 0 and m={m}, got {active}")
+        self.m, self.active = m, active
+        self.device = torch.device(device)
+        self.generator = torch.Generator(device=self.device).manual_seed(seed)
+
+    def sample(self, batch: int) -> torch.Tensor:
+        x = torch.zeros(batch, self.m, device=self.device)
+        if self.active:
+            scores = torch.rand(batch, self.m, generator=self.generator, device=self.device)
+            x.scatter_(1, scores.topk(self.active, dim=1).indices, 1.0)
+        return x
+
+
+class Bernoulli:
+    """Inputs whose features are on independently with probability ``p``."""
+
+    def __init__(self, m: int, p: float, seed: int, device: torch.device | str = "cpu") -> None:
+        if not 0.0 <= p <= 1.0:
+            raise ValueError(f"p must be in [0, 1], got {p}")
+        self.m, self.p = m, p
+        self.device = torch.device(device)
+        self.generator = torch.Generator(device=self.device).manual_seed(seed)
+
+    def sample(self, batch: int) -> torch.Tensor:
+        u = torch.rand(batch, self.m, generator=self.generator, device=self.device)
+        return (u < self.p).float()
+
+
+def all_inputs(m: int) -> torch.Tensor:
+    """All 2^m boolean inputs, row r holding the bits of r (feature 0 = lowest bit)."""
+    if not 0 < m <= 20:
+        raise ValueError(f"enumerating all inputs needs 0 < m <= 20, got {m}")
+    r = torch.arange(2**m).unsqueeze(1)
+    return ((r >> torch.arange(m)) & 1).float()

@@ -1,0 +1,136 @@
+"""Layered boolean circuits: AND / OR (fan-in >= 2), BUF and NOT (fan-in 1).
+
+Layer 0 holds the m input features; every gate of layer t reads features of layer t - 1 only,
+which is what a stream that carries one layer's features at a time can compute. The circuit is
+also available as a networkx DiGraph with nodes ``(layer, index)``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import networkx as nx
+
+GATES = ("AND", "OR", "BUF", "NOT")
+INPUT = "INPUT"
+
+
+class CircuitError(ValueError):
+    """A circuit that cannot be built or compiled, with the reason."""
+
+
+@dataclass(frozen=True)
+class Gate:
+    kind: str
+    inputs: tuple[int, ...]
+
+    @property
+    def fan_in(self) -> int:
+        return len(self.inputs)
+
+
+class Circuit:
+    """A validated layered circuit over ``n_inputs`` features."""
+
+    def __init__(self, n_inputs: int, layers: list[list[Gate]]) -> None:
+        if n_inputs <= 0:
+            raise CircuitError(f"a circuit needs at least one input, got {n_inputs}")
+        self.n_inputs = n_inputs
+        self.layers = [list(layer) for layer in layers]
+        width = n_inputs
+        for t, layer in enumerate(self.layers, start=1):
+            if not layer:
+                raise CircuitError(f"layer {t} has no gates")
+            for i, gate in enumerate(layer):
+                _check_gate(gate, (t, i), width)
+            width = len(layer)
+
+    @property
+    def depth(self) -> int:
+        return len(self.layers)
+
+    @property
+    def widths(self) -> list[int]:
+        """Number of features per layer, layer 0 being the inputs."""
+        return [self.n_inputs] + [len(layer) for layer in self.layers]
+
+    def graph(self) -> nx.DiGraph:
+        """The circuit as a DiGraph: node ``(t, i)`` with ``layer``, ``gate``, ``label``."""
+        g = nx.DiGraph()
+        for i in range(self.n_inputs):
+            g.add_node((0, i), layer=0, gate=INPUT, label=f"x{i}")
+        for t, layer in enumerate(self.layers, start=1):
+            for i, gate in enumerate(layer):
+                g.add_node((t, i), layer=t, gate=gate.kind, label=f"{gate.kind}{t}.{i}")
+                for j in gate.inputs:
+                    g.add_edge((t - 1, j), (t, i))
+        return g
+
+    @classmethod
+    def from_graph(cls, g: nx.DiGraph) -> Circuit:
+        """Validate a DiGraph with ``layer`` and ``gate`` node attributes and build the circuit.
+
+        Gate inputs are taken in the order of their node index. Nodes need not be ``(t, i)``
+        tuples; within a layer they are ordered by their sort order.
+        """
+        missing = [node for node, data in g.nodes(data=True) if "layer" not in data or "gate" not in data]
+        if missing:
+            raise CircuitError(
+                f"node {missing[0]!r} has no 'layer'/'gate' attribute (a wire to a missing node?)"
+            )
+        if not nx.is_directed_acyclic_graph(g):
+            cycle = nx.find_cycle(g)
+            raise CircuitError(f"the circuit has a cycle through {cycle[0][0]!r}")
+        by_layer: dict[int, list] = {}
+        for node, data in g.nodes(data=True):
+            kind = data["gate"]
+            if kind != INPUT and kind not in GATES:
+                raise CircuitError(f"node {node!r}: unknown gate {kind!r}; valid: {', '.join(GATES)}")
+            if (kind == INPUT) != (data["layer"] == 0):
+                raise CircuitError(f"node {node!r}: inputs live in layer 0 and only there")
+            by_layer.setdefault(int(data["layer"]), []).append(node)
+        depth = max(by_layer)
+        if sorted(by_layer) != list(range(depth + 1)):
+            raise CircuitError(f"layers must run 0..{depth} without gaps, got {sorted(by_layer)}")
+        order = {t: sorted(nodes) for t, nodes in by_layer.items()}
+        index = {node: i for nodes in order.values() for i, node in enumerate(nodes)}
+        layers = []
+        for t in range(1, depth + 1):
+            gates = []
+            for node in order[t]:
+                sources = sorted(g.predecessors(node), key=lambda u: index[u])
+                for u in sources:
+                    if g.nodes[u]["layer"] >= t:
+                        raise CircuitError(
+                            f"gate {node!r} (layer {t}) reads {u!r} from its own or a later layer"
+                        )
+                    if g.nodes[u]["layer"] != t - 1:
+                        raise CircuitError(
+                            f"gate {node!r} (layer {t}) reads {u!r} from layer "
+                            f"{g.nodes[u]['layer']}; gates read only layer {t - 1} "
+                            "(carry older features forward with BUF gates)"
+                        )
+                gates.append(Gate(g.nodes[node]["gate"], tuple(index[u] for u in sources)))
+            layers.append(gates)
+        return cls(len(order[0]), layers)
+
+    def __repr__(self) -> str:
+        return f"Circuit(widths={self.widths})"
+
+
+def _check_gate(gate: Gate, where: tuple[int, int], width: int) -> None:
+    if gate.kind not in GATES:
+        raise CircuitError(f"gate {where}: unknown gate {gate.kind!r}; valid: {', '.join(GATES)}")
+    if gate.fan_in == 0:
+        raise CircuitError(f"gate {where} ({gate.kind}) has fan-in 0")
+    if gate.kind in ("AND", "OR") and gate.fan_in < 2:
+        raise CircuitError(f"gate {where}: {gate.kind} needs fan-in >= 2, got {gate.fan_in}")
+    if gate.kind in ("BUF", "NOT") and gate.fan_in != 1:
+        raise CircuitError(f"gate {where}: {gate.kind} takes exactly one input, got {gate.fan_in}")
+    if len(set(gate.inputs)) != gate.fan_in:
+        raise CircuitError(f"gate {where} reads the same input twice: {gate.inputs}")
+    bad = [j for j in gate.inputs if not 0 <= j < width]
+    if bad:
+        raise CircuitError(
+            f"gate {where} reads feature {bad[0]} of the previous layer, which has only {width}"
+        )

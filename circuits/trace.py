@@ -1,0 +1,142 @@
+"""The noise tracer: layer by layer, how far each network's read-out is from the exact values.
+
+Samples stream through in batches; only running sums (float64) are kept, so memory is bounded
+by the batch, not by the number of samples. Every network is fed the same inputs.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass
+
+import torch
+from tqdm import tqdm
+
+from circuits.evaluate import Evaluator
+from circuits.spec import Circuit
+
+# Anything that maps a batch of inputs to one (batch, m_t) read-out per layer.
+Reader = Callable[[torch.Tensor], list[torch.Tensor]]
+
+
+class Sampler:  # the protocol the samplers of circuits.sampling follow
+    def sample(self, batch: int) -> torch.Tensor: ...
+
+
+@dataclass(frozen=True)
+class LayerNoise:
+    """Read-out error of one network at one layer, over all sampled inputs."""
+
+    layer: int
+    features: int
+    active_per_sample: float  # exact number of on-features per sample
+    signal_mean: float  # read-out on active features
+    signal_std: float
+    interference_mean: float  # read-out on inactive features
+    interference_std: float
+    mse: float  # per feature, read-out against the exact value
+    false_positives: float  # per sample: off-features read above 1/2
+    false_negatives: float  # per sample: on-features read at or below 1/2
+    any_wrong: float  # fraction of samples with at least one wrong feature
+
+    @property
+    def wrong_features(self) -> float:
+        return self.false_positives + self.false_negatives
+
+    def as_dict(self) -> dict:
+        return asdict(self) | {"wrong_features": self.wrong_features}
+
+
+class _Sums:
+    """Running sums for one network at one layer."""
+
+    def __init__(self) -> None:
+        self.v = torch.zeros(11, dtype=torch.float64)
+
+    def add(self, read: torch.Tensor, truth: torch.Tensor) -> None:
+        # truth is 0/1, so the on-feature sums are dot products with it and the squared error
+        # is sum(read^2) - 2 sum(read * truth) + n_on; counts come from boolean masks.
+        flat, exact = read.reshape(-1), truth.reshape(-1)
+        above, on = read > 0.5, truth > 0.5
+        wrong = above ^ on
+        hits = torch.count_nonzero(above & on)
+        n_on = torch.count_nonzero(on)
+        s_on = torch.dot(flat, exact)
+        q_all = torch.dot(flat, flat)
+        floats = torch.stack(
+            [s_on, torch.dot(flat * exact, flat), flat.sum(), q_all, q_all - 2 * s_on + n_on]
+        ).to(torch.float64)
+        counts = torch.stack(
+            [
+                n_on,
+                torch.count_nonzero(above) - hits,
+                n_on - hits,
+                torch.count_nonzero(wrong.view(torch.uint8).amax(dim=1)),
+            ]
+        ).to(torch.float64)
+        self.v[0] += read.shape[0]
+        self.v[10] += read.numel()
+        self.v[[2, 3, 4, 5, 6]] += floats.cpu()
+        self.v[[1, 7, 8, 9]] += counts.cpu()
+
+    def finish(self, layer: int) -> LayerNoise:
+        n, n_on, s_on, q_on, s_all, q_all, sq_err, fp, fn, anyw, cells = self.v.tolist()
+        n_off = cells - n_on
+        s_off, q_off = s_all - s_on, q_all - q_on
+
+        def mean_std(count: float, s: float, q: float) -> tuple[float, float]:
+            if count == 0:
+                return 0.0, 0.0
+            mean = s / count
+            return mean, math.sqrt(max(q / count - mean * mean, 0.0))
+
+        sig_m, sig_s = mean_std(n_on, s_on, q_on)
+        int_m, int_s = mean_std(n_off, s_off, q_off)
+        return LayerNoise(
+            layer=layer,
+            features=int(cells / n),
+            active_per_sample=n_on / n,
+            signal_mean=sig_m,
+            signal_std=sig_s,
+            interference_mean=int_m,
+            interference_std=int_s,
+            mse=sq_err / cells,
+            false_positives=fp / n,
+            false_negatives=fn / n,
+            any_wrong=anyw / n,
+        )
+
+
+@torch.no_grad()
+def trace_noise(
+    circuit: Circuit,
+    readers: Mapping[str, Reader],
+    sampler: Sampler,
+    samples: int,
+    batch_size: int = 4096,
+    progress: bool = True,
+    device: torch.device | str = "cpu",
+) -> dict[str, list[LayerNoise]]:
+    """Per-layer read-out error of each reader (e.g. a superposed network and its dedicated
+    twin) on the same ``samples`` inputs drawn from ``sampler``."""
+    if samples <= 0 or batch_size <= 0:
+        raise ValueError(f"samples and batch_size must be positive, got {samples}, {batch_size}")
+    evaluator = Evaluator(circuit, device)
+    sums = {name: [_Sums() for _ in range(circuit.depth + 1)] for name in readers}
+    bar = tqdm(total=samples, unit="sample", disable=not progress, leave=False, desc="tracing")
+    done = 0
+    while done < samples:
+        batch = min(batch_size, samples - done)
+        x = sampler.sample(batch)
+        truth = evaluator(x)
+        for name, reader in readers.items():
+            reads = reader(x)
+            if len(reads) != len(truth):
+                raise ValueError(f"{name} reads {len(reads)} layers, the circuit has {len(truth)}")
+            for acc, read, exact in zip(sums[name], reads, truth):
+                acc.add(read, exact)
+        done += batch
+        bar.update(batch)
+    bar.close()
+    return {name: [acc.finish(t) for t, acc in enumerate(layers)] for name, layers in sums.items()}

@@ -1,0 +1,46 @@
+"""Weight matrices that may be dense, sparse (CSR) or the identity, behind one product."""
+
+from __future__ import annotations
+
+import torch
+
+# Below this fraction of non-zeros a CSR product beats a dense one on CPU.
+SPARSE_DENSITY = 0.05
+
+
+def compact(matrix: torch.Tensor) -> torch.Tensor | None:
+    """Store a weight matrix in its cheapest exact form: None for the identity, CSR if sparse."""
+    dense = matrix.to_dense() if matrix.layout != torch.strided else matrix
+    rows, cols = dense.shape
+    if rows == cols and torch.equal(dense, torch.eye(rows, dtype=dense.dtype, device=dense.device)):
+        return None
+    if rows * cols > 0 and (dense != 0).sum().item() / (rows * cols) < SPARSE_DENSITY:
+        return dense.to_sparse_csr()
+    return dense.contiguous()
+
+
+def times_transpose(x: torch.Tensor, weight: torch.Tensor | None) -> torch.Tensor:
+    """x @ weight.T for a batch x of shape (batch, in) and weight (out, in); None is identity."""
+    if weight is None:
+        return x
+    if weight.layout == torch.sparse_csr:
+        return torch.sparse.mm(weight, x.T).T
+    return x @ weight.T
+
+
+def to_dense(weight: torch.Tensor | None, size: int | None = None) -> torch.Tensor:
+    """The dense form of a stored weight (``size`` gives the identity's size)."""
+    if weight is None:
+        if size is None:
+            raise ValueError("the identity needs a size to be made dense")
+        return torch.eye(size)
+    return weight.to_dense() if weight.layout != torch.strided else weight
+
+
+def nonzeros(weight: torch.Tensor | None, size: int = 0) -> int:
+    """Number of non-zero entries (the identity has ``size``)."""
+    if weight is None:
+        return size
+    if weight.layout == torch.sparse_csr:
+        return int(weight.values().count_nonzero())
+    return int(weight.count_nonzero())

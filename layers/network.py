@@ -1,0 +1,133 @@
+"""A plain stack of ReLU blocks with named hook points at every site.
+
+Stream t is the vector the network carries between blocks (stream 0 is the embedded input).
+Block t reads stream t, computes its neurons and writes stream t + 1:
+
+    pre  = stream_t @ read.T + bias
+    post = ReLU(pre) on ReLU neurons, pre on linear neurons
+    stream_{t+1} = post @ write.T  (+ stream_t if the block is residual)
+
+Weights are dense, CSR or None (the identity); a tensor given as ``nn.Parameter`` is trained.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from layers.hooks import HookPoint
+from layers.matrices import nonzeros, times_transpose
+
+
+def _keep(module: nn.Module, name: str, value: torch.Tensor | None) -> None:
+    if isinstance(value, nn.Parameter):
+        module.register_parameter(name, value)
+    else:
+        module.register_buffer(name, value)
+
+
+class ReLUBlock(nn.Module):
+    """One layer of neurons between two streams, with hook points ``hook_pre``,
+    ``hook_post`` and ``hook_out``."""
+
+    def __init__(
+        self,
+        read: torch.Tensor | None,
+        bias: torch.Tensor,
+        write: torch.Tensor | None,
+        relu_mask: torch.Tensor | None = None,
+        residual: bool = False,
+        n_in: int | None = None,
+        n_out: int | None = None,
+    ) -> None:
+        super().__init__()
+        hidden = bias.shape[0]
+        self.n_in = read.shape[1] if read is not None else (n_in if n_in is not None else hidden)
+        self.n_out = write.shape[0] if write is not None else (n_out if n_out is not None else hidden)
+        self.hidden = hidden
+        if read is not None and read.shape[0] != hidden:
+            raise ValueError(f"read has {read.shape[0]} rows but there are {hidden} neurons")
+        if write is not None and write.shape[1] != hidden:
+            raise ValueError(f"write has {write.shape[1]} columns but there are {hidden} neurons")
+        if residual and self.n_in != self.n_out:
+            raise ValueError("a residual block needs equal input and output widths")
+        _keep(self, "read", read)
+        _keep(self, "bias", bias)
+        _keep(self, "write", write)
+        mask = torch.ones(hidden, dtype=torch.bool) if relu_mask is None else relu_mask.bool()
+        self.register_buffer("relu_mask", mask)
+        self.all_relu = bool(mask.all())
+        self.all_linear = not bool(mask.any())
+        self.residual = residual
+        self.hook_pre = HookPoint()
+        self.hook_post = HookPoint()
+        self.hook_out = HookPoint()
+
+    def forward(self, stream: torch.Tensor) -> torch.Tensor:
+        pre = self.hook_pre(times_transpose(stream, self.read) + self.bias)
+        if self.all_relu:
+            post = torch.relu(pre)
+        elif self.all_linear:
+            post = pre
+        else:
+            post = torch.where(self.relu_mask, torch.relu(pre), pre)
+        post = self.hook_post(post)
+        out = times_transpose(post, self.write)
+        if self.residual:
+            out = out + stream
+        return self.hook_out(out)
+
+    def parameter_count(self) -> int:
+        """Weights and biases a dense layer of this shape holds."""
+        return self.n_in * self.hidden + self.hidden + self.hidden * self.n_out
+
+    def nonzero_parameters(self) -> int:
+        """Weights and biases that are not zero (the identity counts its diagonal)."""
+        return (
+            nonzeros(self.read, self.hidden)
+            + int(self.bias.count_nonzero())
+            + nonzeros(self.write, self.hidden)
+        )
+
+
+class Network(nn.Module):
+    """Input embedding followed by ReLU blocks; hook points ``hook_embed`` and
+    ``blocks.{t}.hook_{pre,post,out}``."""
+
+    def __init__(
+        self, embed: torch.Tensor | None, blocks: list[ReLUBlock], n_inputs: int
+    ) -> None:
+        super().__init__()
+        _keep(self, "embed", embed)
+        self.n_inputs = n_inputs
+        self.blocks = nn.ModuleList(blocks)
+        self.hook_embed = HookPoint()
+        widths = [embed.shape[0] if embed is not None else n_inputs]
+        for t, block in enumerate(blocks):
+            if block.n_in != widths[-1]:
+                raise ValueError(
+                    f"block {t} reads a stream of width {block.n_in}, but the stream has {widths[-1]}"
+                )
+            widths.append(block.n_out)
+        self.stream_widths = widths
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.streams(x)[-1]
+
+    def streams(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """Every stream, from the embedded input (stream 0) to the last block's output."""
+        if x.dim() != 2 or x.shape[1] != self.n_inputs:
+            raise ValueError(f"expected inputs of shape (batch, {self.n_inputs}), got {tuple(x.shape)}")
+        stream = self.hook_embed(times_transpose(x, self.embed))
+        out = [stream]
+        for block in self.blocks:
+            stream = block(stream)
+            out.append(stream)
+        return out
+
+    def neurons(self) -> list[int]:
+        return [block.hidden for block in self.blocks]
+
+    def parameter_count(self) -> int:
+        embed = 0 if self.embed is None else self.embed.numel()
+        return embed + sum(block.parameter_count() for block in self.blocks)

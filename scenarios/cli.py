@@ -1,0 +1,78 @@
+"""The ``superposim`` command: list and run scenarios."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections.abc import Sequence
+
+from scenarios.params import UsageError
+from scenarios.registry import VERSION, describe, run
+
+EXIT_USAGE = 2
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # one line, exit 2, no usage dump
+        raise UsageError(message)
+
+
+def _split_sets(pairs: Sequence[str]) -> dict[str, str]:
+    out = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise UsageError(f"--set expects KEY=VALUE, got {pair!r}")
+        out[key.strip()] = value
+    return out
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="superposim", description="Computation in superposition, measured.")
+    parser.add_argument("--version", action="version", version=f"superposim {VERSION}")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    sub.add_parser("list", help="every scenario with a one-line description")
+    p_run = sub.add_parser("run", help="run a scenario: print its table, write result.json and figures")
+    p_run.add_argument("name", help="a scenario name (see 'superposim list') or a path to a script")
+    p_run.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                       help="set a parameter (lists are comma-separated: --set active=4,16)")
+    p_run.add_argument("--seed", type=int, default=0)
+    p_run.add_argument("--out", default=None, help="output folder (default runs/NAME)")
+    p_run.add_argument("--device", default="cpu", help="cpu or cuda")
+    p_run.add_argument("--quiet", action="store_true", help="no progress bar")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        args = build_parser().parse_args(argv)
+        if args.command == "list":
+            rows = describe()
+            width = max(len(name) for name, _ in rows)
+            for name, text in rows:
+                print(f"{name.ljust(width)}  {text}")
+            return 0
+        return _run(args)
+    except UsageError as err:
+        print(f"superposim: error: {err}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("superposim: interrupted", file=sys.stderr)
+        return 130
+
+
+def _run(args: argparse.Namespace) -> int:
+    start = time.perf_counter()
+    result = run(args.name, seed=args.seed, device=args.device,
+                 progress=not args.quiet, **_split_sets(args.set))
+    print(f"# {result.scenario}  seed={result.seed}  ({time.perf_counter() - start:.1f} s)")
+    print(result.table())
+    out = args.out or f"runs/{result.scenario}"
+    for path in result.save(out):
+        print(f"wrote {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

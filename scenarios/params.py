@@ -1,0 +1,103 @@
+"""Scenario parameters: declared once, parsed from the command line or Python, validated.
+
+A run's parameters are frozen after validation and written whole into its result, so that
+they determine the run. Unknown keys, wrong types and out-of-range values raise UsageError with
+one line naming the item and what is allowed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import Any
+
+
+class UsageError(ValueError):
+    """Bad input from a user: reported as one line, exit code 2."""
+
+
+_SCALARS = {"int": int, "float": float, "str": str, "bool": bool}
+
+
+@dataclass(frozen=True)
+class Param:
+    """One parameter: its default, type (``int``, ``float``, ``str``, ``bool`` or a list of
+    one of those, e.g. ``list[int]``), allowed choices and inclusive bounds."""
+
+    default: Any
+    help: str
+    kind: str = "int"
+    choices: tuple[str, ...] | None = None
+    low: float | None = None
+    high: float | None = None
+
+    @property
+    def is_list(self) -> bool:
+        return self.kind.startswith("list[")
+
+    @property
+    def scalar(self) -> str:
+        return self.kind[5:-1] if self.is_list else self.kind
+
+    def describe(self) -> str:
+        allowed = []
+        if self.choices:
+            allowed.append("one of " + "|".join(self.choices))
+        if self.low is not None:
+            allowed.append(f">= {self.low:g}")
+        if self.high is not None:
+            allowed.append(f"<= {self.high:g}")
+        kind = f"comma-separated {self.scalar}s" if self.is_list else self.scalar
+        return kind + (" " + ", ".join(allowed) if allowed else "")
+
+    def parse(self, key: str, value: Any) -> Any:
+        """Turn a command-line string or a Python value into a checked value."""
+        if self.is_list:
+            items = value.split(",") if isinstance(value, str) else value
+            if not isinstance(items, list | tuple) or not items:
+                raise UsageError(f"{key}: expected {self.describe()}, got {value!r}")
+            return tuple(self._one(key, item) for item in items)
+        return self._one(key, value)
+
+    def _one(self, key: str, value: Any) -> Any:
+        target = _SCALARS[self.scalar]
+        try:
+            if isinstance(value, str):
+                value = value.strip()
+                if target is bool:
+                    if value.lower() not in ("true", "false", "1", "0", "yes", "no"):
+                        raise ValueError
+                    value = value.lower() in ("true", "1", "yes")
+                else:
+                    value = target(value)
+            elif target is float and isinstance(value, int) and not isinstance(value, bool):
+                value = float(value)
+            if not isinstance(value, target) or (target is not bool and isinstance(value, bool)):
+                raise ValueError
+        except ValueError:
+            raise UsageError(f"{key}: expected {self.describe()}, got {value!r}") from None
+        if target is float and value != value:
+            raise UsageError(f"{key}: NaN is not a value")
+        if self.choices is not None and value not in self.choices:
+            raise UsageError(f"{key}: {value!r} is not one of {', '.join(self.choices)}")
+        if self.low is not None and value < self.low:
+            raise UsageError(f"{key}: must be >= {self.low:g}, got {value}")
+        if self.high is not None and value > self.high:
+            raise UsageError(f"{key}: must be <= {self.high:g}, got {value}")
+        return value
+
+
+def resolve(spec: Mapping[str, Param], given: Mapping[str, Any]) -> Mapping[str, Any]:
+    """Every parameter of ``spec``, given values parsed over the defaults; read-only."""
+    unknown = [key for key in given if key not in spec]
+    if unknown:
+        raise UsageError(f"unknown parameter {unknown[0]!r}; valid: {', '.join(spec) or '(none)'}")
+    values = {key: p.parse(key, given[key]) if key in given else p.default for key, p in spec.items()}
+    return MappingProxyType(values)
+
+
+def require(condition: bool, message: str) -> None:
+    """Raise UsageError(message) unless ``condition``: for checks between parameters."""
+    if not condition:
+        raise UsageError(message)

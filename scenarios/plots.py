@@ -1,0 +1,27 @@
+"""Small plotting helpers shared by the scenarios (matplotlib, Agg backend)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from matplotlib.figure import Figure
+
+MEASURED, PREDICTED, DEDICATED = "tab:blue", "black", "tab:green"
+
+
+def figure(title: str, xlabel: str, ylabel: str, log_y: bool = False) -> tuple[Figure, object]:
+    fig = Figure(figsize=(6.4, 4.2))
+    ax = fig.add_subplot()
+    ax.set_title(title, fontsize=11)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    if log_y:
+        ax.set_yscale("symlog", linthresh=1e-4)
+    ax.grid(alpha=0.3)
+    return fig, ax
+
+
+def line(ax, x: Sequence, y: Sequence, label: str, color: str, style: str = "-o") -> None:
+    pts = [(a, b) for a, b in zip(x, y) if b is not None]
+    if pts:
+        ax.plot([p[0] for p in pts], [p[1] for p in pts], style, label=label, color=color, ms=4)

@@ -1,0 +1,138 @@
+"""Scenarios: what a person runs. A scenario declares its parameters and a function that
+turns resolved parameters into rows, a summary and figures; ``run`` wraps that into a Result."""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import importlib.util
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from scenarios.params import Param, UsageError, resolve
+from scenarios.result import FigureMaker, Result
+
+VERSION = "0.1.0"
+
+# Built-in scenarios by name -> module; each module defines ``scenario``.
+BUILTIN = {
+    "circuit": "scenarios.circuit",
+    "sparsity": "scenarios.sparsity",
+    "booleanish": "scenarios.booleanish",
+    "compounding-noise": "scenarios.compounding_noise",
+    "cost-ledger": "scenarios.cost_ledger",
+}
+
+
+@dataclass
+class Outcome:
+    """What a scenario function returns."""
+
+    rows: list[dict[str, Any]]
+    summary: dict[str, Any]
+    figures: dict[str, FigureMaker] = field(default_factory=dict)
+    columns: list[str] | None = None
+
+
+@dataclass(frozen=True)
+class Context:
+    """Run-wide settings: the seed (every random thing derives its own from it), the device,
+    and whether to show progress."""
+
+    seed: int
+    device: torch.device
+    progress: bool = False
+
+    def seed_for(self, purpose: str) -> int:
+        """A seed of its own for each purpose, so adding a random draw elsewhere changes nothing here."""
+        digest = hashlib.sha256(f"{self.seed}:{purpose}".encode()).digest()
+        return int.from_bytes(digest[:8], "little") & (2**63 - 1)
+
+    def generator(self, purpose: str) -> torch.Generator:
+        """A CPU generator (used to build weights and circuits, identical on every device)."""
+        return torch.Generator().manual_seed(self.seed_for(purpose))
+
+
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    description: str
+    params: Mapping[str, Param]
+    body: Callable[[Mapping[str, Any], Context], Outcome]
+    check: Callable[[Mapping[str, Any]], None] | None = None
+
+
+def load(name: str) -> Scenario:
+    """A built-in scenario by name, or a user's script by path (it must define ``scenario``)."""
+    if name.endswith(".py") or "/" in name:
+        return _load_script(Path(name))
+    if name not in BUILTIN:
+        raise UsageError(f"unknown scenario {name!r}; valid: {', '.join(BUILTIN)} or a path to a .py script")
+    return importlib.import_module(BUILTIN[name]).scenario
+
+
+def _load_script(path: Path) -> Scenario:
+    if not path.is_file():
+        raise UsageError(f"scenario script {str(path)!r} does not exist")
+    spec = importlib.util.spec_from_file_location(f"superposim_user_{path.stem}", path)
+    if spec is None or spec.loader is None:
+        raise UsageError(f"{str(path)!r} cannot be loaded as a Python module")
+    module = importlib.util.module_from_spec(spec)
+    try:
+        spec.loader.exec_module(module)
+    except Exception as err:  # a user's script: report, don't trace back
+        raise UsageError(f"{str(path)!r} failed to import: {type(err).__name__}: {err}") from err
+    found = getattr(module, "scenario", None)
+    if not isinstance(found, Scenario):
+        raise UsageError(f"{str(path)!r} defines no 'scenario = Scenario(...)'")
+    return found
+
+
+def parse_device(device: str | torch.device) -> torch.device:
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise UsageError(f"device: {device!r} is not a device; valid: cpu, cuda, cuda:N") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise UsageError("device: cuda was asked for but no CUDA device is available; valid: cpu")
+    if dev.type not in ("cpu", "cuda"):
+        raise UsageError(f"device: {device!r} is not supported; valid: cpu, cuda, cuda:N")
+    return dev
+
+
+def run(
+    name: str,
+    *,
+    seed: int = 0,
+    device: str | torch.device = "cpu",
+    progress: bool = False,
+    **params: Any,
+) -> Result:
+    """Run a scenario (built-in name or script path) and return its Result."""
+    scenario = load(name)
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise UsageError(f"seed: expected a non-negative integer, got {seed!r}")
+    values = resolve(scenario.params, params)
+    if scenario.check is not None:
+        scenario.check(values)
+    ctx = Context(seed=seed, device=parse_device(device), progress=progress)
+    outcome = scenario.body(values, ctx)
+    return Result(
+        scenario=scenario.name,
+        params=dict(values),
+        seed=seed,
+        version=VERSION,
+        rows=outcome.rows,
+        summary=outcome.summary,
+        figures=outcome.figures,
+        columns=outcome.columns,
+    )
+
+
+def describe() -> list[tuple[str, str]]:
+    """(name, one-line description) of every built-in scenario."""
+    return [(name, load(name).description) for name in BUILTIN]

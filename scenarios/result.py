@@ -1,0 +1,123 @@
+"""The result of a scenario run: rows, summary, figures; saved as result.json and PNGs."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+from matplotlib.figure import Figure  # noqa: E402
+
+FigureMaker = Callable[[], Figure]
+
+
+def jsonable(value: Any, where: str = "result") -> Any:
+    """Plain JSON types; a NaN or infinity is an error, never written silently."""
+    if isinstance(value, bool) or value is None or isinstance(value, str):
+        return value
+    if isinstance(value, int):
+        return int(value)
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise ValueError(f"{where} is {value}, which is not a number JSON can hold")
+        return value
+    if hasattr(value, "item") and getattr(value, "ndim", 1) == 0:
+        return jsonable(value.item(), where)
+    if isinstance(value, Mapping):
+        return {str(k): jsonable(v, f"{where}.{k}") for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [jsonable(v, f"{where}[{i}]") for i, v in enumerate(value)]
+    raise TypeError(f"{where} has a value of type {type(value).__name__} that JSON cannot hold")
+
+
+def write_atomic(path: Path, data: bytes) -> None:
+    """Write to a temporary file beside ``path`` and rename it: never a half-written file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+@dataclass
+class Result:
+    scenario: str
+    params: dict[str, Any]
+    seed: int
+    version: str
+    rows: list[dict[str, Any]]
+    summary: dict[str, Any]
+    figures: dict[str, FigureMaker] = field(default_factory=dict, repr=False)
+    columns: list[str] | None = field(default=None, repr=False)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Exactly what result.json holds."""
+        return jsonable(
+            {
+                "scenario": self.scenario,
+                "params": dict(self.params),
+                "seed": self.seed,
+                "version": self.version,
+                "rows": self.rows,
+                "summary": self.summary,
+            }
+        )
+
+    def table(self) -> str:
+        """The rows as an aligned text table, then the summary."""
+        columns = self.columns or list(dict.fromkeys(k for row in self.rows for k in row))
+        cells = [[_fmt(row.get(c)) for c in columns] for row in self.rows]
+        widths = [max([len(c)] + [len(r[i]) for r in cells]) for i, c in enumerate(columns)]
+        lines = ["  ".join(c.rjust(w) for c, w in zip(columns, widths))]
+        lines += ["  ".join(v.rjust(w) for v, w in zip(r, widths)) for r in cells]
+        if self.summary:
+            lines.append("")
+            lines += [f"{k}: {_fmt(v)}" for k, v in self.summary.items()]
+        return "\n".join(lines)
+
+    def save(self, out_dir: str | Path) -> list[Path]:
+        """Write result.json and one PNG per figure into ``out_dir``; return the paths."""
+        out = Path(out_dir)
+        path = out / "result.json"
+        write_atomic(path, (json.dumps(self.to_dict(), indent=2) + "\n").encode())
+        written = [path]
+        for name, make in self.figures.items():
+            fig = make()
+            png = out / f"{name}.png"
+            fd, tmp = tempfile.mkstemp(dir=out, prefix=f".{name}.", suffix=".png")
+            os.close(fd)
+            try:
+                fig.savefig(tmp, dpi=120, bbox_inches="tight")
+                os.replace(tmp, png)
+            finally:
+                Path(tmp).unlink(missing_ok=True)
+            written.append(png)
+        return written
+
+
+def _fmt(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        if value == 0:
+            return "0"
+        if abs(value) >= 1e5 or abs(value) < 1e-3:
+            return f"{value:.3e}"
+        return f"{value:.4g}"
+    if isinstance(value, list | tuple):
+        return ",".join(_fmt(v) for v in value)
+    return str(value)
