@@ -90,3 +90,52 @@ def uand_mean(others: int, p: float) -> float:
 def uand_std(others: int, p: float, d: int) -> float:
     """U-AND pair read-out error std: sqrt(s' (1 - p) / (p d))."""
     return math.sqrt(others * (1.0 - p) / (p * d))
+
+
+def mean_field_cleanup_relay(
+    m: int, n: int, active: int, layers: int, grid: int = 801, nodes: int = 161
+) -> tuple[list[float], list[float]]:
+    """Relay with a clean-up h after every layer, by density evolution (a mean-field model).
+
+    Tracks the distribution of the value written for an off-feature and for an on-feature on a
+    grid over [0, 1]. At each read-out every feature sees its own written value plus Gaussian
+    interference of variance (sum of all squared written values) / n, fresh at each layer
+    because each layer has its own directions; the next written value is h of that read-out.
+    Unlike the zeroth-order (l/n)(1 - l/m), this counts what h lets through: off-features read
+    in (0.25, 0.75) leak part of a value, and every leak and false positive adds interference
+    downstream. Returns the per-feature read-out MSE and the wrong features per sample, for the
+    read-outs t = 0..layers.
+    """
+    w = torch.linspace(0.0, 1.0, grid, dtype=torch.float64)
+    z = torch.linspace(-7.0, 7.0, nodes, dtype=torch.float64)
+    zw = torch.exp(-0.5 * z * z)
+    zw = zw / zw.sum()
+    p_off = torch.zeros(grid, dtype=torch.float64)
+    p_on = torch.zeros(grid, dtype=torch.float64)
+    p_off[0], p_on[-1] = 1.0, 1.0
+    off = m - active
+    mse, wrong = [], []
+    for t in range(layers + 1):
+        var = (active * (p_on * w * w).sum() + off * (p_off * w * w).sum()) / n
+        sd = math.sqrt(float(var))
+        mse.append(float((active * (p_on * (w - 1) ** 2).sum() + off * (p_off * w * w).sum()) / m + var))
+        upper = 0.5 * torch.erfc((0.5 - w) / (sd * math.sqrt(2.0)))  # P(read > 1/2 | written w)
+        wrong.append(float(off * (p_off * upper).sum() + active * (p_on * (1 - upper)).sum()))
+        if t == layers:
+            break
+        # push each grid value through read-out noise and h, spreading mass onto the grid
+        new = cleanup(w[:, None] + sd * z[None, :]).clamp(0.0, 1.0) * (grid - 1)
+        lo = new.floor().long().clamp(max=grid - 2)
+        frac = new - lo
+        p_off, p_on = (
+            _spread(p, lo, frac, zw, grid) for p in (p_off, p_on)
+        )
+    return mse, wrong
+
+
+def _spread(p: torch.Tensor, lo: torch.Tensor, frac: torch.Tensor, zw: torch.Tensor, grid: int) -> torch.Tensor:
+    mass = p[:, None] * zw[None, :]
+    out = torch.zeros(grid, dtype=torch.float64)
+    out.scatter_add_(0, lo.reshape(-1), (mass * (1 - frac)).reshape(-1))
+    out.scatter_add_(0, (lo + 1).reshape(-1), (mass * frac).reshape(-1))
+    return out

@@ -1,0 +1,133 @@
+"""compounding-noise: error against depth, superposed (clean-up off and on) and dedicated.
+
+The relay (THEORY.md 2.3) copies m features through L layers; without clean-up it is linear and
+its read-out MSE follows sigma2_{t+1} = (1 + m/n) sigma2_t + l/n. With the clean-up h before
+every write, THEORY.md's zeroth-order prediction is a flat (l/n)(1 - l/m); the mean-field
+(density-evolution) columns add what h lets through, which compounds too.
+
+Row keys (one row per clean-up and layer t = 0..L, t = 0 the read-out of the input stream):
+``cleanup``, ``layer``, ``mse_superposed``, ``predicted_mse``, ``predicted_mse_mean_field``,
+``mse_dedicated``, ``wrong_features_per_sample``, ``predicted_wrong_features``,
+``wrong_features_dedicated``, ``active_per_sample``, ``neurons_superposed``, ``neurons_dedicated``.
+Predictions are null where no closed form applies (gates other than the relay).
+Summary keys: per clean-up, ``mse_last_layer_<cleanup>``, ``growth_per_layer_<cleanup>``
+(geometric mean of the MSE ratio between layers), and ``parameters_superposed_<cleanup>``,
+``parameters_dedicated``.
+"""
+
+from __future__ import annotations
+
+
+
+from circuits import theory
+from circuits.compile import CLEANUPS, compile_dedicated, compile_superposed
+from circuits.generators import random_circuit, relay
+from circuits.sampling import ExactlyActive
+from circuits.trace import trace_noise
+from layers import EMBEDDINGS
+from scenarios import plots
+from scenarios.params import Param, require
+from scenarios.registry import Outcome, Scenario
+
+GATE_SETS = {"and": ("AND",), "or": ("OR",), "mixed": ("AND", "OR", "BUF")}
+
+PARAMS = {
+    "m": Param(1024, "features per layer", low=1),
+    "n": Param(256, "stream width of the superposed network", low=1),
+    "active": Param(4, "input features on per sample", low=0),
+    "layers": Param(6, "layers", low=1, high=64),
+    "gate": Param("relay", "what each layer computes", kind="str", choices=("relay", "and", "or", "mixed")),
+    "cleanup": Param(CLEANUPS, "clean-up settings to run", kind="list[str]", choices=CLEANUPS),
+    "samples": Param(20000, "sampled inputs", low=1),
+    "embedding": Param("random", "feature directions", kind="str", choices=EMBEDDINGS),
+}
+
+
+def check(p) -> None:
+    require(p["active"] <= p["m"], f"active: must be <= m={p['m']}, got {p['active']}")
+    require(p["gate"] == "relay" or p["m"] >= 2, "m: gates of fan-in 2 need m >= 2")
+    if p["embedding"] == "identity":
+        require(p["n"] >= p["m"], f"n: the identity embedding needs n >= m={p['m']}, got {p['n']}")
+
+
+def body(p, ctx) -> Outcome:
+    m, n, l, depth = p["m"], p["n"], p["active"], p["layers"]
+    gen = ctx.generator("circuit")
+    if p["gate"] == "relay":
+        circuit = relay(m, depth, gen)
+    else:
+        circuit = random_circuit(m, depth, m, 2, GATE_SETS[p["gate"]], gen)
+    dedicated = compile_dedicated(circuit).to(ctx.device)
+    cost_ded = dedicated.cost()
+    rows, summary, costs = [], {}, {}
+    for cleanup in dict.fromkeys(p["cleanup"]):
+        sup = compile_superposed(circuit, n, p["embedding"], cleanup, ctx.generator("embedding"))
+        sup.to(ctx.device)
+        costs[cleanup] = sup.cost()
+        sampler = ExactlyActive(m, l, ctx.seed_for("inputs"), ctx.device)
+        trace = trace_noise(circuit, {"superposed": sup.read_features, "dedicated": dedicated.read_features},
+                            sampler, p["samples"], progress=ctx.progress, device=ctx.device)
+        pred_mse, pred_wrong, mean_field = _predictions(p, cleanup)
+        for t, (s, d) in enumerate(zip(trace["superposed"], trace["dedicated"])):
+            rows.append({
+                "cleanup": cleanup,
+                "layer": t,
+                "mse_superposed": s.mse,
+                "predicted_mse": pred_mse[t] if pred_mse else None,
+                "predicted_mse_mean_field": mean_field[t] if mean_field else None,
+                "mse_dedicated": d.mse,
+                "wrong_features_per_sample": s.wrong_features,
+                "predicted_wrong_features": pred_wrong[t] if pred_wrong else None,
+                "wrong_features_dedicated": d.wrong_features,
+                "active_per_sample": s.active_per_sample,
+                "neurons_superposed": 0 if t == 0 else costs[cleanup].neurons[t - 1],
+                "neurons_dedicated": 0 if t == 0 else cost_ded.neurons[t - 1],
+            })
+        mses = [r["mse_superposed"] for r in rows if r["cleanup"] == cleanup]
+        summary[f"mse_last_layer_{cleanup}"] = mses[-1]
+        summary[f"growth_per_layer_{cleanup}"] = (
+            (mses[-1] / mses[0]) ** (1 / depth) if mses[0] > 0 else None)
+        summary[f"parameters_superposed_{cleanup}"] = costs[cleanup].parameters
+    summary["parameters_dedicated"] = cost_ded.parameters
+    summary["mse_dedicated_max"] = max(r["mse_dedicated"] for r in rows)
+
+    def figure():
+        fig, ax = plots.figure(
+            f"{p['gate']}: m={m} features in n={n}, l={l} active", "layer t", "per-feature MSE", log_y=True)
+        styles = {"none": ("tab:red", "clean-up off"), "threshold": ("tab:blue", "clean-up on")}
+        for cleanup, (color, label) in styles.items():
+            sel = [r for r in rows if r["cleanup"] == cleanup]
+            if not sel:
+                continue
+            x = [r["layer"] for r in sel]
+            plots.line(ax, x, [r["mse_superposed"] for r in sel], f"{label}: measured", color)
+            plots.line(ax, x, [r["predicted_mse"] for r in sel], f"{label}: predicted", color, "--")
+            plots.line(ax, x, [r["predicted_mse_mean_field"] for r in sel],
+                       f"{label}: mean-field", color, ":")
+        x = sorted({r["layer"] for r in rows})
+        plots.line(ax, x, [0.0] * len(x), "dedicated (exact)", plots.DEDICATED, "-s")
+        ax.legend(fontsize=8)
+        return fig
+
+    return Outcome(rows, summary, {"mse_by_layer": figure})
+
+
+def _predictions(p, cleanup: str):
+    """(THEORY.md MSE, wrong features, mean-field MSE) per layer; None where no form applies."""
+    if p["gate"] != "relay" or p["embedding"] == "identity":
+        return None, None, None
+    m, n, l, depth = p["m"], p["n"], p["active"], p["layers"]
+    if cleanup == "none":
+        mse = theory.relay_mse(m, n, l, depth)
+        return mse, [theory.wrong_features_gaussian(m, v) for v in mse], None
+    flat = [theory.cleanup_mse(m, n, l)] * (depth + 1)
+    mf_mse, mf_wrong = theory.mean_field_cleanup_relay(m, n, l, depth)
+    return flat, mf_wrong, mf_mse
+
+
+scenario = Scenario(
+    "compounding-noise",
+    "error against depth: superposed relay with clean-up off and on, against theory and the dedicated twin",
+    PARAMS, body, check)
+
+
