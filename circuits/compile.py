@@ -119,9 +119,9 @@ def _layer_block(
             relus.append(relu)
             outs.append((g, neuron, c))
     hidden = len(biases)
-    gate_in = torch.sparse_coo_tensor([rows, cols], weights, (hidden, m_prev)).coalesce()
+    gate_in = torch.sparse_coo_tensor([rows, cols], weights, (hidden, m_prev), check_invariants=True).coalesce()
     gate_out = torch.sparse_coo_tensor(
-        [[o[1] for o in outs], [o[0] for o in outs]], [o[2] for o in outs], (hidden, len(gates))
+        [[o[1] for o in outs], [o[0] for o in outs]], [o[2] for o in outs], (hidden, len(gates)), check_invariants=True
     ).coalesce()  # transposed combination: (neurons, gates)
     read = gate_in if phi_prev is None else torch.sparse.mm(gate_in, phi_prev)
     write_t = gate_out if phi is None else torch.sparse.mm(gate_out, phi)

@@ -37,7 +37,7 @@ def random_circuit(
         for i in range(width):
             kind = kinds[int(picks[i])]
             k = fan_in if kind in ("AND", "OR") else 1
-            layer.append(Gate(kind, tuple(int(j) for j in order[i, :k])))
+            layer.append(Gate(kind, tuple(sorted(int(j) for j in order[i, :k]))))
         built.append(layer)
         prev = width
     return Circuit(m, built)

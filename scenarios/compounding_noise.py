@@ -17,8 +17,6 @@ Summary keys: per clean-up, ``mse_last_layer_<cleanup>``, ``growth_per_layer_<cl
 
 from __future__ import annotations
 
-
-
 from circuits import theory
 from circuits.compile import CLEANUPS, compile_dedicated, compile_superposed
 from circuits.generators import random_circuit, relay

@@ -137,5 +137,6 @@ def _capacity(p, ctx) -> dict:
             "capacity_predicted": predicted, "capacity_post": post}
 
 
-scenario = Scenario("sparsity", "the first price: interference and false positives against the number of active features",
-                    PARAMS, body, check)
+scenario = Scenario(
+    "sparsity", "the first price: interference and false positives against the number of active features",
+    PARAMS, body, check)

@@ -1,0 +1,110 @@
+"""cost-ledger: what each network pays for a target error after L layers of the relay.
+
+For the dedicated network and the superposed one with clean-up off and on: neurons, stream
+width, parameters, and the largest number of simultaneously active features l for which the
+wrong features per sample at the last layer stay within ``target``.
+
+Row keys (one row per network): ``network``, ``stream_width``, ``neurons_per_layer``,
+``total_neurons``, ``parameters``, ``nonzero_parameters``, ``max_active_measured`` (largest l of
+``active`` within the target; the dedicated one is also run with all m on),
+``max_active_predicted`` (largest integer l within the target by the predictions: Gaussian tails
+of the relay recursion without clean-up, the mean-field model with it), ``wrong_at_max_active``.
+Summary keys: ``target``, ``m``, ``n``, ``layers``, ``neurons_per_active_<network>``.
+"""
+
+from __future__ import annotations
+
+from circuits import theory
+from circuits.compile import compile_dedicated, compile_superposed
+from circuits.generators import relay
+from circuits.sampling import ExactlyActive
+from circuits.trace import trace_noise
+from scenarios import plots
+from scenarios.params import Param, require
+from scenarios.registry import Outcome, Scenario
+
+PARAMS = {
+    "m": Param(1024, "features per layer", low=2),
+    "n": Param(256, "stream width of the superposed networks", low=1),
+    "layers": Param(4, "relay layers", low=1, high=32),
+    "target": Param(0.1, "wrong features per sample allowed at the last layer", kind="float", low=0.0),
+    "active": Param((1, 2, 3, 4, 6, 8, 12, 16, 24, 32), "numbers of active features to try",
+                    kind="list[int]", low=1),
+    "samples": Param(4000, "sampled inputs per l", low=1),
+}
+
+
+def check(p) -> None:
+    require(max(p["active"]) <= p["m"], f"active: every l must be <= m={p['m']}, got {max(p['active'])}")
+
+
+def _predicted_max(p, cleanup: str) -> int:
+    m, n, depth, best = p["m"], p["n"], p["layers"], 0
+    for l in range(1, max(p["active"]) + 1):
+        if cleanup == "none":
+            wrong = theory.wrong_features_gaussian(m, theory.relay_mse(m, n, l, depth)[-1])
+        else:
+            wrong = theory.mean_field_cleanup_relay(m, n, l, depth, grid=401, nodes=81)[1][-1]
+        if wrong > p["target"]:
+            break
+        best = l
+    return best
+
+
+def body(p, ctx) -> Outcome:
+    m, depth = p["m"], p["layers"]
+    circuit = relay(m, depth, ctx.generator("circuit"))
+    networks = {
+        "dedicated": compile_dedicated(circuit),
+        "superposed_none": compile_superposed(circuit, p["n"], "random", "none", ctx.generator("embedding")),
+        "superposed_threshold": compile_superposed(circuit, p["n"], "random", "threshold",
+                                                   ctx.generator("embedding")),
+    }
+    rows, curves = [], {}
+    for name, net in networks.items():
+        net.to(ctx.device)
+        trials = sorted(set(p["active"]) | ({m} if name == "dedicated" else set()))
+        wrong = {}
+        for l in trials:
+            sampler = ExactlyActive(m, l, ctx.seed_for(f"inputs:{l}"), ctx.device)
+            trace = trace_noise(circuit, {name: net.read_features}, sampler, p["samples"],
+                                progress=ctx.progress, device=ctx.device)
+            wrong[l] = trace[name][-1].wrong_features
+        curves[name] = wrong
+        ok = [l for l in trials if wrong[l] <= p["target"]]
+        cost = net.cost()
+        predicted = m if name == "dedicated" else _predicted_max(p, name.split("_")[1])
+        rows.append({
+            "network": name,
+            "stream_width": max(cost.stream_widths),
+            "neurons_per_layer": max(cost.neurons),
+            "total_neurons": cost.total_neurons,
+            "parameters": cost.parameters,
+            "nonzero_parameters": cost.nonzero_parameters,
+            "max_active_measured": max(ok) if ok else 0,
+            "max_active_predicted": predicted,
+            "wrong_at_max_active": wrong[max(ok)] if ok else None,
+        })
+    summary = {"target": p["target"], "m": m, "n": p["n"], "layers": depth}
+    for r in rows:
+        summary[f"neurons_per_active_{r['network']}"] = (
+            r["neurons_per_layer"] / r["max_active_measured"] if r["max_active_measured"] else None)
+
+    def figure():
+        fig, ax = plots.figure(f"relay, {depth} layers, m={m}: wrong features at the last layer",
+                               "active features l", "wrong features per sample", log_y=True)
+        colors = {"dedicated": plots.DEDICATED, "superposed_none": "tab:red",
+                  "superposed_threshold": plots.MEASURED}
+        for name, wrong in curves.items():
+            x = [l for l in sorted(wrong) if l <= max(p["active"])]
+            plots.line(ax, x, [wrong[l] for l in x], name, colors[name])
+        ax.axhline(p["target"], color="black", ls="--", lw=1, label="target")
+        ax.set_xscale("log", base=2)
+        ax.legend(fontsize=8)
+        return fig
+
+    return Outcome(rows, summary, {"ledger": figure})
+
+
+scenario = Scenario("cost-ledger", "neurons, parameters and affordable sparsity of each network at a target error",
+                    PARAMS, body, check)

@@ -1,0 +1,66 @@
+"""Each scenario at small sizes: its rows against the predictions it prints."""
+
+import math
+
+import pytest
+
+import scenarios
+
+
+def test_sparsity_rows_follow_theory():
+    r = scenarios.run("sparsity", m=1024, n=128, active=[2, 8, 32], samples=3000,
+                      capacity_n=[32, 64], capacity_probe=1024)
+    for row in r.rows:
+        assert row["interference_std"] == pytest.approx(row["predicted_std"], rel=0.03)
+        assert row["dedicated_interference_std"] == 0.0
+        assert row["jl_bound"] > row["interference_std"]
+        if row["predicted_false_positives"] >= 0.5:
+            assert row["false_positives_per_sample"] == pytest.approx(row["predicted_false_positives"], rel=0.2)
+    s = r.summary
+    assert s["rms_overlap"] == pytest.approx(s["predicted_rms_overlap"], rel=0.02)
+    for measured, predicted in zip(s["capacity_measured"], s["capacity_predicted"]):
+        assert measured == pytest.approx(predicted, rel=0.2)
+
+
+def test_compounding_noise_rows():
+    r = scenarios.run("compounding-noise", m=512, n=128, active=2, layers=3, samples=6000)
+    none = [row for row in r.rows if row["cleanup"] == "none"]
+    clean = [row for row in r.rows if row["cleanup"] == "threshold"]
+    assert len(none) == len(clean) == 4
+    for row in none:
+        assert row["mse_superposed"] == pytest.approx(row["predicted_mse"], rel=0.10)
+        assert row["neurons_superposed"] == (0 if row["layer"] == 0 else 512)
+    for row in clean:
+        assert row["mse_superposed"] == pytest.approx(row["predicted_mse_mean_field"], rel=0.08)
+        assert row["neurons_superposed"] == (0 if row["layer"] == 0 else 1024)
+    assert all(row["mse_dedicated"] == 0 and row["wrong_features_dedicated"] == 0 for row in r.rows)
+    assert r.summary["growth_per_layer_none"] > 3  # (1 + m/n) = 5 per layer, asymptotically
+
+
+@pytest.mark.parametrize("gate", ["and", "or", "mixed"])
+def test_compounding_noise_other_gates_have_exact_dedicated_twin(gate):
+    r = scenarios.run("compounding-noise", m=128, n=64, active=3, layers=2, samples=1000, gate=gate)
+    assert all(row["mse_dedicated"] == 0 for row in r.rows)
+    assert all(row["predicted_mse"] is None for row in r.rows)
+
+
+def test_booleanish_rows_follow_the_gaussian_prediction():
+    r = scenarios.run("booleanish", m=500, n=128, active=4, sigma_on=[0.0, 0.2], sigma_off=[0.0, 0.05],
+                      samples=4000)
+    for row in r.rows[:-1]:
+        assert row["mse_cleaned_superposed"] == pytest.approx(row["predicted_cleaned_superposed"], rel=0.12)
+        assert row["mse_cleaned_superposed"] < row["mse_raw_superposed"]
+    cont = r.rows[-1]
+    assert cont["setting"] == "continuous"
+    # h destroys a continuous value even without superposition: E[(h(v) - v)^2], v ~ U(0, 1) = 1/48
+    assert cont["mse_cleaned_active_dedicated"] == pytest.approx(1 / 48, rel=0.1)
+    assert r.summary["readout_noise_std"] == pytest.approx(math.sqrt(4 / 128), rel=0.05)
+
+
+def test_cost_ledger_orders_the_networks():
+    r = scenarios.run("cost-ledger", m=256, n=128, layers=2, active=[1, 2, 4, 8], samples=1500)
+    by = {row["network"]: row for row in r.rows}
+    assert by["dedicated"]["max_active_measured"] == 256
+    assert by["superposed_threshold"]["max_active_measured"] >= by["superposed_none"]["max_active_measured"]
+    assert by["superposed_threshold"]["neurons_per_layer"] == 2 * by["superposed_none"]["neurons_per_layer"]
+    assert by["superposed_none"]["stream_width"] == 128

@@ -1,0 +1,98 @@
+"""The noise tracer against hand-computed sums and the closed forms of THEORY.md."""
+
+import math
+
+import pytest
+import torch
+from conftest import gen
+
+from circuits import theory
+from circuits.compile import compile_dedicated, compile_superposed
+from circuits.generators import random_circuit, relay
+from circuits.sampling import ExactlyActive
+from circuits.spec import Circuit
+from circuits.trace import _Sums, trace_noise
+
+
+def test_statistics_by_hand():
+    read = torch.tensor([[0.9, 0.6, 0.1], [0.2, 0.4, 1.2]])
+    truth = torch.tensor([[1.0, 0.0, 0.0], [0.0, 1.0, 1.0]])
+    acc = _Sums()
+    acc.add(read[:1], truth[:1])
+    acc.add(read[1:], truth[1:])
+    s = acc.finish(layer=2)
+    on = [0.9, 0.4, 1.2]
+    off = [0.6, 0.1, 0.2]
+    assert s.active_per_sample == 1.5 and s.features == 3
+    assert s.signal_mean == pytest.approx(sum(on) / 3)
+    assert s.signal_std == pytest.approx(torch.tensor(on).std(unbiased=False).item(), rel=1e-5)
+    assert s.interference_mean == pytest.approx(0.3)
+    assert s.interference_std == pytest.approx(torch.tensor(off).std(unbiased=False).item(), rel=1e-5)
+    sq = [0.01, 0.36, 0.01, 0.04, 0.36, 0.04]
+    assert s.mse == pytest.approx(sum(sq) / 6)
+    assert s.false_positives == 0.5  # 0.6 in sample 0
+    assert s.false_negatives == 0.5  # 0.4 in sample 1
+    assert s.any_wrong == 1.0
+
+
+def _trace(circuit, nets, m, l, samples, batch=4096, seed=1):
+    readers = {net.name: net.read_features for net in nets}
+    return trace_noise(circuit, readers, ExactlyActive(m, l, seed), samples, batch, progress=False)
+
+
+def test_chunking_does_not_change_the_numbers():
+    c = relay(64, 2, gen(0))
+    net = compile_superposed(c, 16, "random", "none", gen(1))
+    a = _trace(c, [net], 64, 3, 3000, batch=3000)["superposed"]
+    b = _trace(c, [net], 64, 3, 3000, batch=700)["superposed"]
+    for x, y in zip(a, b):
+        assert x.mse == pytest.approx(y.mse, rel=1e-4)
+        assert x.false_positives == y.false_positives
+
+
+@pytest.mark.parametrize("l", [2, 8, 32])
+def test_interference_std_is_sqrt_l_over_n(l):
+    m, n = 1024, 128
+    c = Circuit(m, [])
+    net = compile_superposed(c, n, "random", "none", gen(l))
+    s = _trace(c, [net], m, l, 4000)["superposed"][0]
+    assert s.interference_std == pytest.approx(math.sqrt(l / n), rel=0.03)
+    predicted = theory.false_positives(m, l, n)
+    if predicted >= 0.5:
+        assert s.false_positives == pytest.approx(predicted, rel=0.2)
+
+
+def test_relay_without_cleanup_follows_the_recursion():
+    m, n, l, depth = 512, 128, 2, 4
+    c = relay(m, depth, gen(0))
+    net = compile_superposed(c, n, "random", "none", gen(1))
+    rows = _trace(c, [net], m, l, 8000)["superposed"]
+    for row, predicted in zip(rows, theory.relay_mse(m, n, l, depth)):
+        assert row.mse == pytest.approx(predicted, rel=0.10), row.layer
+
+
+def test_relay_with_cleanup_stays_near_l_over_n():
+    m, n, l, depth = 512, 256, 2, 3
+    c = relay(m, depth, gen(0))
+    net = compile_superposed(c, n, "random", "threshold", gen(1))
+    rows = _trace(c, [net], m, l, 8000)["superposed"]
+    flat = theory.cleanup_mse(m, n, l)
+    mf_mse, _ = theory.mean_field_cleanup_relay(m, n, l, depth)
+    for row, mf in zip(rows, mf_mse):
+        assert row.mse == pytest.approx(flat, rel=0.15)
+        assert row.mse == pytest.approx(mf, rel=0.05)
+
+
+@pytest.mark.parametrize("gates", [None, ("AND",), ("OR",), ("AND", "OR", "BUF", "NOT")])
+def test_dedicated_twin_is_exact_at_every_layer(gates):
+    m = 128
+    c = relay(m, 3, gen(0)) if gates is None else random_circuit(m, 3, m, 2, gates, gen(0))
+    rows = _trace(c, [compile_dedicated(c)], m, 6, 2000)["dedicated"]
+    for row in rows:
+        assert row.mse == 0.0 and row.wrong_features == 0.0 and row.any_wrong == 0.0
+
+
+def test_bad_sizes_are_refused():
+    c = relay(8, 1, gen(0))
+    with pytest.raises(ValueError, match="positive"):
+        _trace(c, [compile_dedicated(c)], 8, 1, 0)
