@@ -23,7 +23,7 @@ import torch
 
 from circuits.spec import Circuit
 from layers import Network, ReLUBlock, compact, make_embedding, times_transpose
-from layers.matrices import to_dense
+from layers.matrices import nonzeros, to_dense
 
 CLEANUPS = ("none", "threshold")
 
@@ -96,7 +96,7 @@ class CompiledNetwork:
             stream_widths=list(self.network.stream_widths),
             parameters=self.network.parameter_count(),
             nonzero_parameters=sum(b.nonzero_parameters() for b in blocks)
-            + (0 if self.network.embed is None else int(self.network.embed.count_nonzero())),
+            + (0 if self.network.embed is None else nonzeros(self.network.embed)),
         )
 
     def directions(self, layer: int) -> torch.Tensor:

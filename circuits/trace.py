@@ -54,31 +54,35 @@ class _Sums:
     def __init__(self) -> None:
         self.v = torch.zeros(11, dtype=torch.float64)
 
-    def add(self, read: torch.Tensor, truth: torch.Tensor) -> None:
-        # truth is 0/1, so the on-feature sums are dot products with it and the squared error
-        # is sum(read^2) - 2 sum(read * truth) + n_on; counts come from boolean masks.
-        flat, exact = read.reshape(-1), truth.reshape(-1)
-        above, on = read > 0.5, truth > 0.5
-        wrong = above ^ on
-        hits = torch.count_nonzero(above & on)
-        n_on = torch.count_nonzero(on)
-        s_on = torch.dot(flat, exact)
+    def add(self, read: torch.Tensor, truth: torch.Tensor, on_index: torch.Tensor | None = None) -> None:
+        """Add a batch of read-outs and their exact 0/1 values. ``on_index`` (flat positions of
+        the on-features) may be passed in when several networks share the same truth."""
+        flat = read.reshape(-1)
+        if on_index is None:
+            on_index = on_positions(truth)
+        on_vals = flat[on_index]  # few: inputs are sparse
+        above = read > 0.5
+        wrong = above.clone().reshape(-1)
+        wrong[on_index] = on_vals <= 0.5
+        hits = torch.count_nonzero(on_vals > 0.5)
+        n_on = on_vals.numel()
+        s_on = on_vals.sum()
         q_all = torch.dot(flat, flat)
         floats = torch.stack(
-            [s_on, torch.dot(flat * exact, flat), flat.sum(), q_all, q_all - 2 * s_on + n_on]
+            [s_on, torch.dot(on_vals, on_vals), flat.sum(), q_all, q_all - 2 * s_on + n_on]
         ).to(torch.float64)
         counts = torch.stack(
             [
-                n_on,
                 torch.count_nonzero(above) - hits,
                 n_on - hits,
-                torch.count_nonzero(wrong.view(torch.uint8).amax(dim=1)),
+                torch.count_nonzero(wrong.view(read.shape).view(torch.uint8).amax(dim=1)),
             ]
         ).to(torch.float64)
         self.v[0] += read.shape[0]
+        self.v[1] += n_on
         self.v[10] += read.numel()
         self.v[[2, 3, 4, 5, 6]] += floats.cpu()
-        self.v[[1, 7, 8, 9]] += counts.cpu()
+        self.v[[7, 8, 9]] += counts.cpu()
 
     def finish(self, layer: int) -> LayerNoise:
         n, n_on, s_on, q_on, s_all, q_all, sq_err, fp, fn, anyw, cells = self.v.tolist()
@@ -108,6 +112,11 @@ class _Sums:
         )
 
 
+def on_positions(truth: torch.Tensor) -> torch.Tensor:
+    """Flat positions of the on-features (value > 1/2) of a batch of exact values."""
+    return torch.nonzero(truth.reshape(-1) > 0.5).squeeze(1)
+
+
 @torch.no_grad()
 def trace_noise(
     circuit: Circuit,
@@ -130,12 +139,13 @@ def trace_noise(
         batch = min(batch_size, samples - done)
         x = sampler.sample(batch)
         truth = evaluator(x)
+        on = [on_positions(exact) for exact in truth]
         for name, reader in readers.items():
             reads = reader(x)
             if len(reads) != len(truth):
                 raise ValueError(f"{name} reads {len(reads)} layers, the circuit has {len(truth)}")
-            for acc, read, exact in zip(sums[name], reads, truth):
-                acc.add(read, exact)
+            for t, (acc, read) in enumerate(zip(sums[name], reads)):
+                acc.add(read, truth[t], on[t])
         done += batch
         bar.update(batch)
     bar.close()

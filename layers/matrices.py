@@ -1,4 +1,9 @@
-"""Weight matrices that may be dense, sparse (CSR) or the identity, behind one product."""
+"""Weight matrices that may be dense, sparse (CSR) or the identity, behind one product.
+
+A weight is the (out, in) matrix W of y = x @ W.T. Dense weights are stored as W; sparse ones
+as W.T in CSR form, because dense @ CSR gives a contiguous (batch, out) result directly; the
+identity is stored as None. Use the functions here rather than the raw shape.
+"""
 
 from __future__ import annotations
 
@@ -15,7 +20,7 @@ def compact(matrix: torch.Tensor) -> torch.Tensor | None:
     if rows == cols and torch.equal(dense, torch.eye(rows, dtype=dense.dtype, device=dense.device)):
         return None
     if rows * cols > 0 and (dense != 0).sum().item() / (rows * cols) < SPARSE_DENSITY:
-        return dense.to_sparse_csr()
+        return dense.T.contiguous().to_sparse_csr()
     return dense.contiguous()
 
 
@@ -24,7 +29,7 @@ def times_transpose(x: torch.Tensor, weight: torch.Tensor | None) -> torch.Tenso
     if weight is None:
         return x
     if weight.layout == torch.sparse_csr:
-        return torch.sparse.mm(weight, x.T).T
+        return torch.mm(x, weight)
     return x @ weight.T
 
 
@@ -34,7 +39,17 @@ def to_dense(weight: torch.Tensor | None, size: int | None = None) -> torch.Tens
         if size is None:
             raise ValueError("the identity needs a size to be made dense")
         return torch.eye(size)
-    return weight.to_dense() if weight.layout != torch.strided else weight
+    return weight.to_dense().T if weight.layout == torch.sparse_csr else weight
+
+
+def shape(weight: torch.Tensor | None, size: int | None = None) -> tuple[int, int]:
+    """(out, in) of a stored weight (``size`` gives the identity's size)."""
+    if weight is None:
+        if size is None:
+            raise ValueError("the identity needs a size")
+        return size, size
+    rows, cols = weight.shape
+    return (cols, rows) if weight.layout == torch.sparse_csr else (rows, cols)
 
 
 def nonzeros(weight: torch.Tensor | None, size: int = 0) -> int:

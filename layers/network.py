@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from layers.hooks import HookPoint
-from layers.matrices import nonzeros, times_transpose
+from layers.matrices import nonzeros, shape, times_transpose
 
 
 def _keep(module: nn.Module, name: str, value: torch.Tensor | None) -> None:
@@ -42,13 +42,14 @@ class ReLUBlock(nn.Module):
     ) -> None:
         super().__init__()
         hidden = bias.shape[0]
-        self.n_in = read.shape[1] if read is not None else (n_in if n_in is not None else hidden)
-        self.n_out = write.shape[0] if write is not None else (n_out if n_out is not None else hidden)
+        # None is the identity: it needs as many neurons as stream dimensions
+        read_out, self.n_in = shape(read, n_in if n_in is not None else hidden)
+        self.n_out, write_in = shape(write, n_out if n_out is not None else hidden)
         self.hidden = hidden
-        if read is not None and read.shape[0] != hidden:
-            raise ValueError(f"read has {read.shape[0]} rows but there are {hidden} neurons")
-        if write is not None and write.shape[1] != hidden:
-            raise ValueError(f"write has {write.shape[1]} columns but there are {hidden} neurons")
+        if read_out != hidden:
+            raise ValueError(f"read has {read_out} rows but there are {hidden} neurons")
+        if write_in != hidden:
+            raise ValueError(f"write has {write_in} columns but there are {hidden} neurons")
         if residual and self.n_in != self.n_out:
             raise ValueError("a residual block needs equal input and output widths")
         _keep(self, "read", read)
@@ -102,7 +103,7 @@ class Network(nn.Module):
         self.n_inputs = n_inputs
         self.blocks = nn.ModuleList(blocks)
         self.hook_embed = HookPoint()
-        widths = [embed.shape[0] if embed is not None else n_inputs]
+        widths = [shape(embed, n_inputs)[0]]
         for t, block in enumerate(blocks):
             if block.n_in != widths[-1]:
                 raise ValueError(
@@ -110,6 +111,7 @@ class Network(nn.Module):
                 )
             widths.append(block.n_out)
         self.stream_widths = widths
+        self.embed_shape = shape(embed, n_inputs)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.streams(x)[-1]
@@ -129,5 +131,5 @@ class Network(nn.Module):
         return [block.hidden for block in self.blocks]
 
     def parameter_count(self) -> int:
-        embed = 0 if self.embed is None else self.embed.numel()
+        embed = 0 if self.embed is None else self.embed_shape[0] * self.embed_shape[1]
         return embed + sum(block.parameter_count() for block in self.blocks)
