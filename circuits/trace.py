@@ -20,6 +20,17 @@ from circuits.spec import Circuit
 Reader = Callable[[torch.Tensor], list[torch.Tensor]]
 
 
+def linear_reader(network: torch.nn.Module, readouts: list[torch.Tensor | None]) -> Reader:
+    """Read layer t as ``stream_t @ readouts[t].T`` (e.g. probes fitted to a network), for any
+    module with a ``streams(x)`` method."""
+    from layers import times_transpose
+
+    def read(x: torch.Tensor) -> list[torch.Tensor]:
+        return [times_transpose(s, r) for s, r in zip(network.streams(x), readouts)]
+
+    return read
+
+
 class Sampler:  # the protocol the samplers of circuits.sampling follow
     def sample(self, batch: int) -> torch.Tensor: ...
 

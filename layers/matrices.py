@@ -7,6 +7,8 @@ identity is stored as None. Use the functions here rather than the raw shape.
 
 from __future__ import annotations
 
+import warnings
+
 import torch
 
 # Below this fraction of non-zeros a CSR product beats a dense one on CPU.
@@ -20,7 +22,9 @@ def compact(matrix: torch.Tensor) -> torch.Tensor | None:
     if rows == cols and torch.equal(dense, torch.eye(rows, dtype=dense.dtype, device=dense.device)):
         return None
     if rows * cols > 0 and (dense != 0).sum().item() / (rows * cols) < SPARSE_DENSITY:
-        return dense.T.contiguous().to_sparse_csr()
+        with warnings.catch_warnings():  # torch calls CSR "beta"; the products used here are stable
+            warnings.simplefilter("ignore", UserWarning)
+            return dense.T.contiguous().to_sparse_csr()
     return dense.contiguous()
 
 

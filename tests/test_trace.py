@@ -96,3 +96,16 @@ def test_bad_sizes_are_refused():
     c = relay(8, 1, gen(0))
     with pytest.raises(ValueError, match="positive"):
         _trace(c, [compile_dedicated(c)], 8, 1, 0)
+
+
+def test_any_linear_readout_can_be_traced():
+    from circuits.trace import linear_reader
+
+    c = relay(32, 2, gen(0))
+    net = compile_superposed(c, 32, "identity", "none")
+    # reading every layer with the zero matrix: every on-feature is a false negative, MSE = l/m
+    zeros = [torch.zeros(32, 32) for _ in range(3)]
+    rows = trace_noise(c, {"zero": linear_reader(net.network, zeros)}, ExactlyActive(32, 4, 0), 500,
+                       progress=False)["zero"]
+    for row in rows:
+        assert row.false_negatives == 4 and row.false_positives == 0 and row.mse == pytest.approx(4 / 32)
