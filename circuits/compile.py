@@ -36,6 +36,11 @@ _PRE = {
 }
 
 
+def boundary_sum(kind: str, fan_in: int) -> float:
+    """The sum of input reads at which the gate's output crosses 1/2 (its decision boundary)."""
+    return fan_in - 0.5 if kind == "AND" else 0.5
+
+
 def gate_neurons(kind: str, fan_in: int, cleanup: str) -> list[tuple[float, float, bool, float]]:
     """Neurons computing one gate: (input weight, bias, is ReLU, output coefficient) each."""
     sign, bias = _PRE[kind](fan_in)
@@ -73,11 +78,21 @@ class CompiledNetwork:
     """
 
     def __init__(
-        self, name: str, circuit: Circuit, network: Network, readouts: list[torch.Tensor | None]
+        self,
+        name: str,
+        circuit: Circuit,
+        network: Network,
+        readouts: list[torch.Tensor | None],
+        neuron_gates: list[torch.Tensor] | None = None,
+        boundary: list[torch.Tensor] | None = None,
     ) -> None:
         if len(readouts) != circuit.depth + 1:
             raise ValueError(f"need {circuit.depth + 1} read-outs, got {len(readouts)}")
         self.name, self.circuit, self.network, self.readouts = name, circuit, network, readouts
+        # Per block: the gate each neuron computes (-1: none), and whether it is active when its
+        # gate sits at its decision boundary (the operating point at which graphs linearise).
+        self.neuron_gates = neuron_gates
+        self.boundary = boundary
 
     def read_features(self, x: torch.Tensor) -> list[torch.Tensor]:
         """Read-out of every layer's features for the inputs x, as (batch, m_t) tensors."""
@@ -87,6 +102,8 @@ class CompiledNetwork:
     def to(self, device: torch.device | str) -> CompiledNetwork:
         self.network.to(device)
         self.readouts = [None if r is None else r.to(device) for r in self.readouts]
+        if self.boundary is not None:
+            self.boundary = [b.to(device) for b in self.boundary]
         return self
 
     def cost(self) -> Cost:
@@ -106,11 +123,13 @@ class CompiledNetwork:
 
 def _layer_block(
     gates: list, m_prev: int, phi_prev: torch.Tensor | None, phi: torch.Tensor | None, cleanup: str
-) -> ReLUBlock:
-    rows, cols, weights, biases, relus, outs = [], [], [], [], [], []
+) -> tuple[ReLUBlock, torch.Tensor, torch.Tensor]:
+    rows, cols, weights, biases, relus, outs, on_boundary = [], [], [], [], [], [], []
     for g, gate in enumerate(gates):
+        s_star = boundary_sum(gate.kind, gate.fan_in)
         for w, b, relu, c in gate_neurons(gate.kind, gate.fan_in, cleanup):
             neuron = len(biases)
+            on_boundary.append(not relu or w * s_star + b > 0)
             for j in gate.inputs:
                 rows.append(neuron)
                 cols.append(j)
@@ -125,7 +144,7 @@ def _layer_block(
     ).coalesce()  # transposed combination: (neurons, gates)
     read = gate_in if phi_prev is None else torch.sparse.mm(gate_in, phi_prev)
     write_t = gate_out if phi is None else torch.sparse.mm(gate_out, phi)
-    return ReLUBlock(
+    block = ReLUBlock(
         compact(read),
         torch.tensor(biases),
         compact(write_t.to_dense().T.contiguous() if write_t.is_sparse else write_t.T.contiguous()),
@@ -133,6 +152,7 @@ def _layer_block(
         n_in=m_prev if phi_prev is None else phi_prev.shape[1],
         n_out=len(gates) if phi is None else phi.shape[1],
     )
+    return block, torch.tensor([o[0] for o in outs]), torch.tensor(on_boundary, dtype=torch.float32)
 
 
 def compile_with_embeddings(
@@ -141,14 +161,14 @@ def compile_with_embeddings(
     """Compile with the given (m_t, n_t) direction matrix per layer (None: the identity)."""
     if cleanup not in CLEANUPS:
         raise ValueError(f"unknown cleanup {cleanup!r}; choose one of {', '.join(CLEANUPS)}")
-    blocks = [
+    built = [
         _layer_block(gates, circuit.widths[t], embeddings[t], embeddings[t + 1], cleanup)
         for t, gates in enumerate(circuit.layers)
     ]
     embed = None if embeddings[0] is None else compact(embeddings[0].T.contiguous())
-    network = Network(embed, blocks, circuit.n_inputs)
+    network = Network(embed, [b[0] for b in built], circuit.n_inputs)
     readouts = [None if e is None else compact(e.contiguous()) for e in embeddings]
-    return CompiledNetwork(name, circuit, network, readouts)
+    return CompiledNetwork(name, circuit, network, readouts, [b[1] for b in built], [b[2] for b in built])
 
 
 def compile_dedicated(circuit: Circuit) -> CompiledNetwork:

@@ -47,12 +47,20 @@ def check(p) -> None:
                 f"n: the identity embedding needs n >= {need} (one direction per feature), got {p['n']}")
 
 
-def body(p, ctx) -> Outcome:
+def networks(p, ctx) -> dict:
     circuit = random_circuit(p["m"], p["layers"], p["width"], p["fan_in"],
                              [g.upper() for g in p["gates"]], ctx.generator("circuit"))
-    sup = compile_superposed(circuit, p["n"], p["embedding"], p["cleanup"],
-                             ctx.generator("embedding")).to(ctx.device)
-    ded = compile_dedicated(circuit).to(ctx.device)
+    return {
+        "superposed": compile_superposed(circuit, p["n"], p["embedding"], p["cleanup"],
+                                         ctx.generator("embedding")).to(ctx.device),
+        "dedicated": compile_dedicated(circuit).to(ctx.device),
+    }
+
+
+def body(p, ctx) -> Outcome:
+    nets = networks(p, ctx)
+    sup, ded = nets["superposed"], nets["dedicated"]
+    circuit = sup.circuit
     sampler = ExactlyActive(p["m"], p["active"], ctx.seed_for("inputs"), ctx.device)
     trace = trace_noise(circuit, {"superposed": sup.read_features, "dedicated": ded.read_features},
                         sampler, p["samples"], progress=ctx.progress, device=ctx.device)
@@ -99,4 +107,4 @@ def body(p, ctx) -> Outcome:
 
 
 scenario = Scenario("circuit", "a random circuit compiled superposed and dedicated: wrong gate outputs per layer",
-                    PARAMS, body, check)
+                    PARAMS, body, check, networks)

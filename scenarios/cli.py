@@ -41,6 +41,24 @@ def build_parser() -> argparse.ArgumentParser:
     p_run.add_argument("--out", default=None, help="output folder (default runs/NAME)")
     p_run.add_argument("--device", default="cpu", help="cpu or cuda")
     p_run.add_argument("--quiet", action="store_true", help="no progress bar")
+
+    p_graph = sub.add_parser("graph", help="the feature graph of a scenario's network: draw, export, query paths")
+    p_graph.add_argument("name", nargs="?", help="a scenario that builds networks, or a script")
+    p_graph.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    p_graph.add_argument("--seed", type=int, default=0)
+    p_graph.add_argument("--device", default="cpu")
+    p_graph.add_argument("--network", default="superposed", help="superposed or dedicated")
+    p_graph.add_argument("--input", default=None, metavar="I,J,...",
+                         help="active input features: gate edges by this input's activations (attribution)")
+    p_graph.add_argument("--prune", type=float, default=3.0,
+                         help="0 keeps all; <1: |weight| threshold; k>=1: k strongest crosstalk edges per node")
+    p_graph.add_argument("--neurons", action="store_true", help="add neuron nodes")
+    p_graph.add_argument("--format", choices=("png", "html", "graphml", "gexf", "json"), default=None)
+    p_graph.add_argument("--out", default=None, help="output file (default runs/NAME/graph.FORMAT)")
+    p_graph.add_argument("--from", dest="source", default=None, metavar="FEATURE", help="L<t>:<i> or a label")
+    p_graph.add_argument("--to", dest="target", default=None, metavar="FEATURE")
+    p_graph.add_argument("--paths", type=int, default=5, help="how many top paths to print")
+    p_graph.add_argument("--load", default=None, metavar="FILE", help="re-draw a saved graph (json/graphml/gexf)")
     return parser
 
 
@@ -53,6 +71,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             for name, text in rows:
                 print(f"{name.ljust(width)}  {text}")
             return 0
+        if args.command == "graph":
+            from scenarios.graph_cli import graph_command
+
+            return graph_command(args, _split_sets(args.set))
         return _run(args)
     except UsageError as err:
         print(f"superposim: error: {err}", file=sys.stderr)

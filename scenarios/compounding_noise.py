@@ -48,13 +48,23 @@ def check(p) -> None:
         require(p["n"] >= p["m"], f"n: the identity embedding needs n >= m={p['m']}, got {p['n']}")
 
 
-def body(p, ctx) -> Outcome:
-    m, n, l, depth = p["m"], p["n"], p["active"], p["layers"]
+def _circuit(p, ctx):
     gen = ctx.generator("circuit")
     if p["gate"] == "relay":
-        circuit = relay(m, depth, gen)
-    else:
-        circuit = random_circuit(m, depth, m, 2, GATE_SETS[p["gate"]], gen)
+        return relay(p["m"], p["layers"], gen)
+    return random_circuit(p["m"], p["layers"], p["m"], 2, GATE_SETS[p["gate"]], gen)
+
+
+def networks(p, ctx) -> dict:
+    """The dedicated twin and the superposed network with the first clean-up setting."""
+    circuit = _circuit(p, ctx)
+    sup = compile_superposed(circuit, p["n"], p["embedding"], p["cleanup"][0], ctx.generator("embedding"))
+    return {"superposed": sup.to(ctx.device), "dedicated": compile_dedicated(circuit).to(ctx.device)}
+
+
+def body(p, ctx) -> Outcome:
+    m, n, l, depth = p["m"], p["n"], p["active"], p["layers"]
+    circuit = _circuit(p, ctx)
     dedicated = compile_dedicated(circuit).to(ctx.device)
     cost_ded = dedicated.cost()
     rows, summary, costs = [], {}, {}
@@ -126,6 +136,6 @@ def _predictions(p, cleanup: str):
 scenario = Scenario(
     "compounding-noise",
     "error against depth: superposed relay with clean-up off and on, against theory and the dedicated twin",
-    PARAMS, body, check)
+    PARAMS, body, check, networks)
 
 

@@ -64,6 +64,8 @@ class Scenario:
     params: Mapping[str, Param]
     body: Callable[[Mapping[str, Any], Context], Outcome]
     check: Callable[[Mapping[str, Any]], None] | None = None
+    # For scenarios that build networks: name -> CompiledNetwork, as ``body`` builds them.
+    networks: Callable[[Mapping[str, Any], Context], dict[str, Any]] | None = None
 
 
 def load(name: str) -> Scenario:
@@ -104,6 +106,25 @@ def parse_device(device: str | torch.device) -> torch.device:
     return dev
 
 
+def _prepare(name: str, seed: int, device: str | torch.device, progress: bool, params: dict):
+    scenario = load(name)
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise UsageError(f"seed: expected a non-negative integer, got {seed!r}")
+    values = resolve(scenario.params, params)
+    if scenario.check is not None:
+        scenario.check(values)
+    return scenario, values, Context(seed=seed, device=parse_device(device), progress=progress)
+
+
+def networks(name: str, *, seed: int = 0, device: str | torch.device = "cpu", **params: Any) -> dict[str, Any]:
+    """The compiled networks a scenario builds (for graphs), keyed by name."""
+    scenario, values, ctx = _prepare(name, seed, device, False, params)
+    if scenario.networks is None:
+        graphable = [n for n in BUILTIN if load(n).networks is not None]
+        raise UsageError(f"scenario {scenario.name!r} builds no network to graph; graphable: {', '.join(graphable)}")
+    return scenario.networks(values, ctx)
+
+
 def run(
     name: str,
     *,
@@ -113,13 +134,7 @@ def run(
     **params: Any,
 ) -> Result:
     """Run a scenario (built-in name or script path) and return its Result."""
-    scenario = load(name)
-    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-        raise UsageError(f"seed: expected a non-negative integer, got {seed!r}")
-    values = resolve(scenario.params, params)
-    if scenario.check is not None:
-        scenario.check(values)
-    ctx = Context(seed=seed, device=parse_device(device), progress=progress)
+    scenario, values, ctx = _prepare(name, seed, device, progress, params)
     outcome = scenario.body(values, ctx)
     return Result(
         scenario=scenario.name,

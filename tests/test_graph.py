@@ -1,0 +1,209 @@
+"""The feature graph against hand-computed weights, overlaps, an independent path search, files."""
+
+import json
+import math
+import os
+import shutil
+
+import pytest
+import torch
+from conftest import gen
+
+from circuits.compile import compile_dedicated, compile_superposed, compile_with_embeddings
+from circuits.generators import random_circuit, relay
+from circuits.graph import FeatureGraph, top_paths_nx
+from circuits.graph_io import GraphFileError, load_graph, save_graph
+from circuits.spec import Circuit, Gate
+from scenarios.cli import main
+
+# 4 features per layer, 2 layers, every gate kind
+CIRCUIT = Circuit(4, [
+    [Gate("AND", (0, 1)), Gate("OR", (2, 3)), Gate("BUF", (0,)), Gate("NOT", (3,))],
+    [Gate("OR", (0, 1)), Gate("AND", (2, 3)), Gate("BUF", (1,)), Gate("NOT", (0,))],
+])
+# By hand, linearised at each gate's decision boundary: AND and OR pass 1 per input (OR's second
+# neuron is off at s = 1/2), BUF passes 1, NOT passes -1; the clean-up's ramp has slope 2.
+HAND = [
+    torch.tensor([[1.0, 1, 0, 0], [0, 0, 1, 1], [1, 0, 0, 0], [0, 0, 0, -1]]),
+    torch.tensor([[1.0, 1, 0, 0], [0, 0, 1, 1], [0, 1, 0, 0], [-1, 0, 0, 0]]),
+]
+
+
+def _edges(g):
+    return {(u, v): (round(d["weight"], 6), d["kind"]) for u, v, d in g.edges(data=True)}
+
+
+def test_dedicated_graph_equals_the_hand_computed_one():
+    fg = FeatureGraph.build(compile_dedicated(CIRCUIT))
+    for block, hand in zip(fg.blocks, HAND):
+        assert torch.equal(block.weight, hand)
+    g = fg.to_networkx(prune=0)
+    expected = {}
+    for t, hand in enumerate(HAND):
+        for j, i in hand.nonzero().tolist():
+            expected[(f"L{t}:{i}", f"L{t + 1}:{j}")] = (float(hand[j, i]), "intended")
+    assert _edges(g) == expected  # and so no crosstalk edge at all
+    clean = FeatureGraph.build(compile_with_embeddings(CIRCUIT, [None] * 3, "threshold", "d"))
+    for block, hand in zip(clean.blocks, HAND):
+        assert torch.equal(block.weight, 2 * hand)
+
+
+def test_superposed_weights_are_the_overlaps_around_the_dedicated_ones():
+    # hand-picked directions in R^3: E_t = Gram_{t+1} @ E_dedicated @ Gram_t exactly
+    s = 1 / math.sqrt(2)
+    phi = torch.tensor([[1.0, 0, 0], [0, 1, 0], [0, 0, 1], [s, s, 0]])
+    net = compile_with_embeddings(CIRCUIT, [phi, phi, phi], "none", "superposed")
+    fg = FeatureGraph.build(net)
+    gram = phi @ phi.T
+    for block, hand in zip(fg.blocks, HAND):
+        assert torch.allclose(block.weight, gram @ hand @ gram, atol=1e-6)
+    g = fg.to_networkx(prune=0)
+    # e.g. x3 -> AND1.0: x3 overlaps x0 and x1 by s each, AND1.0 reads both, so 2s,
+    # plus AND1.0 overlaps NOT1.3 by s, which reads x3 with weight -1: total 2s - s = s
+    assert g.edges["L0:3", "L1:0"]["weight"] == pytest.approx(s)
+    assert g.edges["L0:3", "L1:0"]["kind"] == "crosstalk"
+
+
+def test_crosstalk_of_random_embeddings_follows_their_overlaps():
+    m, n = 200, 100
+    c = relay(m, 1, gen(0))
+    fg = FeatureGraph.build(compile_superposed(c, n, "random", "none", gen(1)))
+    b = fg.blocks[0]
+    cross = b.weight[~b.intended]
+    # E = Gram_1 P Gram_0: two single-overlap terms (~1/n each) and m - 2 products of two
+    predicted = math.sqrt(2 / n + (m - 2) / n**2)
+    assert cross.pow(2).mean().sqrt().item() == pytest.approx(predicted, rel=0.1)
+    assert b.weight[b.intended].mean().item() == pytest.approx(1.0, abs=0.1)
+    assert fg.intended_share_by_layer()[0] < 0.1
+    assert FeatureGraph.build(compile_dedicated(c)).intended_share_by_layer() == [1.0]
+
+
+def test_attribution_for_one_input():
+    fg = FeatureGraph.build(compile_dedicated(CIRCUIT), active=[0, 1])
+    b = fg.blocks[0]
+    # x0 = x1 = 1: AND1.0 fires, OR1.1 does not (its neurons are off), BUF1.2 passes x0
+    assert b.attribution[0].tolist() == [1.0, 1.0, 0.0, 0.0]
+    assert b.attribution[1].tolist() == [0.0, 0.0, 0.0, 0.0]
+    assert b.attribution[2].tolist() == [1.0, 0.0, 0.0, 0.0]
+    g = fg.to_networkx(prune=0)
+    assert g.nodes["L1:0"]["value"] == 1.0 and g.nodes["L2:3"]["value"] == 0.0
+    with pytest.raises(ValueError, match="out of range"):
+        FeatureGraph.build(compile_dedicated(CIRCUIT), active=[7])
+
+
+def test_top_paths_agree_with_an_independent_search():
+    c = random_circuit(8, 3, 6, 2, ("AND", "OR", "NOT"), gen(3))
+    fg = FeatureGraph.build(compile_superposed(c, 6, "random", "threshold", gen(4)))
+    g = fg.to_networkx(prune=0)
+    ours = fg.top_paths((0, 2), (3, 4), k=6)
+    theirs = top_paths_nx(g, "L0:2", "L3:4", k=6)
+    assert [p["path"] for p in ours] == [p["path"] for p in theirs]
+    for a, b in zip(ours, theirs):
+        assert a["product"] == pytest.approx(b["product"], rel=1e-5)
+    dedicated = FeatureGraph.build(compile_dedicated(CIRCUIT))
+    assert dedicated.top_paths((0, 3), (2, 0), k=3) == [
+        {"path": ["L0:3", "L1:1", "L2:0"], "labels": ["x3", "OR1.1", "OR2.0"], "product": 1.0, "intended": True}]
+    # AND2.1 reads BUF1.2 (of x0) and NOT1.3 (of x3)
+    assert dedicated.intended_paths((2, 1)) == [["L0:0", "L1:2", "L2:1"], ["L0:3", "L1:3", "L2:1"]]
+    assert len(dedicated.intended_paths((2, 0))) == 4
+
+
+def test_pruning_keeps_intended_and_folds_the_rest_into_interference():
+    m = 1000
+    c = relay(m, 2, gen(0))
+    fg = FeatureGraph.build(compile_superposed(c, 256, "random", "none", gen(1)))
+    g = fg.to_networkx(prune=3)
+    kinds = [d["kind"] for *_, d in g.edges(data=True)]
+    assert kinds.count("intended") == 2 * m and kinds.count("crosstalk") == 2 * 3 * m
+    assert kinds.count("interference") == 2 * m
+    b = fg.blocks[0]
+    # the interference edge into feature 0 of layer 1 carries the rms mass of what was pruned
+    row = b.weight[0].clone()
+    row[b.intended[0]] = 0
+    kept = row.abs().topk(3).values
+    assert g.edges["L1:interference", "L1:0"]["weight"] == pytest.approx(
+        math.sqrt(row.pow(2).sum().item() - kept.pow(2).sum().item()), rel=1e-4)
+    # a threshold keeps exactly the crosstalk at or above it
+    g2 = fg.to_networkx(prune=0.3)
+    n_cross = sum(1 for *_, d in g2.edges(data=True) if d["kind"] == "crosstalk")
+    assert n_cross == sum(int(((blk.weight.abs() >= 0.3) & ~blk.intended).sum()) for blk in fg.blocks)
+
+
+@pytest.mark.parametrize("fmt", ["json", "graphml", "gexf"])
+def test_files_round_trip(tmp_path, fmt):
+    g = FeatureGraph.build(compile_superposed(CIRCUIT, 3, "random", "none", gen(0))).to_networkx(prune=2)
+    path = save_graph(g, tmp_path / f"g.{fmt}", fmt)
+    back = load_graph(path)
+    assert set(back.nodes) == set(g.nodes)
+    assert {(u, v): round(d["weight"], 5) for u, v, d in back.edges(data=True)} == {
+        (u, v): round(d["weight"], 5) for u, v, d in g.edges(data=True)}
+    assert back.nodes["L1:0"]["layer"] == 1 and back.nodes["L1:0"]["gate"] == "AND"
+
+
+def test_corrupt_and_foreign_files_are_refused(tmp_path, capsys):
+    cases = {
+        "truncated.json": '{"superposim_graph": 1, "graph": {"nodes": [',
+        "foreign.json": json.dumps({"nodes": [], "links": []}),
+        "noise.graphml": "\x00\x01 not xml at all",
+        "other.graphml": '<?xml version="1.0"?><graphml xmlns="http://graphml.graphdrawing.org/xmlns">'
+                         '<graph edgedefault="directed"><node id="a"/></graph></graphml>',
+        "plain.txt": "hello",
+    }
+    for name, text in cases.items():
+        (tmp_path / name).write_text(text)
+        with pytest.raises(GraphFileError):
+            load_graph(tmp_path / name)
+        assert main(["graph", "--load", str(tmp_path / name)]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and err[0].startswith("superposim: error:")
+
+
+def test_graph_command_writes_every_format_and_prints_paths(tmp_path, capsys):
+    base = ["graph", "circuit", "--set", "m=8", "--set", "width=5", "--set", "n=6", "--set", "layers=2"]
+    for fmt in ("png", "html", "graphml", "gexf", "json"):
+        assert main(base + ["--out", str(tmp_path / f"g.{fmt}")]) == 0
+        assert (tmp_path / f"g.{fmt}").stat().st_size > 500
+    assert main(base + ["--network", "dedicated", "--from", "x0", "--to", "L2:0"]) == 0
+    out = capsys.readouterr().out
+    assert "intended share of incoming weight by layer: 1.000, 1.000" in out
+    assert main(base + ["--input", "0,99"]) == 2
+    assert main(["graph", "sparsity"]) == 2
+    assert main(base + ["--from", "x0"]) == 2
+
+
+def _chromium():
+    return shutil.which("chromium") and shutil.which("chromedriver")
+
+
+@pytest.mark.skipif(not _chromium() and not os.environ.get("CI"), reason="chromium not installed (CI installs it)")
+def test_html_page_renders_and_a_click_highlights_paths(tmp_path):
+    os.environ.setdefault("SE_OFFLINE", "true")  # never let selenium look for drivers online
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+    from selenium.webdriver.common.by import By
+
+    assert main(["graph", "circuit", "--set", "m=8", "--set", "width=6", "--set", "n=6", "--set", "layers=3",
+                 "--out", str(tmp_path / "g.html")]) == 0
+    html = (tmp_path / "g.html").read_text()
+    assert "<script src" not in html and "http" not in html.replace("http://www.w3.org", "")
+    opts = webdriver.ChromeOptions()
+    opts.binary_location = shutil.which("chromium")
+    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                 "--window-size=1200,800", "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync", "--no-first-run"):
+        opts.add_argument(flag)
+    driver = webdriver.Chrome(service=Service(shutil.which("chromedriver")), options=opts)
+    try:
+        driver.get((tmp_path / "g.html").as_uri())
+        features = driver.find_elements(By.CSS_SELECTOR, "circle.node.feature")
+        assert len(features) == 8 + 3 * 6
+        assert float(features[0].get_attribute("cx")) > 0
+        assert driver.find_elements(By.CSS_SELECTOR, "line.hl") == []
+        features[0].click()
+        highlighted = driver.find_elements(By.CSS_SELECTOR, "line.hl")
+        assert len(highlighted) > 0
+        assert "edges on its paths" in driver.find_element(By.ID, "status").text
+        driver.save_screenshot(str(tmp_path / "page.png"))
+        assert (tmp_path / "page.png").stat().st_size > 5000
+    finally:
+        driver.quit()
