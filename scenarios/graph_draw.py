@@ -44,14 +44,15 @@ def draw_png(g: nx.DiGraph, path: str | Path, title: str = "") -> Path:
     fig = Figure(figsize=(max(6.0, 2.2 * len(layers)), min(14.0, max(4.5, 0.28 * per_layer))))
     ax = fig.add_subplot()
     top = max((abs(d["weight"]) for *_, d in g.edges(data=True)), default=1.0) or 1.0
+    thin = max(0.12, min(1.0, 24 / per_layer))  # big layers: thinner, lighter lines
     for kind in ("interference", "crosstalk", "intended"):
         edges = [(u, v, d) for u, v, d in g.edges(data=True) if d["kind"] == kind]
         if not edges:
             continue
         color, alpha, width = EDGE_STYLE[kind]
         segs = [(pos[u], pos[v]) for u, v, _ in edges]
-        widths = [width * (0.3 + abs(d["weight"]) / top) for *_, d in edges]
-        ax.add_collection(LineCollection(segs, colors=color, alpha=alpha, linewidths=widths,
+        widths = [thin * width * (0.3 + abs(d["weight"]) / top) for *_, d in edges]
+        ax.add_collection(LineCollection(segs, colors=color, alpha=alpha * max(thin, 0.3), linewidths=widths,
                                          linestyles="dashed" if kind == "crosstalk" else "solid",
                                          label=kind, zorder=1 if kind != "intended" else 2))
     for kind, marker, size in (("feature", "o", 60), ("neuron", ".", 18), ("interference", "s", 50)):
