@@ -85,6 +85,7 @@ class CompiledNetwork:
         readouts: list[torch.Tensor | None],
         neuron_gates: list[torch.Tensor] | None = None,
         boundary: list[torch.Tensor] | None = None,
+        readout_bias: list[torch.Tensor | None] | None = None,
     ) -> None:
         if len(readouts) != circuit.depth + 1:
             raise ValueError(f"need {circuit.depth + 1} read-outs, got {len(readouts)}")
@@ -93,15 +94,19 @@ class CompiledNetwork:
         # gate sits at its decision boundary (the operating point at which graphs linearise).
         self.neuron_gates = neuron_gates
         self.boundary = boundary
+        # Intercepts of fitted read-outs (probes); compiled read-outs have none.
+        self.readout_bias = readout_bias or [None] * len(readouts)
 
     def read_features(self, x: torch.Tensor) -> list[torch.Tensor]:
         """Read-out of every layer's features for the inputs x, as (batch, m_t) tensors."""
         streams = self.network.streams(x)
-        return [times_transpose(s, r) for s, r in zip(streams, self.readouts)]
+        reads = [times_transpose(s, r) for s, r in zip(streams, self.readouts)]
+        return [r if b is None else r + b for r, b in zip(reads, self.readout_bias)]
 
     def to(self, device: torch.device | str) -> CompiledNetwork:
         self.network.to(device)
         self.readouts = [None if r is None else r.to(device) for r in self.readouts]
+        self.readout_bias = [None if b is None else b.to(device) for b in self.readout_bias]
         if self.boundary is not None:
             self.boundary = [b.to(device) for b in self.boundary]
         return self

@@ -103,6 +103,8 @@ class FeatureGraph:
             neuron_in = read @ phi_in.T
             neuron_out = (phi_out @ write) * gate
             weight = neuron_out @ neuron_in
+            if block.residual:  # the skip path carries stream t into stream t+1 unchanged
+                weight = weight + phi_out @ phi_in.T
             intended = torch.zeros(weight.shape, dtype=torch.bool)
             for j, g in enumerate(circuit.layers[t]):
                 intended[j, list(g.inputs)] = True

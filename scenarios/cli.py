@@ -42,6 +42,15 @@ def build_parser() -> argparse.ArgumentParser:
     p_run.add_argument("--device", default="cpu", help="cpu or cuda")
     p_run.add_argument("--quiet", action="store_true", help="no progress bar")
 
+    p_train = sub.add_parser("train", help="train a network on a scenario's circuit; checkpoints, --resume")
+    p_train.add_argument("name", help="a scenario that builds a circuit (circuit, compounding-noise, or a script)")
+    p_train.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                         help="scenario parameters and training ones (hidden, steps, batch, lr, loss, ...)")
+    p_train.add_argument("--seed", type=int, default=0)
+    p_train.add_argument("--out", required=True, help="folder for checkpoint.* and model.*")
+    p_train.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.safetensors")
+    p_train.add_argument("--quiet", action="store_true", help="no progress bar")
+
     p_graph = sub.add_parser("graph", help="the feature graph of a scenario's network: draw, export, query paths")
     p_graph.add_argument("name", nargs="?", help="a scenario that builds networks, or a script")
     p_graph.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
@@ -71,6 +80,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             for name, text in rows:
                 print(f"{name.ljust(width)}  {text}")
             return 0
+        if args.command == "train":
+            from scenarios.train_cli import train_command
+
+            return train_command(args, _split_sets(args.set))
         if args.command == "graph":
             from scenarios.graph_cli import graph_command
 

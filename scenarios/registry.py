@@ -25,6 +25,7 @@ BUILTIN = {
     "booleanish": "scenarios.booleanish",
     "compounding-noise": "scenarios.compounding_noise",
     "cost-ledger": "scenarios.cost_ledger",
+    "trained-vs-handbuilt": "scenarios.trained_vs_handbuilt",
 }
 
 

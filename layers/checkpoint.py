@@ -1,0 +1,72 @@
+"""Weights on disk: safetensors for tensors, JSON for everything else; never pickle.
+
+A saved file pair is ``NAME.safetensors`` (tensors, with the JSON config also in its metadata)
+and ``NAME.json`` (the same config, for people). Both are written atomically; loading checks
+the schema and refuses anything it does not understand with one clear message.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+SCHEMA = "superposim-weights"
+SCHEMA_VERSION = 1
+
+
+class WeightFileError(ValueError):
+    """A weight file that is missing, truncated, foreign or of an unknown schema."""
+
+
+def _replace_atomic(path: Path, write) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        write(tmp)
+        with open(tmp, "rb") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def save_weights(path: str | Path, tensors: dict[str, torch.Tensor], config: dict[str, Any]) -> None:
+    """Write ``path`` (.safetensors) and its .json twin; the config must be JSON-serialisable."""
+    path = Path(path)
+    meta = {"schema": SCHEMA, "version": SCHEMA_VERSION, **config}
+    text = json.dumps(meta, sort_keys=True)
+    flat = {k: v.detach().contiguous().cpu() for k, v in tensors.items()}
+    _replace_atomic(path, lambda tmp: save_file(flat, tmp, metadata={"config": text}))
+    _replace_atomic(path.with_suffix(".json"), lambda tmp: Path(tmp).write_text(json.dumps(meta, indent=2) + "\n"))
+
+
+def load_weights(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """Read a file written by ``save_weights``: (tensors, config)."""
+    path = Path(path)
+    if not path.is_file():
+        raise WeightFileError(f"{str(path)!r} does not exist")
+    try:
+        tensors = load_file(path)
+        from safetensors import safe_open
+
+        with safe_open(path, framework="pt") as f:
+            meta = f.metadata() or {}
+        config = json.loads(meta["config"])
+    except (SafetensorError, OSError, KeyError, ValueError, RuntimeError) as err:
+        raise WeightFileError(
+            f"{str(path)!r} is not a readable superposim weight file ({type(err).__name__}: {err})") from None
+    if config.get("schema") != SCHEMA:
+        raise WeightFileError(f"{str(path)!r} is not a superposim weight file (schema {config.get('schema')!r})")
+    if config.get("version") != SCHEMA_VERSION:
+        raise WeightFileError(f"{str(path)!r} has weight schema version {config.get('version')!r}; "
+                              f"this superposim reads {SCHEMA_VERSION}")
+    return tensors, config

@@ -1,0 +1,215 @@
+"""A trainable ReLU MLP on the Network stack, and a seeded training loop with lossless resume.
+
+The loop knows nothing about circuits: it asks ``batch(generator, size)`` for inputs and
+per-layer 0/1 targets. Everything that decides the next step (weights, AdamW moments, the step,
+the data generator's state, the history) is in the checkpoint, so a resumed run continues
+exactly where the checkpoint left off.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+from torch import nn
+from tqdm import tqdm
+
+from layers.checkpoint import load_weights, save_weights
+from layers.embeddings import make_embedding
+from layers.network import Network, ReLUBlock
+
+LOSSES = ("bce", "lp")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    m: int  # input features
+    n: int  # stream width
+    widths: tuple[int, ...]  # features per supervised layer (the circuit's layers 1..L)
+    hidden: int = 64
+    residual: bool = False
+    learn_embedding: bool = False
+    loss: str = "bce"
+    lp: float = 4.0  # the p of the L^p loss
+    supervise: str = "all"  # or "outputs"
+    lr: float = 3e-3
+    weight_decay: float = 1e-4
+    batch: int = 512
+    steps: int = 2000
+    checkpoint_every: int = 200
+    eval_every: int = 50
+    target_accuracy: float = 0.999  # early stop once a batch reaches it on every supervised layer
+    patience: int = 3  # ... on this many evaluations in a row
+    seed: int = 0
+
+    def as_dict(self) -> dict:
+        return asdict(self) | {"widths": list(self.widths)}
+
+
+class TrainedMLP(nn.Module):
+    """A Network of ReLU blocks (stream n, hidden h) plus one linear head per supervised layer."""
+
+    def __init__(self, cfg: TrainConfig, embedding: torch.Tensor | None = None) -> None:
+        super().__init__()
+        g = torch.Generator().manual_seed(cfg.seed)
+        phi = embedding if embedding is not None else make_embedding("random", cfg.m, cfg.n, g)
+        embed = phi.T.contiguous().clone()
+        blocks = []
+        for _ in cfg.widths:
+            blocks.append(ReLUBlock(
+                nn.Parameter(torch.randn(cfg.hidden, cfg.n, generator=g) / math.sqrt(cfg.n)),
+                nn.Parameter(torch.zeros(cfg.hidden)),
+                nn.Parameter(torch.randn(cfg.n, cfg.hidden, generator=g) / math.sqrt(cfg.hidden)),
+                residual=cfg.residual,
+            ))
+        self.network = Network(nn.Parameter(embed) if cfg.learn_embedding else embed, blocks, cfg.m)
+        self.heads = nn.ModuleList(nn.Linear(cfg.n, w) for w in cfg.widths)
+        with torch.no_grad():
+            for head in self.heads:
+                head.weight.copy_(torch.randn(head.weight.shape, generator=g) / math.sqrt(cfg.n))
+                head.bias.zero_()
+
+    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """Logits of every supervised layer."""
+        streams = self.network.streams(x)
+        return [head(s) for head, s in zip(self.heads, streams[1:])]
+
+
+@dataclass
+class TrainState:
+    step: int = 0
+    history: list[dict] = field(default_factory=list)  # one entry per evaluation
+    seconds: float = 0.0
+    stopped_early: bool = False
+
+
+def _loss(cfg: TrainConfig, logits: list[torch.Tensor], targets: list[torch.Tensor]) -> torch.Tensor:
+    layers = range(len(logits)) if cfg.supervise == "all" else [len(logits) - 1]
+    total = 0.0
+    for t in layers:
+        if cfg.loss == "bce":
+            total = total + nn.functional.binary_cross_entropy_with_logits(logits[t], targets[t])
+        else:  # L^p on probabilities: p > 2 punishes the few large errors, as booleans want
+            total = total + (torch.sigmoid(logits[t]) - targets[t]).abs().pow(cfg.lp).mean()
+    return total / len(layers)
+
+
+def _accuracy(logits: list[torch.Tensor], targets: list[torch.Tensor]) -> list[float]:
+    return [float(((lg > 0) == (tg > 0.5)).float().mean()) for lg, tg in zip(logits, targets)]
+
+
+def _pack(model: TrainedMLP, opt: torch.optim.Optimizer, gen: torch.Generator) -> dict[str, torch.Tensor]:
+    tensors = {f"model.{k}": v for k, v in model.state_dict().items() if v is not None}
+    names = {id(p): k for k, p in model.named_parameters()}
+    for group in opt.param_groups:
+        for p in group["params"]:
+            for key, value in opt.state.get(p, {}).items():
+                tensors[f"opt.{names[id(p)]}.{key}"] = value if torch.is_tensor(value) else torch.tensor(value)
+    tensors["rng.data"] = gen.get_state()
+    return tensors
+
+
+def _unpack(tensors: dict, model: TrainedMLP, opt: torch.optim.Optimizer, gen: torch.Generator) -> None:
+    model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
+    params = dict(model.named_parameters())
+    state: dict = {}
+    for key, value in tensors.items():
+        if key.startswith("opt."):
+            name, _, slot = key[4:].rpartition(".")
+            state.setdefault(params[name], {})[slot] = value
+    for p, slots in state.items():
+        opt.state[p] = slots
+    gen.set_state(tensors["rng.data"])
+
+
+def train(
+    cfg: TrainConfig,
+    batch: Callable[[torch.Generator, int], tuple[torch.Tensor, list[torch.Tensor]]],
+    out_dir: str | Path | None = None,
+    resume: bool = False,
+    embedding: torch.Tensor | None = None,
+    progress: bool = True,
+    stop_after: int | None = None,
+) -> tuple[TrainedMLP, TrainState]:
+    """Train with AdamW; checkpoint to ``out_dir`` every ``checkpoint_every`` steps; with
+    ``resume`` continue from the checkpoint there. ``stop_after`` ends the run after that step
+    as an interruption would (the model is not saved as final)."""
+    model = TrainedMLP(cfg, embedding)
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    gen = torch.Generator().manual_seed(cfg.seed + 1)
+    state = TrainState()
+    ckpt = Path(out_dir) / "checkpoint.safetensors" if out_dir is not None else None
+    if resume:
+        if ckpt is None or not ckpt.is_file():
+            raise FileNotFoundError(f"nothing to resume: no checkpoint in {out_dir}")
+        tensors, meta = load_weights(ckpt)
+        saved = dict(meta.get("train_config", {}))
+        if {k: v for k, v in saved.items() if k != "steps"} != {k: v for k, v in cfg.as_dict().items() if k != "steps"}:
+            raise ValueError(f"{ckpt} was trained with other settings; resume with the same ones (steps may grow)")
+        _unpack(tensors, model, opt, gen)
+        state = TrainState(meta["step"], meta["history"], meta["seconds"], meta["stopped_early"])
+    bar = tqdm(total=cfg.steps, initial=state.step, disable=not progress, desc="training", leave=False)
+    streak = sum(1 for _ in _tail_streak(state.history, cfg.target_accuracy))
+    start = time.perf_counter() - state.seconds
+    while state.step < cfg.steps and not state.stopped_early:
+        x, targets = batch(gen, cfg.batch)
+        logits = model(x)
+        loss = _loss(cfg, logits, targets)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        state.step += 1
+        bar.update(1)
+        if state.step % cfg.eval_every == 0 or state.step == cfg.steps:
+            acc = _accuracy([lg.detach() for lg in logits], targets)
+            state.history.append({"step": state.step, "loss": float(loss.detach()), "accuracy": acc})
+            bar.set_postfix(loss=f"{float(loss.detach()):.4f}", acc=f"{min(acc):.4f}")
+            streak = streak + 1 if min(acc) >= cfg.target_accuracy else 0
+            state.stopped_early = streak >= cfg.patience
+        if ckpt is not None and (state.step % cfg.checkpoint_every == 0 or state.stopped_early):
+            state.seconds = time.perf_counter() - start
+            save_weights(ckpt, _pack(model, opt, gen), _meta(cfg, state))
+        if stop_after is not None and state.step >= stop_after:
+            bar.close()
+            return model, state
+    bar.close()
+    state.seconds = time.perf_counter() - start
+    if out_dir is not None:
+        save_weights(Path(out_dir) / "model.safetensors",
+                     {f"model.{k}": v for k, v in model.state_dict().items() if v is not None}, _meta(cfg, state))
+    return model, state
+
+
+def _tail_streak(history: list[dict], target: float):
+    for entry in reversed(history):
+        if min(entry["accuracy"]) < target:
+            return
+        yield entry
+
+
+def _meta(cfg: TrainConfig, state: TrainState) -> dict:
+    return {"kind": "trained-mlp", "train_config": cfg.as_dict(), "step": state.step, "history": state.history,
+            "seconds": state.seconds, "stopped_early": state.stopped_early}
+
+
+def load_trained(path: str | Path) -> tuple[TrainedMLP, dict]:
+    """A model saved by ``train`` (model.safetensors or a checkpoint), with its metadata."""
+    tensors, meta = load_weights(path)
+    if meta.get("kind") != "trained-mlp" or "train_config" not in meta:
+        raise ValueError(f"{path} holds no trained network")
+    try:
+        raw = dict(meta["train_config"])
+        raw["widths"] = tuple(raw["widths"])
+        cfg = TrainConfig(**raw)
+    except (TypeError, KeyError, ValueError) as err:
+        raise ValueError(f"{path}: its training config is not one this superposim knows ({err})") from None
+    model = TrainedMLP(cfg)
+    try:
+        model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
+    except RuntimeError as err:
+        raise ValueError(f"{path}: the weights do not fit the network its config describes ({err})") from None
+    return model, meta

@@ -1,0 +1,160 @@
+"""trained-vs-handbuilt: one circuit; the hand-built superposed network, a trained one and the
+dedicated twin, side by side on the same inputs.
+
+The trained network is a ReLU MLP with the same stream width n and input embedding as the
+hand-built one (its neurons per layer set by ``hidden``), trained with AdamW on the circuit's
+exact gate values (binary cross-entropy or L^p) and read by least-squares probes fitted on
+held-out inputs, so that all three are read and traced the same way.
+
+Row keys (one row per layer, 0 = the input read-out): ``layer``, ``bit_errors_trained``,
+``bit_errors_handbuilt``, ``bit_errors_dedicated``, ``mse_trained``, ``mse_handbuilt``,
+``mse_dedicated``, ``neurons_trained``, ``neurons_handbuilt``, ``neurons_dedicated``,
+``parameters_trained``, ``parameters_handbuilt``, ``parameters_dedicated`` (of the block
+writing that layer).
+Summary keys: ``accuracy_trained``, ``accuracy_handbuilt``, ``accuracy_dedicated`` (per output:
+the last layer's gates), ``on_recall_trained``, ``on_recall_handbuilt`` (the share of outputs
+that are on and read as on: accuracy alone flatters a network that answers 0), ``train_seconds``,
+``train_steps``, ``stopped_early``, ``intended_share_trained``, ``intended_share_handbuilt``,
+``intended_share_dedicated`` (graph layer: mean share of incoming weight on intended edges),
+``accuracy_trained_heads``, ``on_recall_trained_heads`` (the trained network's own output
+heads, logit > 0, instead of the linear probes).
+"""
+
+from __future__ import annotations
+
+import torch
+
+from circuits.graph import FeatureGraph
+from circuits.sampling import ExactlyActive
+from circuits.trace import trace_noise
+from circuits.train import circuit_batches, fit_probes, train_on_circuit
+from layers.training import LOSSES, TrainConfig
+from scenarios import plots
+from scenarios.circuit import PARAMS as CIRCUIT_PARAMS
+from scenarios.circuit import check as circuit_check
+from scenarios.circuit import networks
+from scenarios.params import Param, require
+from scenarios.registry import Outcome, Scenario
+
+TRAIN_PARAMS = {
+    "hidden": Param(64, "neurons per layer of the trained network", low=1),
+    "steps": Param(3000, "training steps at most", low=1),
+    "batch": Param(512, "samples per step", low=1),
+    "lr": Param(3e-3, "AdamW learning rate", kind="float", low=0.0),
+    "weight_decay": Param(1e-4, "AdamW weight decay", kind="float", low=0.0),
+    "loss": Param("bce", "training loss", kind="str", choices=LOSSES),
+    "lp": Param(4.0, "the p of the L^p loss", kind="float", low=2.0),
+    "supervise": Param("all", "layers whose gates are trained", kind="str", choices=("all", "outputs")),
+    "residual": Param(False, "residual blocks", kind="bool"),
+    "learn_embedding": Param(False, "train the input embedding too", kind="bool"),
+    "checkpoint_every": Param(200, "steps between checkpoints", low=1),
+    "eval_every": Param(50, "steps between accuracy checks", low=1),
+    "target_accuracy": Param(0.999, "early stop once every layer's batch accuracy reaches it",
+                             kind="float", low=0.0, high=1.0),
+    "probe_samples": Param(20000, "held-out samples to fit the probes", low=2),
+}
+
+DEFAULTS = {"m": 128, "n": 96, "layers": 2, "width": 32, "active": 2, "samples": 20000}
+PARAMS = {k: (Param(DEFAULTS[k], p.help, p.kind, p.choices, p.low, p.high) if k in DEFAULTS else p)
+          for k, p in CIRCUIT_PARAMS.items()} | TRAIN_PARAMS
+
+
+def check(p) -> None:
+    circuit_check(p)
+    require(p["probe_samples"] > p["n"], f"probe_samples: must exceed n={p['n']} to fit a probe")
+
+
+def train_config(p, circuit, seed: int) -> TrainConfig:
+    return TrainConfig(
+        m=p["m"], n=p["n"], widths=tuple(circuit.widths[1:]), hidden=p["hidden"], residual=p["residual"],
+        learn_embedding=p["learn_embedding"], loss=p["loss"], lp=p["lp"], supervise=p["supervise"], lr=p["lr"],
+        weight_decay=p["weight_decay"], batch=p["batch"], steps=p["steps"], checkpoint_every=p["checkpoint_every"],
+        eval_every=p["eval_every"], target_accuracy=p["target_accuracy"], seed=seed)
+
+
+def train_networks(p, ctx, out_dir=None, resume: bool = False, build=networks) -> dict:
+    """The hand-built and dedicated networks that ``build`` (a scenario's ``networks``) makes,
+    and a trained one with its probes, keyed ``handbuilt``, ``dedicated``, ``trained``; plus the
+    training state and the model."""
+    nets = build(p, ctx)
+    hand = nets["superposed"].to("cpu")
+    circuit = hand.circuit
+    cfg = train_config(p, circuit, ctx.seed_for("training") % (2**31))
+    model, state = train_on_circuit(circuit, cfg, p["active"], embedding=hand.directions(0), out_dir=out_dir,
+                                    resume=resume, progress=ctx.progress)
+    trained = fit_probes(model, circuit, p["active"], p["probe_samples"], ctx.seed_for("probes") % (2**31))
+    return {"handbuilt": hand, "dedicated": nets["dedicated"].to("cpu"), "trained": trained, "state": state,
+            "model": model}
+
+
+@torch.no_grad()
+def head_scores(model, circuit, active: int, samples: int, seed: int) -> tuple[float, float]:
+    """Per-output accuracy and on-recall of the network's own output heads (logit > 0)."""
+    x, targets = circuit_batches(circuit, active)(torch.Generator().manual_seed(seed), samples)
+    logits, truth = model(x)[-1], targets[-1] > 0.5
+    said = logits > 0
+    on = int(truth.sum())
+    return float((said == truth).float().mean()), (float((said & truth).sum()) / on if on else 1.0)
+
+
+def body(p, ctx) -> Outcome:
+    built = train_networks(p, ctx)
+    state, model = built.pop("state"), built.pop("model")
+    circuit = built["handbuilt"].circuit
+    sampler = ExactlyActive(p["m"], p["active"], ctx.seed_for("inputs"))
+    trace = trace_noise(circuit, {k: v.read_features for k, v in built.items()}, sampler, p["samples"],
+                        progress=ctx.progress)
+    rows = []
+    for t in range(circuit.depth + 1):
+        row = {"layer": t}
+        for key in ("trained", "handbuilt", "dedicated"):
+            row[f"bit_errors_{key}"] = trace[key][t].wrong_features
+        for key in ("trained", "handbuilt", "dedicated"):
+            row[f"mse_{key}"] = trace[key][t].mse
+        for key in ("trained", "handbuilt", "dedicated"):
+            row[f"neurons_{key}"] = 0 if t == 0 else built[key].network.blocks[t - 1].hidden
+        for key in ("trained", "handbuilt", "dedicated"):
+            row[f"parameters_{key}"] = 0 if t == 0 else built[key].network.blocks[t - 1].parameter_count()
+        rows.append(row)
+    last = {k: trace[k][-1] for k in built}
+    outputs = circuit.widths[-1]
+    summary = {f"accuracy_{k}": 1 - last[k].wrong_features / outputs for k in ("trained", "handbuilt", "dedicated")}
+    for k in ("trained", "handbuilt"):
+        on = last[k].active_per_sample
+        summary[f"on_recall_{k}"] = 1 - last[k].false_negatives / on if on > 0 else None
+    heads = head_scores(model, circuit, p["active"], p["samples"], ctx.seed_for("heads") % (2**31))
+    summary["accuracy_trained_heads"], summary["on_recall_trained_heads"] = heads
+    summary |= {"train_seconds": state.seconds, "train_steps": state.step, "stopped_early": state.stopped_early}
+    for k, net in built.items():
+        shares = [s for s in FeatureGraph.build(net).intended_share_by_layer() if s is not None]
+        summary[f"intended_share_{k}"] = sum(shares) / len(shares) if shares else None
+    history = state.history
+
+    def learning_curve():
+        fig, ax = plots.figure("training: loss and worst layer's batch accuracy", "step", "loss", log_y=False)
+        ax.set_yscale("log")
+        steps = [h["step"] for h in history]
+        ax.plot(steps, [h["loss"] for h in history], color=plots.MEASURED, label="loss")
+        ax2 = ax.twinx()
+        ax2.plot(steps, [min(h["accuracy"]) for h in history], color="tab:orange", label="accuracy")
+        ax2.set_ylabel("accuracy")
+        ax.legend(loc="upper center", fontsize=8)
+        ax2.legend(loc="center right", fontsize=8)
+        return fig
+
+    def per_layer():
+        fig, ax = plots.figure(f"wrong features per sample: m={p['m']} in n={p['n']}, l={p['active']}",
+                               "layer", "wrong features per sample")
+        x = [r["layer"] for r in rows]
+        plots.line(ax, x, [r["bit_errors_trained"] for r in rows], "trained (probes)", "tab:purple")
+        plots.line(ax, x, [r["bit_errors_handbuilt"] for r in rows], "hand-built superposed", plots.MEASURED)
+        plots.line(ax, x, [r["bit_errors_dedicated"] for r in rows], "dedicated", plots.DEDICATED, "-s")
+        ax.legend(fontsize=8)
+        return fig
+
+    return Outcome(rows, summary, {"learning_curve": learning_curve, "errors_by_layer": per_layer})
+
+
+scenario = Scenario("trained-vs-handbuilt",
+                    "a trained network against the hand-built superposed one and the dedicated twin",
+                    PARAMS, body, check)
