@@ -139,3 +139,52 @@ def _spread(p: torch.Tensor, lo: torch.Tensor, frac: torch.Tensor, zw: torch.Ten
     out.scatter_add_(0, lo.reshape(-1), (mass * (1 - frac)).reshape(-1))
     out.scatter_add_(0, (lo + 1).reshape(-1), (mass * frac).reshape(-1))
     return out
+
+
+def _relu_moments(mu: torch.Tensor, var: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """E[(mu + Z)_+] and E[(mu + Z)_+^2] for Z ~ N(0, var), elementwise in mu."""
+    if var <= 0:
+        pos = mu.clamp(min=0)
+        return pos, pos * pos
+    sd = math.sqrt(var)
+    r = mu / sd
+    cdf = 0.5 * torch.erfc(-r / math.sqrt(2.0))
+    pdf = torch.exp(-0.5 * r * r) / math.sqrt(2 * math.pi)
+    return mu * cdf + sd * pdf, (mu * mu + var) * cdf + mu * sd * pdf
+
+
+def uand_case(on: int, k: int, active: int, p: float, d: int, m: int = 0, d0: int = 0,
+              correlated: bool = True) -> tuple[float, float]:
+    """Mean and std of the U-AND read-out error of a k-input AND with ``on`` of its inputs active
+    and ``active`` features active in all.
+
+    Each shared neuron outputs (on - (k - 1) + N + Z + S)_+ with N ~ Binomial(s', p) its other
+    active inputs (s' = active - on), the read-out averages about p^k d such neurons. With inputs
+    in superposition (d0 > 0), Z is the interference of its ~p m other reads (variance p m l / d0,
+    THEORY.md 3.2, independent across neurons) and S that of the gate's own k reads (variance
+    k l / d0, the same in every shared neuron, so averaging does not remove it). For d0 = 0 and
+    on >= k - 1 this is THEORY.md's mean s' p and std sqrt(s' (1 - p) / (p d)) (for k = 2).
+    """
+    others = active - on
+    n = torch.arange(others + 1, dtype=torch.float64)
+    pmf = torch.exp(torch.lgamma(torch.tensor(others + 1.0)) - torch.lgamma(n + 1) - torch.lgamma(others - n + 1)
+                    + n * math.log(p) + (others - n) * math.log1p(-p)) if p < 1 else (n == others).double()
+    if d0 <= 0:
+        v_ind = v_sh = 0.0
+    elif correlated:
+        v_ind = p * (1 - p) * (m - k) * active / d0
+        v_sh = (k + p * p * (m - k)) * active / d0
+    else:
+        v_ind, v_sh = p * m * active / d0, 0.0
+    z = torch.linspace(-6, 6, 121, dtype=torch.float64) if v_sh > 0 else torch.zeros(1, dtype=torch.float64)
+    zw = torch.exp(-0.5 * z * z)
+    zw = zw / zw.sum()
+    base = on - (k - 1) + n[None, :] + math.sqrt(v_sh) * z[:, None]  # (shared draws, N)
+    m1, m2 = _relu_moments(base, v_ind)
+    mean_s = (m1 * pmf).sum(1)  # neuron mean given S
+    var_s = (m2 * pmf).sum(1) - mean_s**2
+    mean = float((zw * mean_s).sum())
+    between = float((zw * (mean_s - mean) ** 2).sum())
+    within = float((zw * var_s).sum())
+    target = 1.0 if on == k else 0.0
+    return mean - target, math.sqrt(between + within / (p**k * d))

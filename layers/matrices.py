@@ -63,3 +63,12 @@ def nonzeros(weight: torch.Tensor | None, size: int = 0) -> int:
     if weight.layout == torch.sparse_csr:
         return int(weight.values().count_nonzero())
     return int(weight.count_nonzero())
+
+
+def sparse_weight(rows: torch.Tensor, cols: torch.Tensor, values: torch.Tensor, shape: tuple[int, int]) -> torch.Tensor:
+    """The stored (CSR) form of an (out, in) weight given by its non-zeros, never made dense."""
+    out, inp = shape
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        coo = torch.sparse_coo_tensor(torch.stack([cols, rows]), values, (inp, out), check_invariants=True)
+        return coo.coalesce().to_sparse_csr()

@@ -26,6 +26,7 @@ BUILTIN = {
     "compounding-noise": "scenarios.compounding_noise",
     "cost-ledger": "scenarios.cost_ledger",
     "trained-vs-handbuilt": "scenarios.trained_vs_handbuilt",
+    "u-and": "scenarios.u_and",
 }
 
 

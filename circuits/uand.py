@@ -1,0 +1,107 @@
+"""Universal-AND (Haenni, Mendel, Vaintrob, Chan 2024): many ANDs from few neurons.
+
+d ReLU neurons each connect to every input with probability p (weight 1) and have bias
+-(k - 1), so a neuron outputs (its active inputs - (k - 1))_+. AND of the k inputs I is read as
+the average of the neurons connected to all of I (about p^k d of them); OR(a, b) = a + b - AND(a, b)
+is then linear, given the inputs themselves, which m linear pass-through neurons carry when the
+circuit has OR gates. The inputs are the basis (d0 = 0) or themselves in superposition along
+random unit vectors of R^d0. The result is a CompiledNetwork: the tracer and the graph take it
+as they take the other compilers' networks.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from circuits.compile import CompiledNetwork
+from circuits.spec import Circuit, CircuitError
+from layers import Network, ReLUBlock, compact, make_embedding
+from layers.matrices import sparse_weight
+
+
+def uand_fan_in(circuit: Circuit) -> int:
+    """The common fan-in k of the circuit's ANDs (2 when it has only ORs); checks the shape."""
+    if circuit.depth != 1:
+        raise CircuitError(f"U-AND computes one layer of gates, the circuit has {circuit.depth}")
+    kinds = {g.kind for g in circuit.layers[0]}
+    if not kinds <= {"AND", "OR"}:
+        raise CircuitError(f"U-AND computes AND and OR gates, not {', '.join(sorted(kinds - {'AND', 'OR'}))}")
+    ks = {g.fan_in for g in circuit.layers[0] if g.kind == "AND"}
+    if len(ks) > 1:
+        raise CircuitError(f"U-AND needs one AND fan-in per layer, got {sorted(ks)}")
+    k = ks.pop() if ks else 2
+    if "OR" in kinds and (k != 2 or any(g.fan_in != 2 for g in circuit.layers[0] if g.kind == "OR")):
+        raise CircuitError("U-AND reads OR(a, b) as a + b - AND(a, b): ORs and ANDs must have fan-in 2")
+    return k
+
+
+def gate_inputs(gates: list) -> torch.Tensor:
+    """(gates, k) input indices, padded by repeating the first input."""
+    k = max(g.fan_in for g in gates)
+    return torch.tensor([g.inputs + (g.inputs[0],) * (k - g.fan_in) for g in gates])
+
+
+def shared_neurons(connections: torch.Tensor, inputs: torch.Tensor, chunk: int = 16384) -> tuple[torch.Tensor, torch.Tensor]:
+    """(gate index, neuron index) of every neuron connected to all inputs of each gate."""
+    conn = connections.bool().T.contiguous()  # (m, d)
+    gate_ids, neuron_ids = [], []
+    for start in range(0, inputs.shape[0], chunk):
+        idx = inputs[start : start + chunk]
+        mask = conn[idx[:, 0]]
+        for j in range(1, idx.shape[1]):
+            mask &= conn[idx[:, j]]
+        gate, neuron = mask.nonzero(as_tuple=True)
+        gate_ids.append(gate + start)
+        neuron_ids.append(neuron)
+    return torch.cat(gate_ids), torch.cat(neuron_ids)
+
+
+def compile_uand(
+    circuit: Circuit, d: int, p: float, d0: int = 0, generator: torch.Generator | None = None
+) -> CompiledNetwork:
+    """One U-AND layer computing ``circuit`` (one layer of AND / OR gates)."""
+    if d <= 0 or not 0 < p <= 1 or d0 < 0:
+        raise ValueError(f"U-AND needs d > 0, 0 < p <= 1, d0 >= 0; got d={d}, p={p}, d0={d0}")
+    k = uand_fan_in(circuit)
+    m, gates = circuit.n_inputs, circuit.layers[0]
+    conn = (torch.rand(d, m, generator=generator) < p).float()
+    has_or = any(g.kind == "OR" for g in gates)
+    phi = make_embedding("random", m, d0, generator) if d0 > 0 else None
+    read = conn if has_or is False else torch.cat([conn, torch.eye(m)])  # pass-through neurons last
+    hidden = read.shape[0]
+    relu = torch.cat([torch.ones(d, dtype=torch.bool), torch.zeros(hidden - d, dtype=torch.bool)])
+    bias = torch.cat([torch.full((d,), -(k - 1.0)), torch.zeros(hidden - d)])
+    block = ReLUBlock(compact(read if phi is None else read @ phi), bias, None, relu_mask=relu)
+    # read-out of each gate: the average of its shared neurons (plus a + b for an OR)
+    g_idx, n_idx = shared_neurons(conn, gate_inputs(gates))
+    counts = torch.bincount(g_idx, minlength=len(gates)).float()
+    sign = torch.tensor([1.0 if g.kind == "AND" else -1.0 for g in gates])
+    rows, cols, vals = [g_idx], [n_idx], [sign[g_idx] / counts[g_idx]]
+    ors = [i for i, g in enumerate(gates) if g.kind == "OR"]
+    if ors:
+        pairs = torch.tensor([gates[i].inputs for i in ors])
+        gi = torch.tensor(ors).repeat_interleave(2)
+        rows.append(gi)
+        cols.append(d + pairs.reshape(-1))
+        vals.append(torch.ones(gi.numel()))
+    readout = sparse_weight(torch.cat(rows), torch.cat(cols), torch.cat(vals), (len(gates), hidden))
+    embed = None if phi is None else compact(phi.T.contiguous())
+    net = CompiledNetwork(f"u-and(d={d}, p={p:g}, d0={d0})", circuit, Network(embed, [block], m),
+                          [None if phi is None else compact(phi), readout])
+    net.connections = conn
+    net.shared_counts = counts
+    return net
+
+
+@torch.no_grad()
+def and_reads(net: CompiledNetwork, x: torch.Tensor, subsets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """U-AND read-outs of arbitrary ANDs: for inputs x (B, m) and input subsets (B, P, k), the
+    average of the neurons connected to every input of each subset (a U-AND layer can read any
+    AND, not just the gates its circuit lists). Returns (reads, shared neuron counts)."""
+    conn_t = net.connections.bool().T  # (m, d)
+    d = conn_t.shape[1]
+    neurons = net.network.streams(x)[1][:, :d]  # (B, d), pass-through neurons excluded
+    shared = conn_t[subsets].all(dim=-2)  # (B, P, d)
+    counts = shared.sum(-1)
+    sums = torch.einsum("bpd,bd->bp", shared.to(neurons.dtype), neurons)
+    return sums / counts.clamp(min=1), counts
