@@ -41,7 +41,9 @@ def gate_inputs(gates: list) -> torch.Tensor:
     return torch.tensor([g.inputs + (g.inputs[0],) * (k - g.fan_in) for g in gates])
 
 
-def shared_neurons(connections: torch.Tensor, inputs: torch.Tensor, chunk: int = 16384) -> tuple[torch.Tensor, torch.Tensor]:
+def shared_neurons(
+    connections: torch.Tensor, inputs: torch.Tensor, chunk: int = 16384
+) -> tuple[torch.Tensor, torch.Tensor]:
     """(gate index, neuron index) of every neuron connected to all inputs of each gate."""
     conn = connections.bool().T.contiguous()  # (m, d)
     gate_ids, neuron_ids = [], []
