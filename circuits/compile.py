@@ -7,12 +7,14 @@ directions that carry each layer's features in the stream:
 - ``compile_superposed``: each layer's features along m unit vectors of an n-dim stream, read
   back by dot product, so every read picks up interference from the other active features.
 
-Gate neurons, with s the sum of the gate's reads (cleanup="none"):
-    AND: ReLU(s - (k - 1))          OR: ReLU(s) - ReLU(s - 1)
-    BUF: s (linear)                 NOT: 1 - s (linear)
-With cleanup="threshold" every gate output g is passed through h(g) = ReLU(2g - .5) - ReLU(2g - 1.5)
-before it is written. h is flat below 0.25 and above 0.75, so h(gate(z)) = h(z) for the clipped
-gates above, and gate plus clean-up fold into the same two ReLUs on the gate's pre-activation z.
+Every gate has a pre-activation z, a signed sum of its reads plus a bias, that is 1 when the gate
+is on and at most 0 when it is off (so it decides at z = 1/2):
+    AND: z = sum - (k - 1)   OR: z = sum   BUF: z = a   NOT: z = 1 - a   ANDNOT(a, b): z = a - b
+Gate neurons (cleanup="none"): AND and ANDNOT ReLU(z); OR ReLU(z) - ReLU(z - 1); BUF and NOT z
+(linear). With cleanup="threshold" every gate output g is passed through
+h(g) = ReLU(2g - .5) - ReLU(2g - 1.5) before it is written. h is flat below 0.25 and above 0.75,
+so h(gate(z)) = h(z) for these clipped gates, and gate plus clean-up fold into the same two ReLUs
+on z.
 """
 
 from __future__ import annotations
@@ -27,30 +29,33 @@ from layers.matrices import nonzeros, to_dense
 
 CLEANUPS = ("none", "threshold")
 
-# (input sign, bias) of the gate pre-activation z = sign * s + bias, for a gate of fan-in k.
-_PRE = {
-    "AND": lambda k: (1.0, -(k - 1.0)),
-    "OR": lambda k: (1.0, 0.0),
-    "BUF": lambda k: (1.0, 0.0),
-    "NOT": lambda k: (-1.0, 1.0),
-}
+# Decision boundary of every gate's pre-activation z: where graphs linearise it.
+BOUNDARY = 0.5
 
 
-def boundary_sum(kind: str, fan_in: int) -> float:
-    """The sum of input reads at which the gate's output crosses 1/2 (its decision boundary)."""
-    return fan_in - 0.5 if kind == "AND" else 0.5
-
-
-def gate_neurons(kind: str, fan_in: int, cleanup: str) -> list[tuple[float, float, bool, float]]:
-    """Neurons computing one gate: (input weight, bias, is ReLU, output coefficient) each."""
-    sign, bias = _PRE[kind](fan_in)
-    if cleanup == "threshold":
-        return [(2 * sign, 2 * bias - 0.5, True, 1.0), (2 * sign, 2 * bias - 1.5, True, -1.0)]
+def gate_pre(kind: str, fan_in: int) -> tuple[tuple[float, ...], float]:
+    """(sign of each input, bias) of the gate's pre-activation z."""
     if kind == "AND":
-        return [(sign, bias, True, 1.0)]
+        return (1.0,) * fan_in, -(fan_in - 1.0)
+    if kind == "OR":
+        return (1.0,) * fan_in, 0.0
+    if kind == "NOT":
+        return (-1.0,), 1.0
+    if kind == "ANDNOT":
+        return (1.0, -1.0), 0.0
+    return (1.0,), 0.0  # BUF
+
+
+def gate_neurons(kind: str, cleanup: str) -> list[tuple[float, float, bool, float]]:
+    """Neurons computing one gate from its pre-activation z: (scale, offset, is ReLU, output
+    coefficient) each, the neuron's own pre-activation being scale * z + offset."""
+    if cleanup == "threshold":
+        return [(2.0, -0.5, True, 1.0), (2.0, -1.5, True, -1.0)]
+    if kind in ("AND", "ANDNOT"):
+        return [(1.0, 0.0, True, 1.0)]
     if kind == "OR":
         return [(1.0, 0.0, True, 1.0), (1.0, -1.0, True, -1.0)]
-    return [(sign, bias, False, 1.0)]  # BUF, NOT: linear
+    return [(1.0, 0.0, False, 1.0)]  # BUF, NOT: linear
 
 
 @dataclass(frozen=True)
@@ -131,15 +136,15 @@ def _layer_block(
 ) -> tuple[ReLUBlock, torch.Tensor, torch.Tensor]:
     rows, cols, weights, biases, relus, outs, on_boundary = [], [], [], [], [], [], []
     for g, gate in enumerate(gates):
-        s_star = boundary_sum(gate.kind, gate.fan_in)
-        for w, b, relu, c in gate_neurons(gate.kind, gate.fan_in, cleanup):
+        signs, gate_bias = gate_pre(gate.kind, gate.fan_in)
+        for scale, offset, relu, c in gate_neurons(gate.kind, cleanup):
             neuron = len(biases)
-            on_boundary.append(not relu or w * s_star + b > 0)
-            for j in gate.inputs:
+            on_boundary.append(not relu or scale * BOUNDARY + offset > 0)
+            for j, sign in zip(gate.inputs, signs):
                 rows.append(neuron)
                 cols.append(j)
-                weights.append(w)
-            biases.append(b)
+                weights.append(scale * sign)
+            biases.append(scale * gate_bias + offset)
             relus.append(relu)
             outs.append((g, neuron, c))
     hidden = len(biases)

@@ -20,6 +20,7 @@ class GateTable:
         self.is_and = torch.tensor([kd == "AND" for kd in kinds], device=device)
         self.is_or = torch.tensor([kd == "OR" for kd in kinds], device=device)
         self.is_not = torch.tensor([kd == "NOT" for kd in kinds], device=device)
+        self.is_andnot = torch.tensor([kd == "ANDNOT" for kd in kinds], device=device)
         self.only_buf = all(kd == "BUF" for kd in kinds)
 
     def __call__(self, prev: torch.Tensor) -> torch.Tensor:
@@ -29,7 +30,10 @@ class GateTable:
         first = vals[..., 0]
         out = torch.where(self.is_not, 1.0 - first, first)
         out = torch.where(self.is_and, vals.amin(-1), out)
-        return torch.where(self.is_or, vals.amax(-1), out)
+        out = torch.where(self.is_or, vals.amax(-1), out)
+        if vals.shape[-1] > 1:
+            out = torch.where(self.is_andnot, torch.minimum(vals[..., 0], 1.0 - vals[..., 1]), out)
+        return out
 
 
 class Evaluator:

@@ -19,25 +19,27 @@ def random_circuit(
     generator: torch.Generator | None = None,
 ) -> Circuit:
     """Each gate picks its kind uniformly from ``gates`` and reads distinct random features of
-    the previous layer (``fan_in`` of them for AND / OR, one for BUF / NOT)."""
+    the previous layer (``fan_in`` of them for AND / OR, two for ANDNOT, one for BUF / NOT)."""
     kinds = [kind.upper() for kind in gates]
     unknown = [kind for kind in kinds if kind not in GATES]
     if unknown or not kinds:
         raise CircuitError(f"unknown gate {unknown[0] if unknown else ''!r}; valid: {', '.join(GATES)}")
     if any(k in ("AND", "OR") for k in kinds) and fan_in < 2:
         raise CircuitError(f"fan_in must be >= 2 for AND / OR, got {fan_in}")
+    need = max(fan_in if k in ("AND", "OR") else 2 if k == "ANDNOT" else 1 for k in kinds)
     built, prev = [], m
     for t in range(1, layers + 1):
-        if any(k in ("AND", "OR") for k in kinds) and fan_in > prev:
-            raise CircuitError(f"fan_in={fan_in} exceeds the {prev} features of layer {t - 1}")
+        if need > prev:
+            raise CircuitError(f"fan_in={need} exceeds the {prev} features of layer {t - 1}")
         picks = torch.randint(0, len(kinds), (width,), generator=generator)
-        # fan_in distinct features per gate: the first columns of a random permutation per row.
-        order = torch.rand(width, prev, generator=generator).argsort(dim=1)[:, :fan_in]
+        # distinct features per gate: the first columns of a random permutation per row.
+        order = torch.rand(width, prev, generator=generator).argsort(dim=1)[:, :need]
         layer = []
         for i in range(width):
             kind = kinds[int(picks[i])]
-            k = fan_in if kind in ("AND", "OR") else 1
-            layer.append(Gate(kind, tuple(sorted(int(j) for j in order[i, :k]))))
+            k = fan_in if kind in ("AND", "OR") else 2 if kind == "ANDNOT" else 1
+            chosen = [int(j) for j in order[i, :k]]
+            layer.append(Gate(kind, tuple(chosen if kind == "ANDNOT" else sorted(chosen))))
         built.append(layer)
         prev = width
     return Circuit(m, built)

@@ -1,4 +1,4 @@
-"""Layered boolean circuits: AND / OR (fan-in >= 2), BUF and NOT (fan-in 1).
+"""Layered boolean circuits: AND / OR (fan-in >= 2), BUF and NOT (fan-in 1), ANDNOT (a and not b).
 
 Layer 0 holds the m input features; every gate of layer t reads features of layer t - 1 only,
 which is what a stream that carries one layer's features at a time can compute. The circuit is
@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import networkx as nx
 
-GATES = ("AND", "OR", "BUF", "NOT")
+GATES = ("AND", "OR", "BUF", "NOT", "ANDNOT")
 INPUT = "INPUT"
 
 
@@ -62,16 +62,17 @@ class Circuit:
         for t, layer in enumerate(self.layers, start=1):
             for i, gate in enumerate(layer):
                 g.add_node((t, i), layer=t, gate=gate.kind, label=f"{gate.kind}{t}.{i}")
-                for j in gate.inputs:
-                    g.add_edge((t - 1, j), (t, i))
+                for position, j in enumerate(gate.inputs):
+                    g.add_edge((t - 1, j), (t, i), position=position)
         return g
 
     @classmethod
     def from_graph(cls, g: nx.DiGraph) -> Circuit:
         """Validate a DiGraph with ``layer`` and ``gate`` node attributes and build the circuit.
 
-        Gate inputs are taken in the order of their node index. Nodes need not be ``(t, i)``
-        tuples; within a layer they are ordered by their sort order.
+        Gate inputs are taken in the order of their edges' ``position`` attribute, else of their
+        node index (order matters for ANDNOT only). Nodes need not be ``(t, i)`` tuples; within a
+        layer they are ordered by their sort order.
         """
         missing = [node for node, data in g.nodes(data=True) if "layer" not in data or "gate" not in data]
         if missing:
@@ -98,7 +99,8 @@ class Circuit:
         for t in range(1, depth + 1):
             gates = []
             for node in order[t]:
-                sources = sorted(g.predecessors(node), key=lambda u: index[u])
+                sources = sorted(g.predecessors(node),
+                                 key=lambda u, v=node: (g.edges[u, v].get("position", 0), index[u]))
                 for u in sources:
                     if g.nodes[u]["layer"] >= t:
                         raise CircuitError(
@@ -127,6 +129,8 @@ def _check_gate(gate: Gate, where: tuple[int, int], width: int) -> None:
         raise CircuitError(f"gate {where}: {gate.kind} needs fan-in >= 2, got {gate.fan_in}")
     if gate.kind in ("BUF", "NOT") and gate.fan_in != 1:
         raise CircuitError(f"gate {where}: {gate.kind} takes exactly one input, got {gate.fan_in}")
+    if gate.kind == "ANDNOT" and gate.fan_in != 2:
+        raise CircuitError(f"gate {where}: ANDNOT takes exactly two inputs (a and not b), got {gate.fan_in}")
     if len(set(gate.inputs)) != gate.fan_in:
         raise CircuitError(f"gate {where} reads the same input twice: {gate.inputs}")
     bad = [j for j in gate.inputs if not 0 <= j < width]

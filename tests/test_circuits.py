@@ -21,14 +21,15 @@ def oracle(circuit: Circuit, bits: list[int]) -> list[list[int]]:
         out = []
         for g in gates:
             vals = [prev[j] for j in g.inputs]
-            out.append({"AND": int(all(vals)), "OR": int(any(vals)), "BUF": vals[0], "NOT": 1 - vals[0]}[g.kind])
+            out.append({"AND": int(all(vals)), "OR": int(any(vals)), "BUF": vals[0], "NOT": 1 - vals[0],
+                        "ANDNOT": int(vals[0] and not vals[-1])}[g.kind])
         layers.append(out)
     return layers
 
 
 @pytest.mark.parametrize("seed", range(6))
 def test_batched_evaluation_matches_oracle_on_every_input(seed):
-    c = random_circuit(6, 4, 7, 2 + seed % 3, ("AND", "OR", "BUF", "NOT"), gen(seed))
+    c = random_circuit(6, 4, 7, 2 + seed % 3, ("AND", "OR", "BUF", "NOT", "ANDNOT"), gen(seed))
     x = all_inputs(6)
     values = evaluate(c, x)
     for r in range(x.shape[0]):
@@ -43,7 +44,7 @@ def test_xor_truth_table():
 
 
 def test_graph_round_trip_and_attributes():
-    c = random_circuit(5, 3, 4, 2, ("AND", "OR", "NOT"), gen(1))
+    c = random_circuit(5, 3, 4, 2, ("AND", "OR", "NOT", "ANDNOT"), gen(1))
     g = c.graph()
     assert g.nodes[(0, 3)]["gate"] == "INPUT" and g.nodes[(2, 1)]["layer"] == 2
     assert g.number_of_edges() == sum(gate.fan_in for layer in c.layers for gate in layer)

@@ -4,7 +4,7 @@ import pytest
 import torch
 from conftest import gen
 
-from circuits.compile import compile_dedicated, compile_superposed, gate_neurons
+from circuits.compile import compile_dedicated, compile_superposed, gate_neurons, gate_pre
 from circuits.evaluate import evaluate
 from circuits.generators import random_circuit, relay, xor_circuit
 from circuits.sampling import ExactlyActive, all_inputs
@@ -14,7 +14,7 @@ CASES = [(m, fan_in, seed) for m in (4, 7, 10) for fan_in in (2, 3, 4) for seed 
 
 @pytest.mark.parametrize("m, fan_in, seed", CASES)
 def test_exact_on_every_input(m, fan_in, seed):
-    circuit = random_circuit(m, 4, m, fan_in, ("AND", "OR", "BUF", "NOT"), gen(seed))
+    circuit = random_circuit(m, 4, m, fan_in, ("AND", "OR", "BUF", "NOT", "ANDNOT"), gen(seed))
     x = all_inputs(m)
     truth = evaluate(circuit, x)
     networks = [
@@ -47,18 +47,20 @@ def test_superposed_makes_interference_errors_where_dedicated_makes_none():
 
 
 def test_gate_neurons_compute_their_gate_on_booleans():
-    import torch
+    import itertools
 
-    for kind, k in [("AND", 2), ("AND", 4), ("OR", 2), ("OR", 3), ("BUF", 1), ("NOT", 1)]:
+    exact = {"AND": all, "OR": any, "BUF": lambda v: v[0], "NOT": lambda v: not v[0],
+             "ANDNOT": lambda v: v[0] and not v[1]}
+    for kind, k in [("AND", 2), ("AND", 4), ("OR", 2), ("OR", 3), ("BUF", 1), ("NOT", 1), ("ANDNOT", 2)]:
+        signs, bias = gate_pre(kind, k)
         for cleanup in ("none", "threshold"):
-            neurons = gate_neurons(kind, k, cleanup)
-            for ones in range(k + 1):
+            for bits in itertools.product((0, 1), repeat=k):
+                z = sum(s * b for s, b in zip(signs, bits)) + bias
                 out = 0.0
-                for w, b, relu, c in neurons:
-                    z = torch.tensor(w * ones + b)
-                    out += c * float(torch.relu(z) if relu else z)
-                want = {"AND": ones == k, "OR": ones > 0, "BUF": ones == 1, "NOT": ones == 0}[kind]
-                assert out == float(want), (kind, k, cleanup, ones)
+                for scale, offset, relu, c in gate_neurons(kind, cleanup):
+                    pre = torch.tensor(scale * z + offset)
+                    out += c * float(torch.relu(pre) if relu else pre)
+                assert out == float(bool(exact[kind](bits))), (kind, k, cleanup, bits)
 
 
 def test_cost_counts_neurons_and_widths():
