@@ -1,0 +1,129 @@
+"""Circuits in superposition (Bushnaq & Mendel 2024; Linsefors & Bushnaq 2025), as read here.
+
+T small circuits, each d gates wide and L layers deep (AND, BUF, NOT), run inside one network of
+D neurons per layer, with at most z of them active on an input. Each circuit also carries an
+on-indicator (a BUF chain from an input that is 1 exactly when the circuit is active); every bias
+of the circuit is multiplied by it and every NOT is read as "on and not a", so an inactive circuit
+computes exactly 0. Each small neuron (d gates and the indicator, per layer) is spread over S large
+neurons; a large neuron's pre-activation is the sum of those of the small neurons placed on it, and
+a small neuron is read back as the average of its S large neurons.
+
+Placement: the S (d + 1) large neurons of one circuit in one layer are distinct, and two circuits
+share at most one large neuron per layer. Both follow from taking each circuit's neurons on a
+line of the affine plane over Z_q (q prime, q^2 <= D): two lines meet in at most one point. Each
+line of length q holds floor(q / (S (d + 1))) disjoint circuits, so T can reach
+(q^2 + q) floor(q / (S (d + 1))); every layer draws its own lines and its own map of the q^2
+points onto the D neurons.
+
+The whole is one layered circuit of T (d + 1) features per layer (gates carry the on-gating
+exactly: AND, BUF, ANDNOT(on, a)), so the tracer, the graph and the dedicated twin take it as
+they take any compiled network.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from circuits.compile import CompiledNetwork, gate_pre
+from circuits.generators import random_circuit
+from circuits.spec import Circuit, CircuitError, Gate
+from layers import Network, ReLUBlock, compact
+from layers.matrices import sparse_weight
+
+SMALL_GATES = ("AND", "BUF", "NOT")
+
+
+def largest_prime_at_most(n: int) -> int:
+    for q in range(n, 1, -1):
+        if all(q % f for f in range(2, int(q**0.5) + 1)):
+            return q
+    raise ValueError(f"no prime <= {n}")
+
+
+def design_capacity(D: int, size: int) -> int:
+    """How many circuits of ``size`` neurons per layer fit in D with at most one shared neuron."""
+    q = largest_prime_at_most(int(D**0.5))
+    return (q * q + q) * (q // size)
+
+
+def line_design(D: int, size: int, count: int, generator: torch.Generator) -> torch.Tensor:
+    """(count, size) neuron indices in [0, D): rows distinct within, two rows share <= 1 neuron."""
+    q = largest_prime_at_most(int(D**0.5))
+    per_line = q // size
+    if per_line == 0 or count > (q * q + q) * per_line:
+        raise CircuitError(
+            f"D={D} holds at most {design_capacity(D, size)} circuits of {size} neurons per layer "
+            f"that share at most one neuron (affine plane over Z_{q}); asked for {count}")
+    x = torch.arange(q)
+    lines = [x * q + (a * x + b) % q for a in range(q) for b in range(q)]  # y = a x + b
+    lines += [c * q + x for c in range(q)]  # x = c
+    order = torch.randperm(len(lines), generator=generator)
+    chunks = []
+    for k in order.tolist():
+        points = lines[k][torch.randperm(q, generator=generator)]
+        chunks += [points[i * size:(i + 1) * size] for i in range(per_line)]
+        if len(chunks) >= count:
+            break
+    neuron_of_point = torch.randperm(D, generator=generator)[: q * q]
+    return neuron_of_point[torch.stack(chunks[:count])]
+
+
+def small_circuits(T: int, d: int, L: int, generator: torch.Generator) -> list[Circuit]:
+    """T random circuits d wide and L deep over AND, BUF and NOT."""
+    return [random_circuit(d, L, d, 2, SMALL_GATES, generator) for _ in range(T)]
+
+
+def cis_circuit(smalls: list[Circuit]) -> Circuit:
+    """The layered circuit of all small circuits side by side, each with its on-indicator
+    (feature d of its block of d + 1); NOT(a) becomes ANDNOT(on, a)."""
+    d, L = smalls[0].n_inputs, smalls[0].depth
+    layers = []
+    for t in range(L):
+        layer = []
+        for c, small in enumerate(smalls):
+            base, on = c * (d + 1), c * (d + 1) + d
+            for g in small.layers[t]:
+                ins = tuple(base + j for j in g.inputs)
+                layer.append(Gate("ANDNOT", (on,) + ins) if g.kind == "NOT" else Gate(g.kind, ins))
+            layer.append(Gate("BUF", (on,)))
+        layers.append(layer)
+    return Circuit(len(smalls) * (d + 1), layers)
+
+
+def compile_cis(smalls: list[Circuit], D: int, S: int, generator: torch.Generator) -> CompiledNetwork:
+    """The large network computing every small circuit, with read-outs averaging S neurons."""
+    if not smalls:
+        raise CircuitError("circuits in superposition needs at least one small circuit")
+    d, L = smalls[0].n_inputs, smalls[0].depth
+    if any(s.n_inputs != d or s.widths != [d] * (L + 1) for s in smalls):
+        raise CircuitError("every small circuit must be d wide at every layer and equally deep")
+    if any(g.kind not in SMALL_GATES for s in smalls for layer in s.layers for g in layer):
+        raise CircuitError(f"small circuits use {', '.join(SMALL_GATES)} gates only")
+    if S < 1 or D < 1:
+        raise CircuitError(f"S and D must be positive, got S={S}, D={D}")
+    big = cis_circuit(smalls)
+    width, T = big.n_inputs, len(smalls)
+    placements, incidences, readouts, blocks = [], [], [None], []
+    for t, gates in enumerate(big.layers):
+        place = line_design(D, S * (d + 1), T, generator).reshape(T * (d + 1), S)  # (width, S)
+        rows = torch.arange(width).repeat_interleave(S)
+        assign = torch.zeros(width, D)
+        assign[rows, place.reshape(-1)] = 1.0
+        # small pre-activations from the previous layer's small values; biases ride on the indicator
+        inc = torch.zeros(width, width)
+        for f, gate in enumerate(gates):
+            signs, bias = gate_pre(gate.kind, gate.fan_in)
+            for j, sgn in zip(gate.inputs, signs):
+                inc[f, j] += sgn
+            if bias:
+                inc[f, (f // (d + 1)) * (d + 1) + d] += bias
+        prev_read = torch.eye(width) if t == 0 else placements[-1] / S  # (width, n_prev)
+        read = assign.T @ inc @ prev_read  # (D, n_prev)
+        blocks.append(ReLUBlock(compact(read), torch.zeros(D), None))
+        placements.append(assign)
+        incidences.append(inc)
+        r, c = assign.nonzero(as_tuple=True)
+        readouts.append(sparse_weight(r, c, torch.full((r.numel(),), 1.0 / S), (width, D)))
+    net = CompiledNetwork(f"cis(T={T}, D={D}, d={d}, S={S})", big, Network(None, blocks, width), readouts)
+    net.placements, net.incidences, net.S, net.d = placements, incidences, S, d
+    return net
