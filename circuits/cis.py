@@ -33,6 +33,10 @@ from layers.matrices import sparse_weight
 SMALL_GATES = ("AND", "BUF", "NOT")
 
 
+def _sparse(rows: torch.Tensor, cols: torch.Tensor, vals: torch.Tensor, shape: tuple[int, int]) -> torch.Tensor:
+    return torch.sparse_coo_tensor(torch.stack([rows, cols]), vals.float(), shape, check_invariants=True).coalesce()
+
+
 def largest_prime_at_most(n: int) -> int:
     for q in range(n, 1, -1):
         if all(q % f for f in range(2, int(q**0.5) + 1)):
@@ -104,26 +108,32 @@ def compile_cis(smalls: list[Circuit], D: int, S: int, generator: torch.Generato
     big = cis_circuit(smalls)
     width, T = big.n_inputs, len(smalls)
     placements, incidences, readouts, blocks = [], [], [None], []
-    for t, gates in enumerate(big.layers):
-        place = line_design(D, S * (d + 1), T, generator).reshape(T * (d + 1), S)  # (width, S)
-        rows = torch.arange(width).repeat_interleave(S)
-        assign = torch.zeros(width, D)
-        assign[rows, place.reshape(-1)] = 1.0
+    prev_read = None  # (width, n_prev) read-out of the previous layer's small values; None: the input
+    for gates in big.layers:
+        place = line_design(D, S * (d + 1), T, generator).reshape(width, S)
+        assign = _sparse(torch.arange(width).repeat_interleave(S), place.reshape(-1),
+                         torch.ones(width * S), (width, D))
         # small pre-activations from the previous layer's small values; biases ride on the indicator
-        inc = torch.zeros(width, width)
+        rows, cols, vals = [], [], []
         for f, gate in enumerate(gates):
             signs, bias = gate_pre(gate.kind, gate.fan_in)
             for j, sgn in zip(gate.inputs, signs):
-                inc[f, j] += sgn
+                rows.append(f)
+                cols.append(j)
+                vals.append(sgn)
             if bias:
-                inc[f, (f // (d + 1)) * (d + 1) + d] += bias
-        prev_read = torch.eye(width) if t == 0 else placements[-1] / S  # (width, n_prev)
-        read = assign.T @ inc @ prev_read  # (D, n_prev)
-        blocks.append(ReLUBlock(compact(read), torch.zeros(D), None))
+                rows.append(f)
+                cols.append((f // (d + 1)) * (d + 1) + d)
+                vals.append(bias)
+        inc = _sparse(torch.tensor(rows), torch.tensor(cols), torch.tensor(vals), (width, width))
+        small_pre = inc if prev_read is None else torch.sparse.mm(inc, prev_read)  # (width, n_prev)
+        read = torch.sparse.mm(assign.t().coalesce(), small_pre)  # (D, n_prev)
+        blocks.append(ReLUBlock(compact(read.to_dense()), torch.zeros(D), None))
         placements.append(assign)
         incidences.append(inc)
-        r, c = assign.nonzero(as_tuple=True)
-        readouts.append(sparse_weight(r, c, torch.full((r.numel(),), 1.0 / S), (width, D)))
+        prev_read = (assign * (1.0 / S)).coalesce()
+        r, c = prev_read.indices()
+        readouts.append(sparse_weight(r, c, prev_read.values(), (width, D)))
     net = CompiledNetwork(f"cis(T={T}, D={D}, d={d}, S={S})", big, Network(None, blocks, width), readouts)
     net.placements, net.incidences, net.S, net.d = placements, incidences, S, d
     return net

@@ -79,7 +79,8 @@ class CompiledNetwork:
     """A network with, per layer, the directions along which the circuit's features are read.
 
     ``readouts[t]`` is an (m_t, n_t) matrix (None: the identity); the features of layer t are
-    ``stream_t @ readouts[t].T``.
+    ``stream_s @ readouts[t].T`` with s = ``stream_of_layer[t]`` (by default t: one block per
+    layer; a network with extra blocks between layers, such as error correction, says where).
     """
 
     def __init__(
@@ -91,6 +92,7 @@ class CompiledNetwork:
         neuron_gates: list[torch.Tensor] | None = None,
         boundary: list[torch.Tensor] | None = None,
         readout_bias: list[torch.Tensor | None] | None = None,
+        stream_of_layer: list[int] | None = None,
     ) -> None:
         if len(readouts) != circuit.depth + 1:
             raise ValueError(f"need {circuit.depth + 1} read-outs, got {len(readouts)}")
@@ -101,11 +103,12 @@ class CompiledNetwork:
         self.boundary = boundary
         # Intercepts of fitted read-outs (probes); compiled read-outs have none.
         self.readout_bias = readout_bias or [None] * len(readouts)
+        self.stream_of_layer = stream_of_layer or list(range(len(readouts)))
 
     def read_features(self, x: torch.Tensor) -> list[torch.Tensor]:
         """Read-out of every layer's features for the inputs x, as (batch, m_t) tensors."""
         streams = self.network.streams(x)
-        reads = [times_transpose(s, r) for s, r in zip(streams, self.readouts)]
+        reads = [times_transpose(streams[s], r) for s, r in zip(self.stream_of_layer, self.readouts)]
         return [r if b is None else r + b for r, b in zip(reads, self.readout_bias)]
 
     def to(self, device: torch.device | str) -> CompiledNetwork:
@@ -129,6 +132,10 @@ class CompiledNetwork:
     def directions(self, layer: int) -> torch.Tensor:
         """Dense (m_t, n_t) read-out directions of one layer."""
         return to_dense(self.readouts[layer], self.circuit.widths[layer])
+
+    def blocks_of_layer(self, layer: int) -> range:
+        """Indices of the blocks between layer ``layer`` and layer ``layer + 1``."""
+        return range(self.stream_of_layer[layer], self.stream_of_layer[layer + 1])
 
 
 def _layer_block(

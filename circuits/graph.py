@@ -85,30 +85,41 @@ class FeatureGraph:
             x = torch.zeros(1, circuit.n_inputs)
             x[0, list(active)] = 1.0
             values = [v[0] for v in evaluate(circuit, x)]
-            names = [f"blocks.{t}.hook_pre" for t in range(circuit.depth)]
+            names = [f"blocks.{b}.hook_pre" for b in range(len(net.network.blocks))]
             with capture(net.network, names) as seen:
                 net.network(x)
             pres = [seen[name][0] for name in names]
         blocks = []
-        for t, block in enumerate(net.network.blocks):
+        for t in range(circuit.depth):
             phi_in, phi_out = net.directions(t), net.directions(t + 1)
-            read = to_dense(block.read, block.hidden)  # (h, n_t)
-            write = to_dense(block.write, block.hidden)  # (n_{t+1}, h)
-            if pres is not None:
-                gate = torch.where(block.relu_mask, (pres[t] > 0).float(), torch.ones(block.hidden))
-            elif net.boundary is not None:
-                gate = net.boundary[t]
-            else:
-                gate = torch.ones(block.hidden)
-            neuron_in = read @ phi_in.T
-            neuron_out = (phi_out @ write) * gate
-            weight = neuron_out @ neuron_in
-            if block.residual:  # the skip path carries stream t into stream t+1 unchanged
-                weight = weight + phi_out @ phi_in.T
+            ids = list(net.blocks_of_layer(t))
+            carried = phi_in.T  # (n, m_t): each feature's direction, carried through the blocks
+            neuron_in = neuron_out = None
+            for b in ids:
+                block = net.network.blocks[b]
+                read = to_dense(block.read, block.hidden)  # (h, n_in)
+                write = to_dense(block.write, block.hidden)  # (n_out, h)
+                if pres is not None:
+                    gate = torch.where(block.relu_mask, (pres[b] > 0).float(), torch.ones(block.hidden))
+                elif net.boundary is not None and len(ids) == 1:
+                    gate = net.boundary[t]
+                else:
+                    gate = torch.ones(block.hidden)
+                through = read @ carried  # (h, m_t)
+                if len(ids) == 1:
+                    neuron_in, neuron_out = through, (phi_out @ write) * gate
+                nxt = write @ (gate[:, None] * through)
+                carried = nxt + carried if block.residual else nxt  # the skip path carries stream t
+            weight = phi_out @ carried
+            if neuron_in is None:  # several blocks per layer: no single layer of neurons to show
+                neuron_in, neuron_out = torch.zeros(0, weight.shape[1]), torch.zeros(weight.shape[0], 0)
             intended = torch.zeros(weight.shape, dtype=torch.bool)
             for j, g in enumerate(circuit.layers[t]):
                 intended[j, list(g.inputs)] = True
-            neuron_gate = net.neuron_gates[t] if net.neuron_gates is not None else torch.full((block.hidden,), -1)
+            if net.neuron_gates is not None and len(ids) == 1:
+                neuron_gate = net.neuron_gates[t]
+            else:
+                neuron_gate = torch.full((neuron_in.shape[0],), -1)
             attribution = weight * values[t][None, :] if values is not None else None
             blocks.append(BlockEdges(weight, intended, attribution, neuron_in, neuron_out, neuron_gate))
         return cls(net, blocks, values, list(active) if active is not None else None)

@@ -5,13 +5,12 @@ from __future__ import annotations
 
 import io
 import json
-import os
-import tempfile
 from pathlib import Path
 
 import networkx as nx
 
 from circuits.graph import GRAPH_SCHEMA
+from layers.files import write_atomic
 
 FORMATS = ("graphml", "gexf", "json")
 NODE_KINDS = ("feature", "neuron", "interference")
@@ -20,18 +19,6 @@ EDGE_KINDS = ("intended", "crosstalk", "interference")
 
 class GraphFileError(ValueError):
     """A graph file that cannot be read as a superposim graph."""
-
-
-def _atomic(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def save_graph(g: nx.DiGraph, path: str | Path, fmt: str) -> Path:
@@ -46,7 +33,7 @@ def save_graph(g: nx.DiGraph, path: str | Path, fmt: str) -> Path:
         payload = buf.getvalue()
     else:
         raise ValueError(f"unknown graph format {fmt!r}; valid: {', '.join(FORMATS)}")
-    _atomic(path, payload)
+    write_atomic(path, payload)
     return path
 
 

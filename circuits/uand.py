@@ -16,21 +16,19 @@ import torch
 from circuits.compile import CompiledNetwork
 from circuits.spec import Circuit, CircuitError
 from layers import Network, ReLUBlock, compact, make_embedding
-from layers.matrices import sparse_weight
+from layers.matrices import sparse_weight, to_dense
 
 
-def uand_fan_in(circuit: Circuit) -> int:
-    """The common fan-in k of the circuit's ANDs (2 when it has only ORs); checks the shape."""
-    if circuit.depth != 1:
-        raise CircuitError(f"U-AND computes one layer of gates, the circuit has {circuit.depth}")
-    kinds = {g.kind for g in circuit.layers[0]}
+def uand_fan_in(gates: list) -> int:
+    """The common fan-in k of a layer's ANDs (2 when it has only ORs); checks the layer."""
+    kinds = {g.kind for g in gates}
     if not kinds <= {"AND", "OR"}:
         raise CircuitError(f"U-AND computes AND and OR gates, not {', '.join(sorted(kinds - {'AND', 'OR'}))}")
-    ks = {g.fan_in for g in circuit.layers[0] if g.kind == "AND"}
+    ks = {g.fan_in for g in gates if g.kind == "AND"}
     if len(ks) > 1:
         raise CircuitError(f"U-AND needs one AND fan-in per layer, got {sorted(ks)}")
     k = ks.pop() if ks else 2
-    if "OR" in kinds and (k != 2 or any(g.fan_in != 2 for g in circuit.layers[0] if g.kind == "OR")):
+    if "OR" in kinds and (k != 2 or any(g.fan_in != 2 for g in gates if g.kind == "OR")):
         raise CircuitError("U-AND reads OR(a, b) as a + b - AND(a, b): ORs and ANDs must have fan-in 2")
     return k
 
@@ -58,22 +56,20 @@ def shared_neurons(
     return torch.cat(gate_ids), torch.cat(neuron_ids)
 
 
-def compile_uand(
-    circuit: Circuit, d: int, p: float, d0: int = 0, generator: torch.Generator | None = None
-) -> CompiledNetwork:
-    """One U-AND layer computing ``circuit`` (one layer of AND / OR gates)."""
-    if d <= 0 or not 0 < p <= 1 or d0 < 0:
-        raise ValueError(f"U-AND needs d > 0, 0 < p <= 1, d0 >= 0; got d={d}, p={p}, d0={d0}")
-    k = uand_fan_in(circuit)
-    m, gates = circuit.n_inputs, circuit.layers[0]
-    conn = (torch.rand(d, m, generator=generator) < p).float()
+def _uand_block(
+    gates: list, m_prev: int, prev_read: torch.Tensor | None, d: int, p: float, k: int,
+    generator: torch.Generator | None,
+) -> tuple[ReLUBlock, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """One U-AND block over features read from the stream as ``stream @ prev_read.T`` (None: the
+    stream is the features): (block, read-out of its gates, connections, shared counts)."""
+    conn = (torch.rand(d, m_prev, generator=generator) < p).float()
     has_or = any(g.kind == "OR" for g in gates)
-    phi = make_embedding("random", m, d0, generator) if d0 > 0 else None
-    read = conn if has_or is False else torch.cat([conn, torch.eye(m)])  # pass-through neurons last
-    hidden = read.shape[0]
+    feature_read = torch.cat([conn, torch.eye(m_prev)]) if has_or else conn  # pass-through neurons last
+    hidden = feature_read.shape[0]
     relu = torch.cat([torch.ones(d, dtype=torch.bool), torch.zeros(hidden - d, dtype=torch.bool)])
     bias = torch.cat([torch.full((d,), -(k - 1.0)), torch.zeros(hidden - d)])
-    block = ReLUBlock(compact(read if phi is None else read @ phi), bias, None, relu_mask=relu)
+    read = feature_read if prev_read is None else feature_read @ prev_read
+    block = ReLUBlock(compact(read), bias, None, relu_mask=relu)
     # read-out of each gate: the average of its shared neurons (plus a + b for an OR)
     g_idx, n_idx = shared_neurons(conn, gate_inputs(gates))
     counts = torch.bincount(g_idx, minlength=len(gates)).float()
@@ -87,12 +83,62 @@ def compile_uand(
         cols.append(d + pairs.reshape(-1))
         vals.append(torch.ones(gi.numel()))
     readout = sparse_weight(torch.cat(rows), torch.cat(cols), torch.cat(vals), (len(gates), hidden))
+    return block, readout, conn, counts
+
+
+def compile_uand(
+    circuit: Circuit, d: int, p: float, d0: int = 0, generator: torch.Generator | None = None
+) -> CompiledNetwork:
+    """One U-AND layer computing ``circuit`` (one layer of AND / OR gates)."""
+    if d <= 0 or not 0 < p <= 1 or d0 < 0:
+        raise ValueError(f"U-AND needs d > 0, 0 < p <= 1, d0 >= 0; got d={d}, p={p}, d0={d0}")
+    if circuit.depth != 1:
+        raise CircuitError(f"U-AND computes one layer of gates, the circuit has {circuit.depth}")
+    k = uand_fan_in(circuit.layers[0])
+    m = circuit.n_inputs
+    phi = make_embedding("random", m, d0, generator) if d0 > 0 else None
+    block, readout, conn, counts = _uand_block(circuit.layers[0], m, phi, d, p, k, generator)
     embed = None if phi is None else compact(phi.T.contiguous())
     net = CompiledNetwork(f"u-and(d={d}, p={p:g}, d0={d0})", circuit, Network(embed, [block], m),
                           [None if phi is None else compact(phi), readout])
     net.connections = conn
     net.shared_counts = counts
     return net
+
+
+CORRECTIONS = ("none", "cleanup")
+
+
+def compile_uand_stack(
+    circuit: Circuit, d: int, p: float, correction: str = "cleanup", generator: torch.Generator | None = None
+) -> CompiledNetwork:
+    """One U-AND block per layer of ``circuit``. Without correction each block reads the previous
+    block's gates straight from its neurons, through their averaging read-outs; with
+    ``correction="cleanup"`` an error-correction block between them writes h(read-out) of every
+    gate (two ReLUs, THEORY.md 2.2) onto its own direction, so the next block reads clean
+    booleans. Layer t is read after its U-AND block, before any correction."""
+    if correction not in CORRECTIONS:
+        raise ValueError(f"unknown correction {correction!r}; valid: {', '.join(CORRECTIONS)}")
+    blocks, readouts, stream_of_layer, prev_read = [], [None], [0], None
+    for t, gates in enumerate(circuit.layers):
+        k = uand_fan_in(gates)
+        block, readout, _, _ = _uand_block(gates, circuit.widths[t], prev_read, d, p, k, generator)
+        blocks.append(block)
+        readouts.append(readout)
+        stream_of_layer.append(len(blocks))
+        dense = to_dense(readout)  # (m_t, hidden)
+        if correction == "cleanup" and t + 1 < circuit.depth:
+            m_t = dense.shape[0]
+            blocks.append(ReLUBlock(
+                compact(torch.cat([2 * dense, 2 * dense])),
+                torch.cat([torch.full((m_t,), -0.5), torch.full((m_t,), -1.5)]),
+                compact(torch.cat([torch.eye(m_t), -torch.eye(m_t)], dim=1))))
+            prev_read = None
+        else:
+            prev_read = dense
+    name = f"u-and stack(d={d}, p={p:g}, correction={correction})"
+    return CompiledNetwork(name, circuit, Network(None, blocks, circuit.n_inputs), readouts,
+                           stream_of_layer=stream_of_layer)
 
 
 @torch.no_grad()

@@ -8,14 +8,14 @@ the schema and refuses anything it does not understand with one clear message.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
+
+from layers.files import write_atomic
 
 SCHEMA = "superposim-weights"
 SCHEMA_VERSION = 1
@@ -25,28 +25,14 @@ class WeightFileError(ValueError):
     """A weight file that is missing, truncated, foreign or of an unknown schema."""
 
 
-def _replace_atomic(path: Path, write) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        write(tmp)
-        with open(tmp, "rb") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def save_weights(path: str | Path, tensors: dict[str, torch.Tensor], config: dict[str, Any]) -> None:
     """Write ``path`` (.safetensors) and its .json twin; the config must be JSON-serialisable."""
     path = Path(path)
     meta = {"schema": SCHEMA, "version": SCHEMA_VERSION, **config}
     text = json.dumps(meta, sort_keys=True)
     flat = {k: v.detach().contiguous().cpu() for k, v in tensors.items()}
-    _replace_atomic(path, lambda tmp: save_file(flat, tmp, metadata={"config": text}))
-    _replace_atomic(path.with_suffix(".json"), lambda tmp: Path(tmp).write_text(json.dumps(meta, indent=2) + "\n"))
+    write_atomic(path, lambda tmp: save_file(flat, tmp, metadata={"config": text}))
+    write_atomic(path.with_suffix(".json"), (json.dumps(meta, indent=2) + "\n").encode())
 
 
 def load_weights(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:

@@ -79,8 +79,11 @@ class ReLUBlock(nn.Module):
         return self.hook_out(out)
 
     def parameter_count(self) -> int:
-        """Weights and biases a dense layer of this shape holds."""
-        return self.n_in * self.hidden + self.hidden + self.hidden * self.n_out
+        """Weights and biases a dense layer of this shape holds (an identity read or write is
+        wiring, not parameters)."""
+        read = 0 if self.read is None else self.n_in * self.hidden
+        write = 0 if self.write is None else self.hidden * self.n_out
+        return read + self.hidden + write
 
     def nonzero_parameters(self) -> int:
         """Weights and biases that are not zero (the identity counts its diagonal)."""

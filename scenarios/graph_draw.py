@@ -9,7 +9,7 @@ import networkx as nx
 from matplotlib.collections import LineCollection
 from matplotlib.figure import Figure
 
-from scenarios.result import write_atomic
+from layers.files import write_atomic
 
 GATE_COLORS = {"INPUT": "#7f7f7f", "AND": "#1f77b4", "OR": "#ff7f0e", "BUF": "#2ca02c", "NOT": "#9467bd", "": "#333333"}
 EDGE_STYLE = {  # colour, alpha, width
@@ -78,12 +78,7 @@ def draw_png(g: nx.DiGraph, path: str | Path, title: str = "") -> Path:
     ax.set_title(title or "feature graph: intended wiring (solid) and crosstalk (dashed red)", fontsize=10)
     for side in ("top", "right", "left"):
         ax.spines[side].set_visible(False)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    fig.savefig(tmp, dpi=130, bbox_inches="tight")
-    tmp.replace(path)
-    return path
+    return write_atomic(path, lambda tmp: fig.savefig(tmp, dpi=130, bbox_inches="tight"))
 
 
 def render_html(g: nx.DiGraph, title: str = "superposim feature graph") -> str:

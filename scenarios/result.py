@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import tempfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,6 +13,8 @@ import matplotlib
 
 matplotlib.use("Agg")
 from matplotlib.figure import Figure  # noqa: E402
+
+from layers.files import write_atomic  # noqa: E402
 
 FigureMaker = Callable[[], Figure]
 
@@ -36,21 +36,6 @@ def jsonable(value: Any, where: str = "result") -> Any:
     if isinstance(value, list | tuple):
         return [jsonable(v, f"{where}[{i}]") for i, v in enumerate(value)]
     raise TypeError(f"{where} has a value of type {type(value).__name__} that JSON cannot hold")
-
-
-def write_atomic(path: Path, data: bytes) -> None:
-    """Write to a temporary file beside ``path`` and rename it: never a half-written file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 @dataclass
@@ -97,15 +82,8 @@ class Result:
         written = [path]
         for name, make in self.figures.items():
             fig = make()
-            png = out / f"{name}.png"
-            fd, tmp = tempfile.mkstemp(dir=out, prefix=f".{name}.", suffix=".png")
-            os.close(fd)
-            try:
-                fig.savefig(tmp, dpi=120, bbox_inches="tight")
-                os.replace(tmp, png)
-            finally:
-                Path(tmp).unlink(missing_ok=True)
-            written.append(png)
+            written.append(write_atomic(out / f"{name}.png",
+                                        lambda tmp, fig=fig: fig.savefig(tmp, dpi=120, bbox_inches="tight")))
         return written
 
 

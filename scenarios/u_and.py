@@ -129,8 +129,12 @@ def body(p, ctx) -> Outcome:
 
         fig = Figure(figsize=(12, 3.8))
         for ax, (key, label) in zip(fig.subplots(1, 3), (("sweep_d", "neurons d"), ("sweep_p", "probability p"),
-                                                         ("sweep_d0", "input width d0 (0: basis)"))):
-            pts = sweeps[key]
+                                                         ("sweep_d0", "input width d0"))):
+            pts = sorted((pt for pt in sweeps[key] if key != "sweep_d0" or pt["value"] > 0),
+                         key=lambda pt: pt["value"])
+            basis = [pt for pt in sweeps[key] if key == "sweep_d0" and pt["value"] == 0]
+            if basis and basis[0]["std_on"] is not None:  # d0 = 0: inputs on the basis, no curve to join
+                ax.axhline(basis[0]["std_on"], color=plots.MEASURED, ls="--", lw=0.8, label="std, basis inputs")
             x = [pt["value"] for pt in pts]
             plots.line(ax, x, [pt["std_on"] for pt in pts], "std, all inputs on", plots.MEASURED)
             plots.line(ax, x, [pt["predicted_std_on"] for pt in pts], "predicted", plots.PREDICTED, "--")

@@ -106,7 +106,12 @@ def test_nan_is_never_written():
         jsonable({"rows": [{"mse": math.nan}]})
 
 
-def test_saving_is_atomic(tmp_path):
+def test_saving_leaves_no_temporary_file_and_usual_permissions(tmp_path):
+    import os
+
     r = scenarios.run("circuit", seed=0, **SMALL)
     r.save(tmp_path)
     assert sorted(p.name for p in Path(tmp_path).iterdir()) == ["bit_errors.png", "result.json"]
+    umask = os.umask(0)
+    os.umask(umask)
+    assert (tmp_path / "result.json").stat().st_mode & 0o777 == 0o666 & ~umask

@@ -64,3 +64,30 @@ def test_cost_ledger_orders_the_networks():
     assert by["superposed_threshold"]["max_active_measured"] >= by["superposed_none"]["max_active_measured"]
     assert by["superposed_threshold"]["neurons_per_layer"] == 2 * by["superposed_none"]["neurons_per_layer"]
     assert by["superposed_none"]["stream_width"] == 128
+
+
+def test_uand_scenario_follows_its_law():
+    r = scenarios.run("u-and", m=300, d=600, p=0.15, active=3, samples=600, per_case=16, sweep_d=[300],
+                      sweep_p=[0.3], sweep_d0=[0, 600], sweep_samples=300)
+    assert [row["case"] for row in r.rows] == ["11", "10", "00"]
+    for row in r.rows:
+        assert row["mean_error"] == pytest.approx(row["predicted_mean"], rel=0.15, abs=0.01)
+        assert row["std_error"] == pytest.approx(row["predicted_std"], rel=0.15)
+    for pt in r.summary["sweep_d"] + r.summary["sweep_p"] + r.summary["sweep_d0"]:
+        assert pt["std_on"] == pytest.approx(pt["predicted_std_on"], rel=0.15)
+    basis, narrow = r.summary["sweep_d0"]
+    assert narrow["std_on"] > basis["std_on"]  # superposed inputs add read noise
+    assert r.summary["pairs"] == 300 * 299 // 2
+
+
+def test_circuits_in_superposition_rows():
+    r = scenarios.run("circuits-in-superposition", T=40, z=[1, 2], samples=200, capacity_D=[1000],
+                      capacity_samples=50)
+    for z in (1, 2):
+        rows = [row for row in r.rows if row["active_circuits"] == z]
+        assert len(rows) == 6 and rows[0]["mse_active"] == 0 and rows[0]["mse_inactive"] == 0
+        # the first layer is fed exact values, so the additive law is exact there
+        assert rows[1]["mse_active"] == pytest.approx(rows[1]["predicted_mse_active"], rel=1e-4, abs=1e-9)
+        assert rows[1]["mse_inactive"] == pytest.approx(rows[1]["predicted_mse_inactive"], rel=1e-4, abs=1e-9)
+        assert all(row["mse_dedicated"] == 0 for row in rows)
+    assert r.summary["design_capacity"] == 992

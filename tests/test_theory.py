@@ -40,6 +40,17 @@ def test_mean_field_matches_the_recursion_where_nothing_leaks():
     assert max(wrong) < 1e-12
 
 
+def test_uand_law_reduces_to_theory():
+    # d0 = 0, one input off: mean s' p, std sqrt(s' (1 - p) / (p d)) up to E[1/c] vs 1/(p^2 d)
+    mean, std = theory.uand_case(1, 2, 3, 0.1, 1000)
+    jensen = theory.mean_inverse_count(1000, 0.01) * 10
+    assert mean == pytest.approx(0.2, abs=1e-6)
+    assert std == pytest.approx(theory.uand_std(2, 0.1, 1000) * math.sqrt(jensen), rel=1e-6)
+    assert 1.1 < jensen < 1.15
+    # all inputs off: E[(N - 1)_+] with N ~ Bin(3, p) = 3p - 1 + (1 - p)^3
+    assert theory.uand_case(0, 2, 3, 0.1, 1000)[0] == pytest.approx(0.3 - 1 + 0.9**3, abs=1e-9)
+
+
 def test_uand_forms():
     assert theory.uand_mean(3, 0.1) == pytest.approx(0.3)
     assert theory.uand_std(3, 0.1, 1000) == pytest.approx(math.sqrt(3 * 0.9 / 100))

@@ -73,7 +73,7 @@ def test_a_killed_training_run_resumes_to_the_same_weights(tmp_path):
     a = load_file(tmp_path / "whole" / "model.safetensors")
     b = load_file(tmp_path / "killed" / "model.safetensors")
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a), f"killed at step {killed_at}"
-    leftovers = [p.name for p in (tmp_path / "killed").iterdir() if p.name.endswith(".tmp")]
+    leftovers = [p.name for p in (tmp_path / "killed").iterdir() if ".tmp" in p.name]
     assert leftovers == []
 
 

@@ -120,3 +120,27 @@ def test_tracer_and_graph_take_uand_unchanged():
     # shared neurons also connected to them, about p
     assert torch.allclose(b.weight[b.intended].reshape(-1, 2)[readable], torch.ones(int(readable.sum()), 2))
     assert b.weight[~b.intended].mean().item() == pytest.approx(P, rel=0.1)
+
+
+def test_stacked_uand_corrects_between_layers():
+    from circuits import theory
+    from circuits.generators import random_circuit
+    from circuits.uand import compile_uand_stack
+    from layers import capture
+
+    circuit = random_circuit(40, 3, 40, 2, ("AND", "OR"), gen(3))
+    x = ExactlyActive(40, 2, seed=6).sample(300)
+    naive = compile_uand_stack(circuit, 600, 0.2, "none", gen(8))
+    fixed = compile_uand_stack(circuit, 600, 0.2, "cleanup", gen(8))
+    assert naive.stream_of_layer == [0, 1, 2, 3] and fixed.stream_of_layer == [0, 1, 3, 5]
+    reads_naive, reads_fixed = naive.read_features(x), fixed.read_features(x)
+    # same draws, same first block: the first layer is read identically
+    assert torch.allclose(reads_naive[1], reads_fixed[1], atol=1e-6)
+    with capture(fixed.network, ["blocks.1.hook_out", "blocks.2.hook_pre"]) as seen:
+        fixed.network(x)
+    # the correction block writes h(read-out) of every gate of layer 1 onto its own direction
+    assert torch.allclose(seen["blocks.1.hook_out"], theory.cleanup(reads_fixed[1]), atol=1e-5)
+    # and the next U-AND block reads those clean values: neurons see (connected inputs) - 1
+    block = fixed.network.blocks[2]
+    conn = to_dense(block.read)[:600]
+    assert torch.allclose(seen["blocks.2.hook_pre"][:, :600], seen["blocks.1.hook_out"] @ conn.T - 1, atol=1e-4)
