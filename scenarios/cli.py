@@ -28,33 +28,35 @@ def _split_sets(pairs: Sequence[str]) -> dict[str, str]:
     return out
 
 
+def _scenario_arguments(p: argparse.ArgumentParser, name_help: str, set_help: str, optional: bool = False) -> None:
+    """The arguments every scenario-driven command takes: the scenario, its parameters, the seed."""
+    p.add_argument("name", nargs="?" if optional else None, help=name_help)
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help=set_help)
+    p.add_argument("--seed", type=int, default=0)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="superposim", description="Computation in superposition, measured.")
     parser.add_argument("--version", action="version", version=f"superposim {VERSION}")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     sub.add_parser("list", help="every scenario with a one-line description")
     p_run = sub.add_parser("run", help="run a scenario: print its table, write result.json and figures")
-    p_run.add_argument("name", help="a scenario name (see 'superposim list') or a path to a script")
-    p_run.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                       help="set a parameter (lists are comma-separated: --set active=4,16)")
-    p_run.add_argument("--seed", type=int, default=0)
+    _scenario_arguments(p_run, "a scenario name (see 'superposim list') or a path to a script",
+                        "set a parameter (lists are comma-separated: --set active=4,16)")
     p_run.add_argument("--out", default=None, help="output folder (default runs/NAME)")
     p_run.add_argument("--device", default="cpu", help="cpu or cuda")
     p_run.add_argument("--quiet", action="store_true", help="no progress bar")
 
     p_train = sub.add_parser("train", help="train a network on a scenario's circuit; checkpoints, --resume")
-    p_train.add_argument("name", help="a scenario that builds a circuit (circuit, compounding-noise, or a script)")
-    p_train.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                         help="scenario parameters and training ones (hidden, steps, batch, lr, loss, ...)")
-    p_train.add_argument("--seed", type=int, default=0)
+    _scenario_arguments(p_train, "a scenario that builds a circuit (circuit, compounding-noise, or a script)",
+                        "scenario parameters and training ones (hidden, steps, batch, lr, loss, ...)")
     p_train.add_argument("--out", required=True, help="folder for checkpoint.* and model.*")
     p_train.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.safetensors")
     p_train.add_argument("--quiet", action="store_true", help="no progress bar")
 
     p_graph = sub.add_parser("graph", help="the feature graph of a scenario's network: draw, export, query paths")
-    p_graph.add_argument("name", nargs="?", help="a scenario that builds networks, or a script")
-    p_graph.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
-    p_graph.add_argument("--seed", type=int, default=0)
+    _scenario_arguments(p_graph, "a scenario that builds networks, or a script (or use --load)",
+                        "set a parameter of the scenario", optional=True)
     p_graph.add_argument("--device", default="cpu")
     p_graph.add_argument("--network", default="superposed", help="superposed or dedicated")
     p_graph.add_argument("--input", default=None, metavar="I,J,...",
