@@ -69,16 +69,18 @@ def _fresh(net, exact: list[torch.Tensor]) -> list[torch.Tensor]:
 
 
 @torch.no_grad()
-def measure(net, twin, T: int, d: int, z: int, samples: int, gen: torch.Generator):
+def measure(net, twin, T: int, d: int, z: int, samples: int, gen: torch.Generator,
+            device: torch.device | str = "cpu"):
     """Per layer: sums of squared error (active, inactive, additive-law active / inactive,
     dedicated), cell counts, and indicator switch-ons."""
-    evaluator = Evaluator(net.circuit)
+    evaluator = Evaluator(net.circuit, device)
     depth = net.circuit.depth + 1
     acc = torch.zeros(depth, 8, dtype=torch.float64)
     done = 0
     while done < samples:
         b = min(256, samples - done)
-        x, active = _inputs(T, d, z, b, gen)
+        x, active = _inputs(T, d, z, b, gen)  # drawn on the CPU: the same inputs on any device
+        x, active = x.to(device), active.to(device)
         exact = evaluator(x)
         mask = active.repeat_interleave(d + 1, dim=1).double()
         reads, fresh, twins = net.read_features(x), _fresh(net, exact), twin.read_features(x)
@@ -89,7 +91,7 @@ def measure(net, twin, T: int, d: int, z: int, samples: int, gen: torch.Generato
             acc[t] += torch.stack([
                 (err * mask).sum(), (err * (1 - mask)).sum(), (new * mask).sum(), (new * (1 - mask)).sum(),
                 mask.sum(), (1 - mask).sum(), ((on_reads > 0.5) & ~active).sum().double(),
-                ((twins[t] - exact[t]).double() ** 2).sum()])
+                ((twins[t] - exact[t]).double() ** 2).sum()]).cpu()
         done += b
     rows, added_active, added_inactive = [], 0.0, 0.0
     for t in range(depth):
@@ -106,11 +108,13 @@ def measure(net, twin, T: int, d: int, z: int, samples: int, gen: torch.Generato
 def body(p, ctx) -> Outcome:
     T, D, d, S, L = p["T"], p["D"], p["d"], p["S"], p["L"]
     smalls = small_circuits(T, d, L, ctx.generator("circuits"))
-    net = compile_cis(smalls, D, S, ctx.generator("placement"))
-    twin = compile_dedicated(net.circuit)
+    net = compile_cis(smalls, D, S, ctx.generator("placement")).to(ctx.device)
+    net.incidences = [m.to(ctx.device) for m in net.incidences]
+    net.placements = [m.to(ctx.device) for m in net.placements]
+    twin = compile_dedicated(net.circuit).to(ctx.device)
     rows = []
     for z in p["z"]:
-        rows += measure(net, twin, T, d, z, p["samples"], ctx.generator(f"inputs:{z}"))
+        rows += measure(net, twin, T, d, z, p["samples"], ctx.generator(f"inputs:{z}"), ctx.device)
     summary = {
         "small_neurons_per_large_neuron": T * (d + 1) * S / D,
         "design_capacity": design_capacity(D, S * (d + 1)),

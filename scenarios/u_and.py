@@ -65,7 +65,9 @@ def _measure(p, ctx, d: int, prob: float, d0: int, samples: int, tag: str) -> di
     m, k, l = p["m"], p["k"], p["active"]
     circuit = Circuit(m, [[Gate("AND", tuple(range(k)))]])  # the network is universal: any AND reads
     net = compile_uand(circuit, d, prob, d0, ctx.generator(f"uand:{tag}"))
-    sampler = ExactlyActive(m, l, ctx.seed_for(f"inputs:{tag}"))
+    net.to(ctx.device)
+    net.connections = net.connections.to(ctx.device)
+    sampler = ExactlyActive(m, l, ctx.seed_for(f"inputs:{tag}"))  # drawn on the CPU: same inputs on any device
     gen = ctx.generator(f"subsets:{tag}")
     cases = [on for on in range(k, -1, -1) if on <= l and k - on <= m - l]
     sums = {on: torch.zeros(5, dtype=torch.float64) for on in cases}  # n, sum, sum^2, wrong, unreadable
@@ -74,11 +76,12 @@ def _measure(p, ctx, d: int, prob: float, d0: int, samples: int, tag: str) -> di
         b = min(128, samples - done)
         x = sampler.sample(b)
         for on in cases:
-            reads, counts = and_reads(net, x, _subsets(x, on, k, p["per_case"], gen))
+            subsets = _subsets(x, on, k, p["per_case"], gen).to(ctx.device)
+            reads, counts = and_reads(net, x.to(ctx.device), subsets)
             ok = counts > 0
-            err = (reads - (1.0 if on == k else 0.0))[ok].double()
+            err = (reads - (1.0 if on == k else 0.0))[ok].double().cpu()
             sums[on] += torch.stack([torch.tensor(float(err.numel())), err.sum(), (err * err).sum(),
-                                     (err.abs() > 0.5).sum().double(), (~ok).sum().double()])
+                                     (err.abs() > 0.5).sum().double(), (~ok).sum().double().cpu()])
         done += b
     out = {}
     for on, (n, s, q, wrong, bad) in ((on, v.tolist()) for on, v in sums.items()):
