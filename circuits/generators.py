@@ -71,3 +71,18 @@ def xor_circuit() -> Circuit:
             [Gate("AND", (0, 1))],
         ],
     )
+
+
+def copy_relay(k: int, layers: int, generator: torch.Generator | None = None) -> Circuit:
+    """k features carried as two copies each (features 2i and 2i + 1); every layer computes
+    AND(copy, copy) of a randomly permuted feature, twice. The AND of a feature with its copy is
+    the feature, so activity stays fixed while every layer is a genuine layer of ANDs (only the
+    cases 11 and 00 occur): the test bed for stacking U-AND layers."""
+    return Circuit(
+        2 * k,
+        [
+            [Gate("AND", (2 * src, 2 * src + 1)) for src in torch.randperm(k, generator=generator).tolist()
+             for _ in range(2)]
+            for _ in range(layers)
+        ],
+    )

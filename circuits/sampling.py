@@ -44,3 +44,13 @@ def all_inputs(m: int) -> torch.Tensor:
         raise ValueError(f"enumerating all inputs needs 0 < m <= 20, got {m}")
     r = torch.arange(2**m).unsqueeze(1)
     return ((r >> torch.arange(m)) & 1).float()
+
+
+class Duplicated:
+    """Each feature of another sampler's inputs, repeated ``copies`` times side by side."""
+
+    def __init__(self, sampler, copies: int = 2) -> None:
+        self.sampler, self.copies = sampler, copies
+
+    def sample(self, batch: int) -> torch.Tensor:
+        return self.sampler.sample(batch).repeat_interleave(self.copies, dim=1)

@@ -27,6 +27,7 @@ BUILTIN = {
     "cost-ledger": "scenarios.cost_ledger",
     "trained-vs-handbuilt": "scenarios.trained_vs_handbuilt",
     "u-and": "scenarios.u_and",
+    "u-and-depth": "scenarios.u_and_depth",
     "circuits-in-superposition": "scenarios.circuits_in_superposition",
 }
 

@@ -91,3 +91,18 @@ def test_circuits_in_superposition_rows():
         assert rows[1]["mse_inactive"] == pytest.approx(rows[1]["predicted_mse_inactive"], rel=1e-4, abs=1e-9)
         assert all(row["mse_dedicated"] == 0 for row in rows)
     assert r.summary["design_capacity"] == 992
+
+
+def test_stacked_uand_fails_naively_and_holds_with_correction():
+    r = scenarios.run("u-and-depth", k=150, d=3000, p=0.06, active=2, layers=3, samples=600)
+    one, *later = r.rows[1:]
+    # layer 1 reads exact inputs in both stacks: the single-layer law
+    for name in ("naive", "corrected"):
+        assert one[f"mse_{name}"] == pytest.approx(one["predicted_mse"], rel=0.15)
+        assert one[f"interference_mean_{name}"] == pytest.approx(one["predicted_interference_mean"], rel=0.15)
+    for row in later:
+        assert row["mse_corrected"] == pytest.approx(row["predicted_mse"], rel=0.3)
+        assert row["interference_mean_naive"] > 3 * row["predicted_interference_mean"]  # positive overlap drifts
+        assert row["mse_naive"] > 10 * row["mse_corrected"]
+        assert row["mse_dedicated"] == 0
+    assert r.summary["first_failing_layer_naive"] == 2 and r.summary["first_failing_layer_corrected"] is None
