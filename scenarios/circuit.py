@@ -38,9 +38,11 @@ PARAMS = {
 
 def check(p) -> None:
     require(p["active"] <= p["m"], f"active: must be <= m={p['m']}, got {p['active']}")
-    require(p["fan_in"] <= p["m"], f"fan_in: must be <= m={p['m']} (the inputs), got {p['fan_in']}")
-    require(p["layers"] == 1 or p["fan_in"] <= p["width"],
-            f"fan_in: must be <= width={p['width']} (the previous layer), got {p['fan_in']}")
+    # the widest gate drawn: fan_in for AND / OR, two for ANDNOT, one for BUF / NOT
+    need = max(p["fan_in"] if g in ("and", "or") else 2 if g == "andnot" else 1 for g in p["gates"])
+    require(need <= p["m"], f"fan_in: gates of {need} inputs need m >= {need} (the inputs), got m={p['m']}")
+    require(p["layers"] == 1 or need <= p["width"],
+            f"fan_in: gates of {need} inputs need width >= {need} (the previous layer), got width={p['width']}")
     if p["embedding"] == "identity":
         need = max(p["m"], p["width"])
         require(p["n"] >= need,

@@ -36,7 +36,7 @@ PARAMS = {
     "k": Param(500, "features (each carried as two copies)", low=1),
     "d": Param(4000, "neurons per U-AND block", low=1),
     "p": Param(0.05, "connection probability", kind="float", low=1e-6, high=1.0),
-    "active": Param(2, "active features (twice as many copies)", low=0),
+    "active": Param(2, "active features (twice as many copies)", low=1),
     "layers": Param(4, "U-AND layers", low=1, high=32),
     "samples": Param(2000, "sampled inputs", low=1),
 }
