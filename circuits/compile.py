@@ -97,8 +97,8 @@ class CompiledNetwork:
         if len(readouts) != circuit.depth + 1:
             raise ValueError(f"need {circuit.depth + 1} read-outs, got {len(readouts)}")
         self.name, self.circuit, self.network, self.readouts = name, circuit, network, readouts
-        # Per block: the gate each neuron computes (-1: none), and whether it is active when its
-        # gate sits at its decision boundary (the operating point at which graphs linearise).
+        # Per layer: the gate each neuron computes (-1: none); per block: whether each neuron is
+        # active when its gate sits at its decision boundary (where graphs linearise; None: all).
         self.neuron_gates = neuron_gates
         self.boundary = boundary
         # Intercepts of fitted read-outs (probes); compiled read-outs have none.
@@ -116,7 +116,7 @@ class CompiledNetwork:
         self.readouts = [None if r is None else r.to(device) for r in self.readouts]
         self.readout_bias = [None if b is None else b.to(device) for b in self.readout_bias]
         if self.boundary is not None:
-            self.boundary = [b.to(device) for b in self.boundary]
+            self.boundary = [None if b is None else b.to(device) for b in self.boundary]
         return self
 
     def cost(self) -> Cost:

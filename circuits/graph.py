@@ -101,8 +101,8 @@ class FeatureGraph:
                 write = to_dense(block.write, block.hidden)  # (n_out, h)
                 if pres is not None:
                     gate = torch.where(block.relu_mask, (pres[b] > 0).float(), torch.ones(block.hidden))
-                elif net.boundary is not None and len(ids) == 1:
-                    gate = net.boundary[t]
+                elif net.boundary is not None and net.boundary[b] is not None:
+                    gate = net.boundary[b]  # per block: where its gates decide
                 else:
                     gate = torch.ones(block.hidden)
                 through = read @ carried  # (h, m_t)

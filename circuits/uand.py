@@ -119,11 +119,12 @@ def compile_uand_stack(
     booleans. Layer t is read after its U-AND block, before any correction."""
     if correction not in CORRECTIONS:
         raise ValueError(f"unknown correction {correction!r}; valid: {', '.join(CORRECTIONS)}")
-    blocks, readouts, stream_of_layer, prev_read = [], [None], [0], None
+    blocks, readouts, stream_of_layer, prev_read, boundary = [], [None], [0], None, []
     for t, gates in enumerate(circuit.layers):
         k = uand_fan_in(gates)
         block, readout, _, _ = _uand_block(gates, circuit.widths[t], prev_read, d, p, k, generator)
         blocks.append(block)
+        boundary.append(None)
         readouts.append(readout)
         stream_of_layer.append(len(blocks))
         dense = to_dense(readout)  # (m_t, hidden)
@@ -133,12 +134,14 @@ def compile_uand_stack(
                 compact(torch.cat([2 * dense, 2 * dense])),
                 torch.cat([torch.full((m_t,), -0.5), torch.full((m_t,), -1.5)]),
                 compact(torch.cat([torch.eye(m_t), -torch.eye(m_t)], dim=1))))
+            # at a read of 1/2 the first ReLU is on and the second off: h's slope, 2
+            boundary.append(torch.cat([torch.ones(m_t), torch.zeros(m_t)]))
             prev_read = None
         else:
             prev_read = dense
     name = f"u-and stack(d={d}, p={p:g}, correction={correction})"
     return CompiledNetwork(name, circuit, Network(None, blocks, circuit.n_inputs), readouts,
-                           stream_of_layer=stream_of_layer)
+                           boundary=boundary, stream_of_layer=stream_of_layer)
 
 
 @torch.no_grad()

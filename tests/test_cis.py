@@ -49,3 +49,31 @@ def test_one_active_circuit_alone_is_computed_exactly():
     twin = compile_dedicated(net.circuit)
     for read, exact in zip(twin.read_features(x), evaluate(net.circuit, x)):
         assert torch.equal(read, exact)
+
+
+def test_tracer_and_graph_take_the_large_network_unchanged():
+    from circuits.graph import FeatureGraph
+    from circuits.sampling import Duplicated, ExactlyActive  # noqa: F401  (samplers are interchangeable)
+    from circuits.trace import trace_noise
+
+    smalls = small_circuits(6, 3, 2, gen(5))
+    net = compile_cis(smalls, 1000, 4, gen(6))
+    x = torch.zeros(1, 24)
+    x[0, 4:8] = torch.tensor([1.0, 1.0, 0.0, 1.0])  # circuit 1 active
+
+    class OneInput:
+        def sample(self, batch: int) -> torch.Tensor:
+            return x.repeat(batch, 1)
+
+    rows = trace_noise(net.circuit, {"cis": net.read_features, "twin": compile_dedicated(net.circuit).read_features},
+                       OneInput(), 8, progress=False)
+    by_hand = [((r - e) ** 2).mean().item() for r, e in zip(net.read_features(x), evaluate(net.circuit, x))]
+    assert [r.mse for r in rows["cis"]] == pytest.approx(by_hand, rel=1e-5, abs=1e-12)
+    assert by_hand[1] > 0  # the active circuit leaks into the inactive ones it shares neurons with
+    assert all(r.mse == 0 for r in rows["twin"])
+    fg = FeatureGraph.build(net)
+    b = fg.blocks[0]
+    # a small gate's read-out sees its own inputs with their gate weights, exactly
+    gate = net.circuit.layers[0][4]  # circuit 1, gate 0
+    for j, w in zip(gate.inputs, (1.0, 1.0) if gate.kind == "AND" else (1.0,) if gate.kind == "BUF" else (1.0, -1.0)):
+        assert b.weight[4, j].item() == pytest.approx(w, abs=1e-5)

@@ -144,3 +144,15 @@ def test_stacked_uand_corrects_between_layers():
     block = fixed.network.blocks[2]
     conn = to_dense(block.read)[:600]
     assert torch.allclose(seen["blocks.2.hook_pre"][:, :600], seen["blocks.1.hook_out"] @ conn.T - 1, atol=1e-4)
+
+
+def test_graph_follows_a_network_with_correction_blocks():
+    from circuits.generators import copy_relay
+    from circuits.uand import compile_uand_stack
+
+    circuit = copy_relay(10, 2, gen(2))
+    fixed = compile_uand_stack(circuit, 400, 0.3, "cleanup", gen(3))
+    fg = FeatureGraph.build(fixed)
+    assert len(fg.blocks) == 2 and fg.blocks[1].weight.shape == (20, 20)
+    # layer 2 reads through the correction block: every intended edge carries weight
+    assert torch.all(fg.blocks[1].weight[fg.blocks[1].intended].abs() > 0.1)
