@@ -74,7 +74,8 @@ class FeatureGraph:
     @torch.no_grad()
     def build(cls, net: CompiledNetwork, active: list[int] | None = None) -> FeatureGraph:
         """The graph of ``net``; with ``active`` (indices of the on input features) its edges are
-        gated by that input's activation pattern and carry attributions."""
+        gated by that input's activation pattern and carry attributions. The graph is built on
+        the CPU (``net`` is moved there)."""
         circuit = net.circuit
         net = net.to("cpu")
         values, pres = None, None

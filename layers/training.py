@@ -153,7 +153,7 @@ def train(
         _unpack(tensors, model, opt, gen)
         state = TrainState(meta["step"], meta["history"], meta["seconds"], meta["stopped_early"])
     bar = tqdm(total=cfg.steps, initial=state.step, disable=not progress, desc="training", leave=False)
-    streak = sum(1 for _ in _tail_streak(state.history, cfg.target_accuracy))
+    streak = _tail_streak(state.history, cfg.target_accuracy)
     start = time.perf_counter() - state.seconds
     while state.step < cfg.steps and not state.stopped_early:
         x, targets = batch(gen, cfg.batch)
@@ -184,11 +184,14 @@ def train(
     return model, state
 
 
-def _tail_streak(history: list[dict], target: float):
+def _tail_streak(history: list[dict], target: float) -> int:
+    """How many of the last evaluations in a row reached the target on every layer."""
+    count = 0
     for entry in reversed(history):
         if min(entry["accuracy"]) < target:
-            return
-        yield entry
+            break
+        count += 1
+    return count
 
 
 def _meta(cfg: TrainConfig, state: TrainState) -> dict:
