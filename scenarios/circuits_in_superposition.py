@@ -18,6 +18,7 @@ holds), ``params_large``, ``params_small_total`` (what T separate circuits would
 from __future__ import annotations
 
 import torch
+from tqdm import tqdm
 
 from circuits.cis import compile_cis, design_capacity, small_circuits
 from circuits.compile import compile_dedicated
@@ -113,7 +114,7 @@ def body(p, ctx) -> Outcome:
     net.placements = [m.to(ctx.device) for m in net.placements]
     twin = compile_dedicated(net.circuit).to(ctx.device)
     rows = []
-    for z in p["z"]:
+    for z in tqdm(p["z"], desc="active circuits", disable=not ctx.progress, leave=False):
         rows += measure(net, twin, T, d, z, p["samples"], ctx.generator(f"inputs:{z}"), ctx.device)
     summary = {
         "small_neurons_per_large_neuron": T * (d + 1) * S / D,
@@ -145,7 +146,7 @@ def _capacity(p, ctx) -> dict:
     """Largest T (by bisection) whose active circuits stay within the MSE budget, per D."""
     d, S, L, z = p["d"], p["S"], p["L"], p["capacity_z"]
     measured = []
-    for D in p["capacity_D"]:
+    for D in tqdm(p["capacity_D"], desc="capacity", disable=not ctx.progress, leave=False):
         cap = design_capacity(D, S * (d + 1))
         if cap < z:
             measured.append(None)

@@ -19,6 +19,7 @@ predicted_std_on_independent, mean_off (one input off), predicted_mean_off}.
 from __future__ import annotations
 
 import torch
+from tqdm import tqdm
 
 from circuits import theory
 from circuits.sampling import ExactlyActive
@@ -112,7 +113,7 @@ def body(p, ctx) -> Outcome:
     sweeps = {}
     for key, values in (("sweep_d", p["sweep_d"]), ("sweep_p", p["sweep_p"]), ("sweep_d0", p["sweep_d0"])):
         points = []
-        for v in values:
+        for v in tqdm(values, desc=key, disable=not ctx.progress, leave=False):
             d, prob, d0 = (v, p["p"], p["d0"]) if key == "sweep_d" else \
                 (p["d"], v, p["d0"]) if key == "sweep_p" else (p["d"], p["p"], v)
             r = _measure(p, ctx, d, prob, d0, p["sweep_samples"], f"{key}:{v}")
