@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
+from typing import Protocol
 
 import torch
 from tqdm import tqdm
@@ -31,7 +32,9 @@ def linear_reader(network: torch.nn.Module, readouts: list[torch.Tensor | None])
     return read
 
 
-class Sampler:  # the protocol the samplers of circuits.sampling follow
+class Sampler(Protocol):
+    """What the samplers of circuits.sampling provide."""
+
     def sample(self, batch: int) -> torch.Tensor: ...
 
 

@@ -53,8 +53,8 @@ def fit_probes(
     """Per layer, a least-squares linear read-out (with intercept) of every gate's exact value
     from the stream, fitted on ``samples`` held-out inputs (drawn with their own seed)."""
     gen = torch.Generator().manual_seed(seed)
-    x, _ = circuit_batches(circuit, active)(gen, samples)
-    truths = Evaluator(circuit)(x)
+    x, targets = circuit_batches(circuit, active)(gen, samples)
+    truths = [x] + targets
     weights, biases = [], []
     for s, y in zip(model.network.streams(x), truths):
         design = torch.cat([s, torch.ones(s.shape[0], 1)], dim=1).double()

@@ -53,7 +53,6 @@ def test_one_active_circuit_alone_is_computed_exactly():
 
 def test_tracer_and_graph_take_the_large_network_unchanged():
     from circuits.graph import FeatureGraph
-    from circuits.sampling import Duplicated, ExactlyActive  # noqa: F401  (samplers are interchangeable)
     from circuits.trace import trace_noise
 
     smalls = small_circuits(6, 3, 2, gen(5))
