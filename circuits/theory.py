@@ -198,3 +198,40 @@ def mean_inverse_count(d: int, q: float) -> float:
               + c * math.log(q) + (d - c) * math.log1p(-q)) if q < 1 else torch.where(c == d, 0.0, -math.inf)
     pmf = torch.exp(logpmf)
     return float((pmf / c).sum() / pmf.sum())
+
+
+# ---- circuits in superposition, 2025 construction ("Rotations in Superposition", section 6) -----
+
+def cis_overlap(T: int, D: int, d: int, S: int) -> float:
+    """E over circuits u != t of ((1/S) <e_t|e_u>)^2, approximated as d/D - 1/(S T) (eq. 6.3)."""
+    return d / D - 1.0 / (S * T)
+
+
+def cis_mse_active(layer: int, z: int, T: int, D: int, d: int, S: int,
+                   cross: float, mean: float, own: float) -> float:
+    """Eq. 6.41: expected |delta a|^2 of an active circuit at ``layer``, valid while no neuron
+    that should be off switches on. ``cross`` = E_(u != v) |dw_u a_v|^2, ``mean`` = E |wbar a_v|^2,
+    ``own`` = E |w_v a_v|^2 (restricted to the read-out's coordinates). The (layer - 1) term is
+    the propagation of the previous layer's error through the T circuits' weights; the ``layer``
+    term the overlap with the z - 1 other active circuits, added at every layer."""
+    if layer == 0:
+        return 0.0
+    eps = cis_overlap(T, D, d, S)
+    return (layer - 1) * T * eps**2 * (z * cross + (z - 1) * mean) + layer * eps * (z - 1) * own
+
+
+def cis_mse_inactive(layer: int, z: int, T: int, D: int, d: int, S: int, size: float = 1.0) -> float:
+    """Eq. 6.4 / 6.57: an inactive circuit reads only the overlap with the z active circuits,
+    z (d/D - 1/(S T)) E|a_v|^2 at every layer >= 1 (``size`` = E|a_v|^2 on the read coordinates)."""
+    return 0.0 if layer == 0 else z * cis_overlap(T, D, d, S) * size
+
+
+def rotation_mse_active(layer: int, z: int, T: int, D: int, S: int) -> float:
+    """Eq. 6.55: eq. 6.41 for the conditional rotations (d = 4): |dw_u a_v|^2 = |r_u x_v|^2 = 1,
+    |wbar a_v|^2 = 2^2 + 2^2 = 8 and E|w_v a_v|^2 = 9 on the rotating coordinates."""
+    return cis_mse_active(layer, z, T, D, 4, S, cross=1.0, mean=8.0, own=9.0)
+
+
+def rotation_mse_inactive(layer: int, z: int, T: int, D: int, S: int) -> float:
+    """Eq. 6.57: z (d/D - 1/(S T)) for the rotating vector (|x| = 1) of an inactive circuit."""
+    return cis_mse_inactive(layer, z, T, D, 4, S)

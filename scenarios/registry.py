@@ -29,6 +29,7 @@ BUILTIN = {
     "u-and": "scenarios.u_and",
     "u-and-depth": "scenarios.u_and_depth",
     "circuits-in-superposition": "scenarios.circuits_in_superposition",
+    "rotations-in-superposition": "scenarios.rotations_in_superposition",
 }
 
 

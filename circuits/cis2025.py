@@ -1,0 +1,184 @@
+"""Circuits in superposition, the 2025 construction (Linsefors & Bushnaq, "Circuits in
+Superposition 2" and "Rotations in Superposition"), as built here.
+
+T small circuits (``circuits.small``: width d, depth L, one shared bias vector per layer) run
+inside one network of D = d n neurons per layer (n = D/d), at most z of them active at once:
+
+- the D neurons form d groups of n; small neuron i of every circuit lives in group i;
+- circuit t is an S-hot pattern e_t over n neurons, the same in every group, two circuits
+  sharing at most one neuron (``circuits.designs``); each layer permutes the patterns over the
+  circuits, so circuits that collide in one layer do not collide in the next;
+- read-out (un-embedding): a^l_t ~ (1/S) <e^l_t| A^l, group by group;
+- layer 1 is written directly: A^1 = ReLU(sum_t e^1_t (w^1_t a^0_t) + B^1);
+- bias: B^l = b^l written once on every neuron of its group (not summed over the circuits that
+  share the neuron), so (1/S) <e_t| B^l = b^l for every t;
+- weights, layer l >= 2, one of two forms:
+  ``plain``:  W^l = (1/S) sum_t w^l_t |e^l_t><e^(l-1)_t|;
+  ``capped``: W^l = wbar^l Wcal^l + (1/S) sum_t (w^l_t - wbar^l) |e^l_t><e^(l-1)_t|, with wbar the
+  mean of the circuits' weights and Wcal the n x n matrix that is 1/S where some circuit connects
+  the two neurons and -chi elsewhere, chi chosen so that E_(t != u) <e_t| Wcal |e_u> = 0.
+  The mean part then reaches every circuit through one capped entry instead of once per circuit
+  that shares the pair, and its cross-circuit leak averages to zero.
+
+The network is a plain ``layers.Network``: its input is a^0 of every circuit side by side
+(T d values, zero for inactive circuits), stream l is A^l.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from einops import rearrange, reduce
+
+from circuits.designs import design_capacity, make_design
+from circuits.small import SmallCircuits
+from circuits.spec import CircuitError
+from layers import Network, ReLUBlock, compact
+from layers.matrices import sparse_weight
+
+WEIGHT_FORMS = ("capped", "plain")
+
+
+@dataclass
+class CiS2025:
+    """The large network of the 2025 construction and how its circuits are placed."""
+
+    small: SmallCircuits
+    D: int
+    S: int
+    form: str
+    patterns: torch.Tensor  # (L, T, S): patterns[l] embeds a^(l+1)
+    network: Network
+    chi: list[float]  # per weight layer l >= 2 (capped form; 0 for plain)
+
+    @property
+    def n(self) -> int:
+        return self.D // self.small.d
+
+    def to(self, device: torch.device | str) -> CiS2025:
+        self.network.to(device)
+        self.patterns = self.patterns.to(device)
+        return self
+
+    def inputs(self, which: torch.Tensor, a0: torch.Tensor) -> torch.Tensor:
+        """The network's input (batch, T d) for active circuits ``which`` (batch, z) holding a0
+        (batch, z, d); every other circuit's input is 0."""
+        batch, z, d = a0.shape
+        x = torch.zeros(batch, self.small.T, d, device=a0.device, dtype=a0.dtype)
+        x.scatter_(1, which[:, :, None].expand(batch, z, d), a0)
+        return x.reshape(batch, -1)
+
+    def unembed(self, stream: torch.Tensor, layer: int) -> torch.Tensor:
+        """(batch, T, d) read-out (1/S) <e^l_t| A^l of every circuit at layer >= 1."""
+        groups = rearrange(stream, "b (g n) -> b g n", g=self.small.d)
+        return reduce(groups[:, :, self.patterns[layer - 1]], "b g t s -> b t g", "mean")
+
+    def embed_all(self, a: torch.Tensor, layer: int) -> torch.Tensor:
+        """The ideal A^l = sum_t e^l_t (x) a_t for states a (batch, T, d) of every circuit."""
+        batch, T, d = a.shape
+        pattern = self.patterns[layer - 1].reshape(-1)  # (T S,)
+        values = rearrange(a.repeat_interleave(self.S, dim=1), "b ts g -> b g ts")
+        groups = torch.zeros(batch, d, self.n, device=a.device, dtype=a.dtype).index_add_(2, pattern, values)
+        return rearrange(groups, "b g n -> b (g n)")
+
+    def readout(self, layer: int) -> torch.Tensor:
+        """The un-embedding of layer >= 1 as a stored (T d, D) weight (for compiled views)."""
+        T, d, S, n = self.small.T, self.small.d, self.S, self.n
+        pat = self.patterns[layer - 1].cpu()
+        t, i, s = torch.meshgrid(torch.arange(T), torch.arange(d), torch.arange(S), indexing="ij")
+        rows = (t * d + i).reshape(-1)
+        cols = (i * n + pat[t, s]).reshape(-1)
+        return sparse_weight(rows, cols, torch.full((rows.numel(),), 1.0 / S), (T * d, self.D))
+
+
+def _pair_index(rows: torch.Tensor, cols: torch.Tensor, n: int) -> torch.Tensor:
+    """Flat n x n positions of every (row neuron, column neuron) pair of each circuit: (T S^2,)."""
+    return (rows[:, :, None] * n + cols[:, None, :]).reshape(-1)
+
+
+def weight_layer(w: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor, n: int,
+                 form: str) -> tuple[torch.Tensor, float]:
+    """Dense (d n, d n) W^l for small weights w (T, d, d) from patterns ``cols`` (layer l - 1) to
+    ``rows`` (layer l), each (T, S); returns W and chi."""
+    T, d, _ = w.shape
+    S = rows.shape[1]
+    where = _pair_index(rows, cols, n)
+
+    def spread(values: torch.Tensor) -> torch.Tensor:  # (T, d, d) -> (d, d, n n): sum_t v_t |e_t><e_t|
+        out = torch.zeros(d, d, n * n)
+        per_pair = rearrange(values, "t i j -> i j t")[:, :, :, None].expand(d, d, T, S * S)
+        return out.index_add_(2, where, per_pair.reshape(d, d, -1))
+
+    chi = 0.0
+    if form == "plain":
+        blocks = spread(w) / S
+    elif form == "capped":
+        mean = w.mean(dim=0)
+        connected = torch.zeros(n * n).index_fill_(0, where, 1.0)
+        # E_(t != u) <e_t| Wcal |e_u> = 0: the leak through connected entries, X, balances chi times
+        # the rest; sums over t != u come from the degrees without a T x T loop
+        deg_rows = torch.bincount(rows.reshape(-1), minlength=n).double()
+        deg_cols = torch.bincount(cols.reshape(-1), minlength=n).double()
+        leak = float(deg_rows @ connected.view(n, n).double() @ deg_cols) - T * S * S
+        rest = T * (T - 1) * S * S - leak
+        chi = leak / (S * rest) if rest > 0 else 0.0
+        capped = connected / S - chi * (1 - connected)
+        blocks = mean[:, :, None] * capped[None, None, :] + spread(w - mean) / S
+    else:
+        raise CircuitError(f"unknown weight form {form!r}; valid: {', '.join(WEIGHT_FORMS)}")
+    return rearrange(blocks, "i j (r c) -> (i r) (j c)", r=n), chi
+
+
+def first_layer(w: torch.Tensor, pattern: torch.Tensor, n: int) -> torch.Tensor:
+    """Stored (D, T d) weight of A^1's pre-activation: sum_t e^1_t (x) w^1_t a^0_t, sparse."""
+    T, d, _ = w.shape
+    S = pattern.shape[1]
+    t, i, j, s = torch.meshgrid(torch.arange(T), torch.arange(d), torch.arange(d), torch.arange(S), indexing="ij")
+    vals = w[t, i, j]
+    keep = vals != 0
+    rows = (i * n + pattern[t, s])[keep]
+    cols = (t * d + j)[keep]
+    return sparse_weight(rows, cols, vals[keep], (d * n, T * d))
+
+
+def build_cis2025(small: SmallCircuits, D: int, S: int, form: str, generator: torch.Generator,
+                  design: str = "best") -> CiS2025:
+    """The large network carrying ``small`` in D neurons per layer, S neurons per small neuron."""
+    T, d, L = small.T, small.d, small.L
+    if form not in WEIGHT_FORMS:
+        raise CircuitError(f"unknown weight form {form!r}; valid: {', '.join(WEIGHT_FORMS)}")
+    if D % d:
+        raise CircuitError(f"D={D} must be a multiple of the small circuits' width d={d} (d groups of D/d neurons)")
+    n = D // d
+    if S > n:
+        raise CircuitError(f"S={S} exceeds D/d={n}: a small neuron cannot spread over more neurons than its group has")
+    base = make_design(n, S, T, design)
+    patterns = torch.stack([base] + [base[torch.randperm(T, generator=generator)] for _ in range(L - 1)])
+    bias = [small.bias[layer].repeat_interleave(n) for layer in range(L)]
+    blocks = [ReLUBlock(first_layer(small.weights[0], patterns[0], n), bias[0], None, n_in=T * d)]
+    chis = []
+    for layer in range(1, L):
+        W, chi = weight_layer(small.weights[layer], patterns[layer], patterns[layer - 1], n, form)
+        chis.append(chi)
+        blocks.append(ReLUBlock(compact(W), bias[layer], None))
+    return CiS2025(small, D, S, form, patterns, Network(None, blocks, T * d), chis)
+
+
+def capacity(D: int, d: int, S: int) -> int | None:
+    """Most circuits of width d the placement holds at D and S (None: unbounded)."""
+    return design_capacity(D // d, S) if D >= d else 0
+
+
+def dedicated_network(small: SmallCircuits) -> Network:
+    """The baseline without superposition: every circuit on d neurons of its own (block-diagonal
+    weights, T d neurons per layer), exact by construction."""
+    T, d, L = small.T, small.d, small.L
+    t, i, j = torch.meshgrid(torch.arange(T), torch.arange(d), torch.arange(d), indexing="ij")
+    blocks = []
+    for layer in range(L):
+        vals = small.weights[layer][t, i, j]
+        keep = vals != 0
+        read = sparse_weight((t * d + i)[keep], (t * d + j)[keep], vals[keep], (T * d, T * d))
+        blocks.append(ReLUBlock(read, small.bias[layer].repeat(T), None))
+    return Network(None, blocks, T * d)

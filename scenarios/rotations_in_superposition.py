@@ -1,0 +1,207 @@
+"""rotations-in-superposition: the experiment of "Rotations in Superposition" (Linsefors &
+Bushnaq 2025), on the 2025 circuits-in-superposition construction (``circuits.cis2025``).
+
+T conditional rotation circuits (width d = 4: a two-ReLU on-indicator step and two neurons for
+the rotating vector x, each circuit its own random angle) in one network of D neurons per layer,
+each small neuron spread over S large ones; z circuits active per input, with |x^0| = 1.
+The dedicated twin runs every circuit on neurons of its own.
+
+Row keys (one row per z and layer 0..L): ``z``, ``layer``, ``mse_active``, ``mse_inactive``
+(|x - x_hat|^2 of the rotating vector, averaged over active / inactive circuits),
+``predicted_mse_active`` (the post's eq. 6.55), ``predicted_mse_inactive`` (eq. 6.57),
+``worst_error_active`` (largest |x - x_hat| of an active circuit over all inputs),
+``switched_on`` (inactive circuits whose on-indicator reads above 1/2, per input),
+``mse_on_active``, ``mse_on_inactive`` (error of the on-indicator), ``active_neurons``
+(fraction of large neurons above 1e-4) beside ``predicted_active_neurons`` (z S / (D/d), no
+circuit switched on by mistake), ``mse_dedicated`` (the twin, 0 up to rounding).
+Summary keys: ``design`` (placement family used), ``capacity`` (largest T the placement holds
+at this D/d and S; null when unbounded), ``capacity_progression`` (the published progression
+rule's), ``neurons_per_large_neuron`` (small neurons each large neuron hosts, T S / (D/d)),
+``mean_squared_overlap`` (E (<e_t|e_u>/S)^2 of this placement, against ``overlap_formula``
+d/D - 1/(S T)), ``chi`` (per weight layer), ``params_large``, ``params_dedicated``,
+``layers_better_than_chance`` (per z: layers whose mse_active is below 1, the error of guessing
+the mean), ``robust_radius`` (smallest deviation that switches an inactive circuit on).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from tqdm import tqdm
+
+from circuits import theory
+from circuits.cis2025 import WEIGHT_FORMS, CiS2025, build_cis2025, dedicated_network
+from circuits.designs import design_capacity, progression_capacity, transversal_capacity
+from circuits.designs import mean_squared_overlap as placement_overlap
+from circuits.small import robust_radius, rotation_circuits, rotation_inputs, rotation_readout
+from scenarios import plots
+from scenarios.params import Param, require
+from scenarios.registry import Outcome, Scenario
+
+D_SMALL = 4
+DESIGNS = ("best", "transversal", "progression")
+# Bytes one run may take for its weights: D^2 floats per layer, and three more while building.
+MEMORY_LIMIT = 8 * 2**30
+
+PARAMS = {
+    "T": Param(557, "small circuits", low=1),
+    "D": Param(1000, "neurons per layer of the large network (a multiple of d = 4)", low=4, high=2**16),
+    "S": Param(6, "large neurons per small neuron", low=1),
+    "L": Param(5, "layers", low=1, high=64),
+    "z": Param((1, 2, 3), "numbers of active circuits", kind="list[int]", low=1),
+    "weights": Param("capped", "weight form: capped (mean weights through the capped matrix) or plain",
+                     kind="str", choices=WEIGHT_FORMS),
+    "design": Param("best", "placement: best (transversal when it holds T), transversal, or progression "
+                            "(the published rule)", kind="str", choices=DESIGNS),
+    "samples": Param(5000, "sampled inputs per z", low=1),
+}
+
+
+def check(p) -> None:
+    T, D, S = p["T"], p["D"], p["S"]
+    require(D % D_SMALL == 0, f"D: must be a multiple of d={D_SMALL} (d groups of D/d neurons), got {D}")
+    n = D // D_SMALL
+    require(S <= n, f"S: at most D/d={n}, got {S}")
+    require(max(p["z"]) <= T, f"z: at most T={T} circuits can be active, got {max(p['z'])}")
+    caps = {"best": design_capacity(n, S), "transversal": transversal_capacity(n, S),
+            "progression": progression_capacity(n, S)}
+    cap = caps[p["design"]]
+    require(cap is None or T <= cap, f"T: D/d={n} holds at most {cap} circuits with S={S} in the {p['design']} "
+                                     f"placement (two circuits share at most one neuron), got T={T}")
+    need = (p["L"] + 3) * D * D * 4
+    require(need <= MEMORY_LIMIT, f"D: {D} neurons per layer need about {need / 2**30:.1f} GiB of weights "
+                                  f"over {p['L']} layers, more than the {MEMORY_LIMIT / 2**30:.0f} GiB allowed")
+
+
+def build(p, ctx) -> tuple[CiS2025, torch.nn.Module]:
+    small = rotation_circuits(p["T"], p["L"], ctx.generator("circuits"))
+    net = build_cis2025(small, p["D"], p["S"], p["weights"], ctx.generator("placement"), p["design"])
+    return net, dedicated_network(small)
+
+
+@torch.no_grad()
+def measure(net: CiS2025, twin: torch.nn.Module, z: int, samples: int, gen: torch.Generator,
+            device: torch.device | str = "cpu") -> list[dict]:
+    """One row per layer for z active circuits over ``samples`` inputs, streamed in batches."""
+    small, T, d = net.small, net.small.T, net.small.d
+    layers = small.L + 1
+    # sums per layer: active x err, inactive x err, on err active, on err inactive, switched,
+    # active neurons, twin err; and the worst active error
+    acc = torch.zeros(layers, 7, dtype=torch.float64)
+    worst = torch.zeros(layers, dtype=torch.float64)
+    batch = max(1, min(1000, 2**24 // (T * d * net.S)))  # the read-out gathers (batch, d, T, S)
+    done = 0
+    while done < samples:
+        b = min(batch, samples - done)
+        which = torch.rand(b, T, generator=gen).topk(z, dim=1).indices  # drawn on the CPU: same on any device
+        a0 = rotation_inputs(torch.rand(b, z, generator=gen) * 2 * math.pi)
+        which, a0 = which.to(device), a0.to(device)
+        exact = small.run(which, a0)
+        x = net.inputs(which, a0)
+        streams, twins = net.network.streams(x), twin.streams(x)
+        inactive = torch.ones(b, T, dtype=torch.bool, device=device)
+        inactive.scatter_(1, which, False)
+        for layer in range(layers):
+            est = x.view(b, T, d) if layer == 0 else net.unembed(streams[layer], layer)
+            alpha, vec = rotation_readout(est)
+            true_alpha, true_vec = rotation_readout(exact[layer])
+            pick = which[:, :, None]
+            err = (vec.gather(1, pick.expand(b, z, 2)) - true_vec).norm(dim=2)
+            on_err = alpha.gather(1, which) - true_alpha
+            twin_alpha, twin_vec = rotation_readout(twins[layer].view(b, T, d).gather(1, pick.expand(b, z, d)))
+            acc[layer] += torch.stack([
+                (err**2).sum(), ((vec**2).sum(2) * inactive).sum(), (on_err**2).sum(),
+                (alpha**2 * inactive).sum(), ((alpha > 0.5) & inactive).sum(),
+                (streams[layer] > 1e-4).float().mean(1).sum() if layer > 0 else torch.tensor(0.0),
+                ((twin_vec - true_vec).norm(dim=2) ** 2).sum()]).double().cpu()
+            worst[layer] = max(worst[layer], err.max().double().cpu())
+        done += b
+    n_act, n_in = samples * z, samples * (T - z)
+    rows = []
+    for layer in range(layers):
+        s = acc[layer].tolist()
+        rows.append({
+            "z": z, "layer": layer,
+            "mse_active": s[0] / n_act,
+            "predicted_mse_active": theory.rotation_mse_active(layer, z, T, net.D, net.S),
+            "mse_inactive": s[1] / n_in if n_in else 0.0,
+            "predicted_mse_inactive": theory.rotation_mse_inactive(layer, z, T, net.D, net.S),
+            "worst_error_active": float(worst[layer]),
+            "switched_on": s[4] / samples,
+            "mse_on_active": s[2] / n_act,
+            "mse_on_inactive": s[3] / n_in if n_in else 0.0,
+            "active_neurons": s[5] / samples if layer else None,
+            "predicted_active_neurons": min(1.0, z * net.S / net.n) if layer else None,
+            "mse_dedicated": s[6] / n_act,
+        })
+    return rows
+
+
+COLUMNS = ["z", "layer", "mse_active", "predicted_mse_active", "mse_inactive", "predicted_mse_inactive",
+           "worst_error_active", "switched_on", "mse_on_inactive", "active_neurons", "predicted_active_neurons",
+           "mse_dedicated"]
+
+
+def body(p, ctx) -> Outcome:
+    T, D, S = p["T"], p["D"], p["S"]
+    net, twin = build(p, ctx)
+    net.to(ctx.device)
+    twin.to(ctx.device)
+    rows = []
+    for z in tqdm(p["z"], desc="active circuits", disable=not ctx.progress, leave=False):
+        rows += measure(net, twin, z, p["samples"], ctx.generator(f"inputs:{z}"), ctx.device)
+    n = D // D_SMALL
+    base = net.patterns[0].cpu()
+    summary = {
+        "design": p["design"] if p["design"] != "best" else
+        ("transversal" if transversal_capacity(n, S) >= T else "progression"),
+        "capacity": design_capacity(n, S),
+        "capacity_progression": progression_capacity(n, S),
+        "neurons_per_large_neuron": T * S / n,
+        "mean_squared_overlap": placement_overlap(base, n),
+        "overlap_formula": theory.cis_overlap(T, D, D_SMALL, S),
+        "chi": net.chi,
+        "params_large": sum(b.nonzero_parameters() for b in net.network.blocks),
+        "params_dedicated": sum(b.nonzero_parameters() for b in twin.blocks),
+        "layers_better_than_chance": [sum(1 for r in rows if r["z"] == z and r["layer"] > 0 and r["mse_active"] < 1)
+                                      for z in p["z"]],
+        "robust_radius": float(robust_radius(net.small).min()),
+    }
+    title = f"T={T}, D={D}, S={S}, {p['weights']} weights"
+    return Outcome(rows, summary, {"mse_by_layer": lambda: _errors(rows, p, title),
+                                   "seizures": lambda: _seizures(rows, p, title)}, COLUMNS)
+
+
+COLORS = ["tab:purple", "tab:red", "tab:orange", "tab:brown", "tab:pink"]
+
+
+def _errors(rows, p, title):
+    fig, ax = plots.figure(f"rotating vector: {title}", "layer", "mean squared error |x - x_hat|^2", log_y=True)
+    for k, z in enumerate(p["z"]):
+        sel = [r for r in rows if r["z"] == z]
+        x, c = [r["layer"] for r in sel], COLORS[k % len(COLORS)]
+        plots.line(ax, x, [r["mse_active"] for r in sel], f"z={z} active", c)
+        plots.line(ax, x, [r["predicted_mse_active"] for r in sel], f"z={z} eq. 6.55", c, "--x")
+        plots.line(ax, x, [r["mse_inactive"] for r in sel], f"z={z} inactive", c, ":s")
+    plots.line(ax, list(range(p["L"] + 1)), [r["mse_dedicated"] for r in rows if r["z"] == p["z"][0]],
+               "dedicated", plots.DEDICATED, "-^")
+    ax.axhline(1.0, color="grey", lw=0.8, ls="--")
+    ax.xaxis.get_major_locator().set_params(integer=True)
+    ax.legend(fontsize=7, ncol=2, loc="upper left")
+    return fig
+
+
+def _seizures(rows, p, title):
+    fig, ax = plots.figure(f"inactive circuits switched on: {title}", "layer", "per input", log_y=True)
+    for k, z in enumerate(p["z"]):
+        sel = [r for r in rows if r["z"] == z]
+        plots.line(ax, [r["layer"] for r in sel], [r["switched_on"] for r in sel], f"z={z}", COLORS[k % len(COLORS)])
+    ax.xaxis.get_major_locator().set_params(integer=True)
+    ax.legend(fontsize=8, loc="upper left")
+    return fig
+
+
+scenario = Scenario("rotations-in-superposition",
+                    "conditional rotations in superposition (2025 construction): error by layer vs eq. 6.55/6.57",
+                    PARAMS, body, check)
