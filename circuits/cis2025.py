@@ -31,11 +31,13 @@ from dataclasses import dataclass
 import torch
 from einops import rearrange, reduce
 
+from circuits.cis import cis_circuit
+from circuits.compile import CompiledNetwork
 from circuits.designs import design_capacity, make_design
-from circuits.small import SmallCircuits
-from circuits.spec import CircuitError
+from circuits.small import STEP_ON, SmallCircuits, boolean_circuits, check_assumptions
+from circuits.spec import Circuit, CircuitError
 from layers import Network, ReLUBlock, compact
-from layers.matrices import sparse_weight
+from layers.matrices import sparse_weight, to_dense
 
 WEIGHT_FORMS = ("capped", "plain")
 
@@ -182,3 +184,48 @@ def dedicated_network(small: SmallCircuits) -> Network:
         read = sparse_weight((t * d + i)[keep], (t * d + j)[keep], vals[keep], (T * d, T * d))
         blocks.append(ReLUBlock(read, small.bias[layer].repeat(T), None))
     return Network(None, blocks, T * d)
+
+
+# ---- boolean small circuits as a compiled network (tracer, graph and dedicated twin) -----------
+
+def compile_boolean_cis2025(smalls: list[Circuit], D: int, S: int, form: str, generator: torch.Generator,
+                            design: str = "best", margin: float = 0.05) -> CompiledNetwork:
+    """Boolean small circuits (g gates per layer) in the 2025 construction, as a CompiledNetwork
+    of ``cis_circuit(smalls)``: features per circuit are its g gates then its on-indicator, input
+    bits are written as step pairs (1.5 v, 0.5 v), and value v is read as the difference of its
+    pair's two read-outs. ``net.cis`` holds the construction."""
+    small = boolean_circuits(smalls)
+    check_assumptions(small, margin)
+    cis = build_cis2025(small, D, S, form, generator, design)
+    big = cis_circuit(smalls)
+    g, T, d, n = smalls[0].n_inputs, len(smalls), small.d, D // small.d
+    # feature k of a circuit (gates 0..g-1, then on) is held by pair 1 + k, the on-indicator by pair 0
+    pair = torch.tensor([1 + k for k in range(g)] + [0])
+    t, k = torch.meshgrid(torch.arange(T), torch.arange(g + 1), indexing="ij")
+    feature = (t * (g + 1) + k).reshape(-1)
+    first = (t * d + 2 * pair[k]).reshape(-1)  # neuron a_2p of the circuit's input a^0
+    embed = sparse_weight(torch.cat([first, first + 1]), torch.cat([feature, feature]),
+                          torch.tensor([STEP_ON[0]] * len(feature) + [STEP_ON[1]] * len(feature)), (T * d, T * (g + 1)))
+    readouts = [sparse_weight(torch.cat([feature, feature]), torch.cat([first, first + 1]),
+                              torch.tensor([1.0] * len(feature) + [-1.0] * len(feature)), (T * (g + 1), T * d))]
+    # a unit change of a value moves its input pair by (1.5, 0.5), and at a gate's decision point
+    # (z = 1/2, where graphs linearise: h' = 2, the first neuron on, the second off) its step pair
+    # by (1, 0) on each of its S neurons; the read-outs take the pair's difference
+    carriers = [to_dense(embed).T.contiguous()]
+    for layer in range(1, small.L + 1):
+        pat = cis.patterns[layer - 1]
+        circuit_of, pair_of = t.reshape(-1)[:, None], pair[k].reshape(-1)[:, None]
+        first_neurons = (2 * pair_of) * n + pat[circuit_of.expand(-1, S), torch.arange(S)]
+        rows = feature[:, None].expand(-1, S).reshape(-1)
+        readouts.append(sparse_weight(torch.cat([rows, rows]),
+                                      torch.cat([first_neurons.reshape(-1), (first_neurons + n).reshape(-1)]),
+                                      torch.tensor([1.0 / S] * rows.numel() + [-1.0 / S] * rows.numel()),
+                                      (T * (g + 1), D)))
+        carriers.append(sparse_weight(rows, first_neurons.reshape(-1), torch.ones(rows.numel()), (T * (g + 1), D)))
+    # at a gate's decision point (z = 1/2) the first neuron of its step pair is on, the second off
+    boundary = [(torch.arange(D) // n % 2 == 0).float() for _ in range(small.L)]
+    network = Network(embed, list(cis.network.blocks), T * (g + 1))
+    net = CompiledNetwork(f"cis2025(T={T}, D={D}, g={g}, S={S}, {form})", big, network, readouts, boundary=boundary,
+                          carriers=carriers)
+    net.cis = cis
+    return net

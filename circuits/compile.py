@@ -93,6 +93,7 @@ class CompiledNetwork:
         boundary: list[torch.Tensor] | None = None,
         readout_bias: list[torch.Tensor | None] | None = None,
         stream_of_layer: list[int] | None = None,
+        carriers: list[torch.Tensor | None] | None = None,
     ) -> None:
         if len(readouts) != circuit.depth + 1:
             raise ValueError(f"need {circuit.depth + 1} read-outs, got {len(readouts)}")
@@ -104,6 +105,9 @@ class CompiledNetwork:
         # Intercepts of fitted read-outs (probes); compiled read-outs have none.
         self.readout_bias = readout_bias or [None] * len(readouts)
         self.stream_of_layer = stream_of_layer or list(range(len(readouts)))
+        # Per layer: the (m_t, n_t) directions along which a unit change of each feature moves the
+        # stream, where they differ from the read-out directions (None: the read-outs themselves).
+        self.carriers = carriers or [None] * len(readouts)
 
     def read_features(self, x: torch.Tensor) -> list[torch.Tensor]:
         """Read-out of every layer's features for the inputs x, as (batch, m_t) tensors."""
@@ -117,6 +121,7 @@ class CompiledNetwork:
         self.readout_bias = [None if b is None else b.to(device) for b in self.readout_bias]
         if self.boundary is not None:
             self.boundary = [None if b is None else b.to(device) for b in self.boundary]
+        self.carriers = [None if c is None else c.to(device) for c in self.carriers]
         return self
 
     def cost(self) -> Cost:
@@ -132,6 +137,11 @@ class CompiledNetwork:
     def directions(self, layer: int) -> torch.Tensor:
         """Dense (m_t, n_t) read-out directions of one layer."""
         return to_dense(self.readouts[layer], self.circuit.widths[layer])
+
+    def carrier(self, layer: int) -> torch.Tensor:
+        """Dense (m_t, n_t) directions along which layer t's features are written."""
+        given = self.carriers[layer]
+        return self.directions(layer) if given is None else to_dense(given, self.circuit.widths[layer])
 
     def blocks_of_layer(self, layer: int) -> range:
         """Indices of the blocks between layer ``layer`` and layer ``layer + 1``."""

@@ -92,9 +92,9 @@ class FeatureGraph:
             pres = [seen[name][0] for name in names]
         blocks = []
         for t in range(circuit.depth):
-            phi_in, phi_out = net.directions(t), net.directions(t + 1)
+            phi_out = net.directions(t + 1)
             ids = list(net.blocks_of_layer(t))
-            carried = phi_in.T  # (n, m_t): each feature's direction, carried through the blocks
+            carried = net.carrier(t).T  # (n, m_t): each feature's direction, carried through the blocks
             neuron_in = neuron_out = None
             for b in ids:
                 block = net.network.blocks[b]

@@ -1,18 +1,24 @@
-"""circuits-in-superposition: T small circuits in one D-wide network, at most z active at once.
+"""circuits-in-superposition: T small boolean circuits in one D-wide network, at most z active.
 
-See ``circuits.cis`` for the construction. For each z, inputs activate z random circuits (random
-input bits, indicator 1); the others get all-zero inputs and should compute exactly 0.
+Two constructions (``construction``): ``2025`` (``circuits.cis2025``, the default: neurons in d
+groups, S-hot placements sharing at most one neuron, one shared bias per layer, capped or plain
+weights; each gate and the on-indicator a two-ReLU step, so a small circuit is 2 (d + 1) wide)
+and ``2024`` (``circuits.cis``, the earlier form: every small neuron spread over S neurons of an
+affine-plane placement, biases carried by the indicator). For each z, inputs activate z random
+circuits (random input bits, indicator 1); the others get all-zero inputs and should compute 0.
 
 Row keys (one row per z and layer t = 0..L): ``active_circuits`` (z), ``layer``, ``mse_active``,
 ``mse_inactive`` (per small feature, read-out against the exact value, for the active and the
-inactive circuits), ``predicted_mse_active``, ``predicted_mse_inactive`` (the additive law: the sum
-over layers u <= t of the error layer u adds when it is fed exact values, which grows linearly
-when each layer adds the same, as the 2025 construction predicts), ``switched_on`` (inactive
+inactive circuits), ``predicted_mse_active``, ``predicted_mse_inactive`` (built from the error
+layer u adds when it is fed exact values: in 2024 the sum over u <= t, the additive law, since
+errors pass on; in 2025 layer t's own, since every step pair flattens errors below 1/4 and the
+error stays flat until a value switches by mistake), ``switched_on`` (inactive
 circuits whose indicator reads above 1/2, per input), ``mse_dedicated`` (the twin: 0).
-Summary keys: ``small_neurons_per_large_neuron``, ``design_capacity`` (circuits the placement
-holds), ``params_large``, ``params_small_total`` (what T separate circuits would need),
-``capacity_D``, ``capacity_T_measured`` (largest T whose active circuits stay within
-``capacity_mse`` at the last layer with ``capacity_z`` active), ``capacity_T_theory`` (D^2 / d^2).
+Summary keys: ``construction``, ``small_neurons_per_large_neuron``, ``design_capacity``
+(circuits the placement holds), ``params_large``, ``params_small_total`` (what T separate circuits
+would need), ``capacity_D``, ``capacity_T_measured`` and ``capacity_T_design`` per construction
+(``_2025``, ``_2024``: largest T whose active circuits stay within ``capacity_mse`` at the last
+layer with ``capacity_z`` active; most T the placement holds), ``capacity_T_theory`` (D^2 / d^2).
 """
 
 from __future__ import annotations
@@ -20,34 +26,73 @@ from __future__ import annotations
 import torch
 from tqdm import tqdm
 
+from circuits import cis2025
 from circuits.cis import compile_cis, design_capacity, small_circuits
 from circuits.compile import compile_dedicated
 from circuits.evaluate import Evaluator
+from circuits.small import boolean_inputs
+from circuits.spec import CircuitError
+from layers import times_transpose
 from scenarios import plots
 from scenarios.params import Param, require
 from scenarios.registry import Outcome, Scenario
 
+CONSTRUCTIONS = ("2025", "2024")
+
 PARAMS = {
-    "T": Param(557, "small circuits", low=1),
-    "D": Param(1000, "neurons per layer of the large network", low=1),
+    "construction": Param("2025", "2025 (groups, shared biases, capped weights) or 2024 (the earlier form)",
+                          kind="str", choices=CONSTRUCTIONS),
+    "weights": Param("capped", "weight form of the 2025 construction", kind="str", choices=cis2025.WEIGHT_FORMS),
+    "T": Param(100, "small circuits", low=1),
+    "D": Param(1000, "neurons per layer of the large network", low=1, high=2**15),
     "d": Param(4, "gates per layer of each small circuit", low=1),
     "S": Param(6, "large neurons per small neuron", low=1),
     "L": Param(5, "layers", low=1, high=32),
     "z": Param((1, 2, 3), "numbers of active circuits", kind="list[int]", low=1),
     "samples": Param(1000, "sampled inputs per z", low=1),
-    "capacity_D": Param((1000, 2000), "widths of the capacity table", kind="list[int]", low=1),
+    "capacity_D": Param((1000, 2000), "widths of the capacity table", kind="list[int]", low=1, high=2**13),
     "capacity_z": Param(2, "active circuits in the capacity table", low=1),
     "capacity_mse": Param(0.05, "MSE of active circuits allowed at the last layer", kind="float", low=0.0),
     "capacity_samples": Param(200, "sampled inputs per capacity trial", low=1),
 }
 
 
+def small_width(p) -> int:
+    """Neurons of one small circuit per layer: d gates and the indicator, two per value in 2025."""
+    return 2 * (p["d"] + 1) if p["construction"] == "2025" else p["d"] + 1
+
+
+def capacity_of(construction: str, D: int, d: int, S: int) -> int | None:
+    if construction == "2025":
+        return cis2025.capacity(D, 2 * (d + 1), S)
+    try:
+        return design_capacity(D, S * (d + 1))
+    except ValueError:  # no prime fits
+        return 0
+
+
 def check(p) -> None:
     require(max(p["z"]) <= p["T"], f"z: at most T={p['T']} circuits can be active, got {max(p['z'])}")
-    cap = design_capacity(p["D"], p["S"] * (p["d"] + 1))
-    require(p["T"] <= cap, f"T: D={p['D']} holds at most {cap} circuits of {p['d'] + 1} x S={p['S']} "
-                           f"neurons that share at most one neuron, got T={p['T']}")
+    width = small_width(p)
+    if p["construction"] == "2025":
+        require(p["D"] % width == 0, f"D: the 2025 construction needs a multiple of 2 (d + 1) = {width} "
+                                     f"(one group per small neuron), got {p['D']}")
+        require(p["S"] <= p["D"] // width, f"S: at most D / {width} = {p['D'] // width}, got {p['S']}")
+    cap = capacity_of(p["construction"], p["D"], p["d"], p["S"])
+    require(cap is None or p["T"] <= cap,
+            f"T: D={p['D']} holds at most {cap} circuits of {width} x S={p['S']} neurons that share at most "
+            f"one neuron ({p['construction']} construction), got T={p['T']}")
     require(p["capacity_z"] <= p["T"], "capacity_z: must be <= T")
+    need = (p["L"] + 3) * p["D"] ** 2 * 4
+    require(need <= 8 * 2**30, f"D: {p['D']} neurons need about {need / 2**30:.1f} GiB of weights, more than 8 GiB")
+
+
+def build(p, T: int, D: int, ctx, tag: str = ""):
+    """The large network of ``p['construction']`` for T random small circuits at width D."""
+    smalls = small_circuits(T, p["d"], p["L"], ctx.generator(f"circuits{tag}"))
+    if p["construction"] == "2025":
+        return cis2025.compile_boolean_cis2025(smalls, D, p["S"], p["weights"], ctx.generator(f"placement{tag}"))
+    return compile_cis(smalls, D, p["S"], ctx.generator(f"placement{tag}"))
 
 
 def _inputs(T: int, d: int, z: int, batch: int, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
@@ -61,11 +106,25 @@ def _inputs(T: int, d: int, z: int, batch: int, gen: torch.Generator) -> tuple[t
 @torch.no_grad()
 def _fresh(net, exact: list[torch.Tensor]) -> list[torch.Tensor]:
     """Read-outs of each layer when it is fed the exact values of the layer before."""
+    if hasattr(net, "cis"):
+        return _fresh_2025(net, exact)
     out = [exact[0]]
     for t, (inc, place) in enumerate(zip(net.incidences, net.placements)):
         small = torch.sparse.mm(inc, exact[t].T).T  # (batch, width) small pre-activations
         large = torch.relu(torch.sparse.mm(place.t(), small.T).T)  # (batch, D)
         out.append(torch.sparse.mm(place, large.T).T / net.S)
+    return out
+
+
+def _fresh_2025(net, exact: list[torch.Tensor]) -> list[torch.Tensor]:
+    cis = net.cis
+    g = net.circuit.n_inputs // cis.small.T - 1  # gates per circuit layer
+    out = [exact[0]]
+    for layer, block in enumerate(net.network.blocks):
+        values = exact[layer].view(exact[layer].shape[0], cis.small.T, g + 1)
+        pairs = boolean_inputs(torch.cat([values[:, :, g:], values[:, :, :g]], dim=2))  # pair 0: the indicator
+        ideal = pairs.reshape(pairs.shape[0], -1) if layer == 0 else cis.embed_all(pairs, layer)
+        out.append(times_transpose(block(ideal), net.readouts[layer + 1]))
     return out
 
 
@@ -95,10 +154,11 @@ def measure(net, twin, T: int, d: int, z: int, samples: int, gen: torch.Generato
                 ((twins[t] - exact[t]).double() ** 2).sum()]).cpu()
         done += b
     rows, added_active, added_inactive = [], 0.0, 0.0
+    keep = 0.0 if hasattr(net, "cis") else 1.0  # 2025: step pairs reset the error every layer
     for t in range(depth):
         e_act, e_in, f_act, f_in, n_act, n_in, switched, twin_err = acc[t].tolist()
-        added_active += f_act / n_act
-        added_inactive += f_in / max(n_in, 1)
+        added_active = keep * added_active + f_act / n_act
+        added_inactive = keep * added_inactive + f_in / max(n_in, 1)
         rows.append({"active_circuits": z, "layer": t, "mse_active": e_act / n_act,
                      "mse_inactive": e_in / max(n_in, 1), "predicted_mse_active": added_active,
                      "predicted_mse_inactive": added_inactive, "switched_on": switched / samples,
@@ -108,24 +168,22 @@ def measure(net, twin, T: int, d: int, z: int, samples: int, gen: torch.Generato
 
 def body(p, ctx) -> Outcome:
     T, D, d, S, L = p["T"], p["D"], p["d"], p["S"], p["L"]
-    smalls = small_circuits(T, d, L, ctx.generator("circuits"))
-    net = compile_cis(smalls, D, S, ctx.generator("placement")).to(ctx.device)
-    net.incidences = [m.to(ctx.device) for m in net.incidences]
-    net.placements = [m.to(ctx.device) for m in net.placements]
+    net = _on_device(build(p, T, D, ctx), ctx.device)
     twin = compile_dedicated(net.circuit).to(ctx.device)
     rows = []
     for z in tqdm(p["z"], desc="active circuits", disable=not ctx.progress, leave=False):
         rows += measure(net, twin, T, d, z, p["samples"], ctx.generator(f"inputs:{z}"), ctx.device)
     summary = {
-        "small_neurons_per_large_neuron": T * (d + 1) * S / D,
-        "design_capacity": design_capacity(D, S * (d + 1)),
-        "params_large": net.network.parameter_count(),
+        "construction": p["construction"],
+        "small_neurons_per_large_neuron": T * small_width(p) * S / D,
+        "design_capacity": capacity_of(p["construction"], D, d, S),
+        "params_large": sum(b.nonzero_parameters() for b in net.network.blocks),
         "params_small_total": T * L * (d * (d + 1) + (d + 1) * (d + 1)),
     }
     summary |= _capacity(p, ctx)
 
     def figure():
-        fig, ax = plots.figure(f"circuits in superposition: T={T}, D={D}, d={d}, S={S}", "layer",
+        fig, ax = plots.figure(f"circuits in superposition ({p['construction']}): T={T}, D={D}, d={d}, S={S}", "layer",
                                "MSE per small feature", log_y=True)
         colors = ["tab:blue", "tab:orange", "tab:red", "tab:purple"]
         for k, z in enumerate(p["z"]):
@@ -134,7 +192,7 @@ def body(p, ctx) -> Outcome:
             c = colors[k % len(colors)]
             plots.line(ax, x, [r["mse_active"] for r in sel], f"z={z}: active", c)
             plots.line(ax, x, [r["mse_inactive"] for r in sel], f"z={z}: inactive", c, "-s")
-            plots.line(ax, x, [r["predicted_mse_active"] for r in sel], f"z={z}: additive law", c, ":")
+            plots.line(ax, x, [r["predicted_mse_active"] for r in sel], f"z={z}: predicted", c, ":")
         plots.line(ax, sorted({r["layer"] for r in rows}), [0.0] * (L + 1), "dedicated", plots.DEDICATED, "-^")
         ax.legend(fontsize=7)
         return fig
@@ -142,35 +200,58 @@ def body(p, ctx) -> Outcome:
     return Outcome(rows, summary, {"mse_by_layer": figure})
 
 
+def _on_device(net, device):
+    net.to(device)
+    if hasattr(net, "cis"):
+        net.cis.to(device)
+    else:
+        net.incidences = [m.to(device) for m in net.incidences]
+        net.placements = [m.to(device) for m in net.placements]
+    return net
+
+
 def _capacity(p, ctx) -> dict:
-    """Largest T (by bisection) whose active circuits stay within the MSE budget, per D."""
-    d, S, L, z = p["d"], p["S"], p["L"], p["capacity_z"]
-    measured = []
-    for D in tqdm(p["capacity_D"], desc="capacity", disable=not ctx.progress, leave=False):
-        cap = design_capacity(D, S * (d + 1))
-        if cap < z:
-            measured.append(None)
-            continue
+    """Largest T (by bisection) whose active circuits stay within the MSE budget, per D and
+    construction."""
+    d, S, z = p["d"], p["S"], p["capacity_z"]
+    out = {"capacity_D": list(p["capacity_D"])}
+    for construction in CONSTRUCTIONS:
+        q = dict(p) | {"construction": construction}
+        measured, designs = [], []
+        for D in tqdm(p["capacity_D"], desc=f"capacity {construction}", disable=not ctx.progress, leave=False):
+            cap = capacity_of(construction, D, d, S)
+            fits = construction == "2024" or D % small_width(q) == 0
+            designs.append(cap if fits else None)
+            if not fits or (cap is not None and cap < z):
+                measured.append(None)
+                continue
+            cap = cap if cap is not None else D * D
 
-        def ok(T: int, D=D) -> bool:
-            smalls = small_circuits(T, d, L, ctx.generator(f"capacity:{D}:{T}"))
-            net = compile_cis(smalls, D, S, ctx.generator(f"capacity-placement:{D}:{T}"))
-            rows = measure(net, compile_dedicated(net.circuit), T, d, z, p["capacity_samples"],
-                           ctx.generator(f"capacity-inputs:{D}:{T}"))
-            return rows[-1]["mse_active"] <= p["capacity_mse"]
+            def ok(T: int, D=D, q=q) -> bool:
+                try:
+                    net = _on_device(build(q, T, D, ctx, f":{D}:{T}"), ctx.device)
+                except CircuitError:  # the small circuits break an assumption of the construction
+                    return False
+                rows = measure(net, compile_dedicated(net.circuit).to(ctx.device), T, d, z, p["capacity_samples"],
+                               ctx.generator(f"capacity-inputs:{D}:{T}"), ctx.device)
+                return rows[-1]["mse_active"] <= p["capacity_mse"]
 
-        lo, hi = z - 1, cap  # ok(lo) holds by convention (no circuit at all)
-        if ok(hi):
-            lo = hi
-        while hi - lo > 1:
-            mid = (lo + hi) // 2
-            lo, hi = (mid, hi) if ok(mid) else (lo, mid)
-        measured.append(lo if lo >= z else None)
-    return {"capacity_D": list(p["capacity_D"]), "capacity_T_measured": measured,
-            "capacity_T_theory": [D * D // (d * d) for D in p["capacity_D"]],
-            "capacity_T_design": [design_capacity(D, S * (d + 1)) for D in p["capacity_D"]]}
+            lo, hi = z - 1, cap  # ok(lo) holds by convention (no circuit at all)
+            if ok(hi):
+                lo = hi
+            while hi - lo > 1:
+                mid = (lo + hi) // 2
+                lo, hi = (mid, hi) if ok(mid) else (lo, mid)
+            measured.append(lo if lo >= z else None)
+        out[f"capacity_T_measured_{construction}"] = measured
+        out[f"capacity_T_design_{construction}"] = designs
+    out["capacity_T_theory"] = [D * D // (d * d) for D in p["capacity_D"]]
+    return out
 
 
 scenario = Scenario("circuits-in-superposition",
-                    "T small circuits in one network with z active: error of active and inactive circuits by layer",
-                    PARAMS, body, check)
+                    "T small boolean circuits in one network with z active (2025 or 2024 construction): "
+                    "error by layer, capacity",
+                    PARAMS, body, check, networks=lambda p, ctx: {
+                        "superposed": build(p, p["T"], p["D"], ctx),
+                    })

@@ -188,7 +188,7 @@ def _errors(rows, p, title):
                "dedicated", plots.DEDICATED, "-^")
     ax.axhline(1.0, color="grey", lw=0.8, ls="--")
     ax.xaxis.get_major_locator().set_params(integer=True)
-    ax.legend(fontsize=7, ncol=2, loc="upper left")
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     return fig
 
 
@@ -198,7 +198,7 @@ def _seizures(rows, p, title):
         sel = [r for r in rows if r["z"] == z]
         plots.line(ax, [r["layer"] for r in sel], [r["switched_on"] for r in sel], f"z={z}", COLORS[k % len(COLORS)])
     ax.xaxis.get_major_locator().set_params(integer=True)
-    ax.legend(fontsize=8, loc="upper left")
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     return fig
 
 

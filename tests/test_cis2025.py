@@ -1,0 +1,293 @@
+"""Circuits in superposition, 2025 construction: the placement's invariants, the small circuits
+against their own definitions, the weights against their formulas, and the errors against the
+closed forms of "Rotations in Superposition" where they hold."""
+
+import math
+
+import pytest
+import torch
+from conftest import gen
+
+import scenarios
+from circuits import theory
+from circuits.cis import cis_circuit, small_circuits
+from circuits.cis2025 import build_cis2025, compile_boolean_cis2025, dedicated_network, weight_layer
+from circuits.compile import compile_dedicated
+from circuits.designs import (
+    design_capacity,
+    make_design,
+    mean_squared_overlap,
+    overlaps,
+    progression_capacity,
+    transversal_capacity,
+)
+from circuits.evaluate import evaluate
+from circuits.sampling import all_inputs
+from circuits.small import (
+    SmallCircuits,
+    boolean_circuits,
+    boolean_inputs,
+    boolean_values,
+    check_assumptions,
+    robust_radius,
+    rotation_circuits,
+    rotation_inputs,
+    rotation_readout,
+)
+from circuits.spec import CircuitError
+from scenarios.params import UsageError
+
+
+def _valid(design: torch.Tensor, n: int, S: int) -> None:
+    assert design.shape[1] == S and int(design.min()) >= 0 and int(design.max()) < n
+    assert all(len(set(row.tolist())) == S for row in design)  # S distinct neurons per circuit
+    shared = overlaps(design, n)
+    shared.fill_diagonal_(0)
+    assert shared.max() <= 1  # every pair of circuits shares at most one neuron
+
+
+@pytest.mark.parametrize("n,S", [(250, 6), (100, 6), (50, 3), (37, 5), (60, 4), (97, 7), (12, 3), (30, 2)])
+def test_every_family_shares_at_most_one_neuron_up_to_its_capacity(n, S):
+    for family, cap in (("transversal", transversal_capacity(n, S)), ("progression", progression_capacity(n, S)),
+                        ("best", design_capacity(n, S))):
+        if cap:
+            _valid(make_design(n, S, cap, family), n, S)
+            with pytest.raises(CircuitError, match="holds at most"):
+                make_design(n, S, cap + 1, family)
+
+
+def test_capacity_matches_the_published_rule_and_beats_it():
+    # the published progression rule holds T = 557 at D/d = 250, S = 6 ("Rotations in Superposition")
+    assert progression_capacity(250, 6) == 557
+    assert design_capacity(250, 6) >= 557
+    assert transversal_capacity(250, 6) == 41 * 41 + 6 * (41 // 6)  # p = 41: lines of Z_41 on 6 columns
+    for n in range(4, 300, 7):
+        for S in range(2, 9):
+            assert (design_capacity(n, S) or 0) >= progression_capacity(n, S)
+    assert design_capacity(40, 2) == 40 * 39 // 2  # S = 2: every pair of neurons
+    assert design_capacity(10, 1) is None  # S = 1: any number, reusing neurons
+
+
+def test_mean_squared_overlap_from_degrees_equals_the_pairwise_count():
+    design = make_design(100, 6, 80, "progression")
+    shared = overlaps(design, 100)
+    shared.fill_diagonal_(0)
+    by_pairs = float((shared / 6).pow(2).sum()) / (80 * 79)
+    assert mean_squared_overlap(design, 100) == pytest.approx(by_pairs, rel=1e-12)
+
+
+# ---- small circuits ---------------------------------------------------------------------------
+
+def test_rotation_circuits_rotate_while_on_and_stay_zero_while_off():
+    small = rotation_circuits(7, 5, gen(0))
+    which = torch.tensor([[3], [5]])
+    angle = torch.tensor([[0.3], [2.0]])
+    states = small.run(which, rotation_inputs(angle))
+    theta = torch.atan2(small.weights[0, :, 3, 2], small.weights[0, :, 2, 2])  # sin, cos of each circuit
+    for layer, a in enumerate(states):
+        alpha, x = rotation_readout(a)
+        assert torch.allclose(alpha, torch.ones_like(alpha))
+        expect = angle + layer * theta[which]
+        assert torch.allclose(x, torch.stack([expect.cos(), expect.sin()], dim=-1), atol=1e-5)
+    off = small.run(which, torch.zeros(2, 1, 4))
+    assert all(torch.equal(a, torch.zeros_like(a)) for a in off)
+
+
+def test_boolean_circuits_match_their_truth_tables_and_share_one_bias():
+    smalls = small_circuits(4, 3, 3, gen(1))
+    small = boolean_circuits(smalls)
+    assert small.d == 8 and torch.equal(small.bias, torch.tensor([[-0.5, -1.5] * 4] * 3))
+    bits = all_inputs(3)  # every input of a 3-input circuit
+    for t, circuit in enumerate(smalls):
+        exact = evaluate(circuit, bits)
+        values = torch.cat([torch.ones(len(bits), 1), bits], dim=1)  # value 0: the on-indicator
+        states = small.run(torch.full((len(bits), 1), t), boolean_inputs(values)[:, None, :])
+        for layer in range(1, 4):
+            got = boolean_values(states[layer][:, 0])
+            assert torch.equal(got[:, 0], torch.ones(len(bits)))
+            assert torch.equal(got[:, 1:], exact[layer])
+        off = small.run(torch.tensor([[t]]), torch.zeros(1, 1, 8))
+        assert all(torch.equal(a, torch.zeros_like(a)) for a in off)
+
+
+def test_assumptions_are_checked_and_named():
+    rot = rotation_circuits(5, 2, gen(2))
+    # the on-indicator row [2, -2, 0, 0] with bias -0.5 is the weakest: 0.5 / sqrt(8)
+    assert float(robust_radius(rot).min()) == pytest.approx(0.5 / math.sqrt(8), rel=1e-6)
+    check_assumptions(rot, 0.15)
+    with pytest.raises(CircuitError, match="deviation below 0.2 does not switch"):
+        check_assumptions(rot, 0.2)
+    bias = rot.bias.clone()
+    bias[1, 2] = 0.1
+    with pytest.raises(CircuitError, match="inactive circuit is exactly 0.*layer 2 neuron 2"):
+        check_assumptions(SmallCircuits(rot.weights, bias), 0.01)
+    with pytest.raises(CircuitError, match="one bias vector per layer"):
+        SmallCircuits(rot.weights, torch.zeros(2, 5, 4))
+    with pytest.raises(CircuitError, match="finite"):
+        SmallCircuits(rot.weights * float("nan"), rot.bias)
+
+
+# ---- the large network --------------------------------------------------------------------------
+
+def _reference_weights(w, rows, cols, n, form):
+    """W^l by its definition, one circuit and one entry at a time."""
+    T, d, _ = w.shape
+    S = rows.shape[1]
+    w = w.double()
+    hot_r, hot_c = torch.zeros(T, n, dtype=torch.float64), torch.zeros(T, n, dtype=torch.float64)
+    hot_r.scatter_(1, rows, 1.0)
+    hot_c.scatter_(1, cols, 1.0)
+    outer = torch.einsum("tn,tm->tnm", hot_r, hot_c)
+    W = torch.zeros(d, d, n, n, dtype=torch.float64)
+    if form == "plain":
+        for t in range(T):
+            W += w[t][:, :, None, None] * outer[t] / S
+    else:
+        mean = w.mean(0)
+        connected = outer.sum(0).clamp(max=1)
+        leak = sum(float(hot_r[t] @ connected @ hot_c[u]) for t in range(T) for u in range(T) if t != u)
+        chi = leak / (S * (T * (T - 1) * S * S - leak))
+        capped = connected / S - chi * (1 - connected)
+        # chi balances the cross-circuit leak of the mean weights: E_(t != u) <e_t| Wcal |e_u> = 0
+        cross = sum(float(hot_r[t] @ capped @ hot_c[u]) for t in range(T) for u in range(T) if t != u)
+        assert abs(cross) < 1e-9
+        assert all(float(hot_r[t] @ capped @ hot_c[t]) / S == pytest.approx(1.0) for t in range(T))
+        W = mean[:, :, None, None] * capped
+        for t in range(T):
+            W += (w[t] - mean)[:, :, None, None] * outer[t] / S
+    return W.permute(0, 2, 1, 3).reshape(d * n, d * n)
+
+
+@pytest.mark.parametrize("form", ["plain", "capped"])
+def test_weights_follow_their_definition(form):
+    T, n, S = 25, 20, 3
+    w = rotation_circuits(T, 1, gen(3)).weights[0]
+    rows = make_design(n, S, T)[torch.randperm(T, generator=gen(4))]
+    cols = make_design(n, S, T)
+    W, _ = weight_layer(w, rows, cols, n, form)
+    assert torch.allclose(W.double(), _reference_weights(w, rows, cols, n, form), atol=1e-5)
+
+
+@pytest.mark.parametrize("form", ["plain", "capped"])
+def test_one_circuit_alone_is_computed_exactly(form):
+    small = rotation_circuits(1, 6, gen(5))
+    net = build_cis2025(small, 40, 3, form, gen(6))
+    which = torch.zeros(8, 1, dtype=torch.long)
+    a0 = rotation_inputs(torch.rand(8, 1, generator=gen(7)) * 6.28)
+    exact, streams = small.run(which, a0), net.network.streams(net.inputs(which, a0))
+    for layer in range(1, 7):
+        assert torch.allclose(net.unembed(streams[layer], layer), exact[layer], atol=1e-5)
+    twin = dedicated_network(small).streams(net.inputs(which, a0))
+    assert all(torch.allclose(s.view(8, 1, 4), e, atol=1e-6) for s, e in zip(twin, exact))
+
+
+def test_layer_one_inactive_error_is_the_placement_overlap():
+    # every circuit active once (z = 1): an inactive circuit reads (1/S) x_u through its one shared
+    # neuron, so its mean |x_hat|^2 is exactly E_(t != u) (<e_t|e_u>/S)^2 of the placement
+    T, D, S = 200, 400, 5
+    small = rotation_circuits(T, 1, gen(8))
+    net = build_cis2025(small, D, S, "capped", gen(9))
+    which = torch.arange(T)[:, None]
+    a0 = rotation_inputs(torch.rand(T, 1, generator=gen(10)) * 6.28)
+    est = net.unembed(net.network.streams(net.inputs(which, a0))[1], 1)
+    _, x = rotation_readout(est)
+    inactive = ~torch.eye(T, dtype=torch.bool)
+    measured = float((x**2).sum(2)[inactive].mean())
+    exact = mean_squared_overlap(net.patterns[0], D // 4)
+    assert measured == pytest.approx(exact, rel=1e-4)
+    assert exact == pytest.approx(theory.cis_overlap(T, D, 4, S), rel=0.1)  # the post's d/D - 1/(S T)
+
+
+def test_rotations_follow_eq_6_55_at_layer_two():
+    r = scenarios.run("rotations-in-superposition", T=300, D=2000, L=2, z=[1, 2], samples=2000)
+    for row in r.rows:
+        if row["layer"] >= 1:
+            assert row["mse_active"] == pytest.approx(row["predicted_mse_active"], rel=0.15, abs=1e-4)
+        if row["layer"] == 1:
+            assert row["mse_inactive"] == pytest.approx(row["predicted_mse_inactive"], rel=0.1)
+            assert row["switched_on"] == 0
+        assert row["mse_dedicated"] < 1e-10
+    assert r.summary["design"] == "transversal" and r.summary["capacity"] >= r.summary["capacity_progression"]
+
+
+def test_plain_weights_break_down_where_capped_ones_hold():
+    # assumption 4 (uncorrelated circuits) fails for the rotations: their mean weights add up
+    # over every circuit sharing a neuron unless they go through the capped matrix
+    kw = dict(T=300, D=1000, L=3, z=[1], samples=300)
+    capped = scenarios.run("rotations-in-superposition", weights="capped", **kw).rows[-1]
+    plain = scenarios.run("rotations-in-superposition", weights="plain", **kw).rows[-1]
+    assert plain["mse_active"] > 10 * capped["mse_active"] and plain["switched_on"] > 10 * capped["switched_on"]
+
+
+def test_refusals_name_the_limit():
+    with pytest.raises(UsageError, match="holds at most 557 circuits"):
+        scenarios.run("rotations-in-superposition", T=558, design="progression")
+    with pytest.raises(UsageError, match="multiple of d=4"):
+        scenarios.run("rotations-in-superposition", D=1002)
+
+
+# ---- boolean small circuits as a compiled network ---------------------------------------------
+
+def _one_active(T: int, g: int, t: int, bits: list[float]) -> torch.Tensor:
+    x = torch.zeros(1, T * (g + 1))
+    x[0, t * (g + 1):(t + 1) * (g + 1)] = torch.tensor(bits + [1.0])
+    return x
+
+
+def test_boolean_network_reads_what_the_construction_holds_and_feeds_tracer_and_graph():
+    from circuits.graph import FeatureGraph
+    from circuits.trace import trace_noise
+
+    one = small_circuits(1, 3, 3, gen(13))
+    alone = compile_boolean_cis2025(one, 8 * 10, 4, "capped", gen(14))
+    for bits in all_inputs(3).tolist():  # nothing shared: exact on every input
+        x = _one_active(1, 3, 0, bits)
+        for read, exact in zip(alone.read_features(x), evaluate(alone.circuit, x)):
+            assert torch.allclose(read, exact, atol=1e-5)
+    smalls = small_circuits(12, 3, 3, gen(11))
+    net = compile_boolean_cis2025(smalls, 8 * 40, 4, "capped", gen(12))
+    assert net.circuit.widths == cis_circuit(smalls).widths
+    x = torch.cat([_one_active(12, 3, t, [1.0, 0.0, 1.0]) for t in range(12)])
+    reads, streams = net.read_features(x), net.network.streams(x)
+    for layer in range(1, 4):  # the compiled read-outs are the values of the un-embedded step pairs
+        held = boolean_values(net.cis.unembed(streams[layer], layer))  # (batch, T, on + gates)
+        assert torch.allclose(reads[layer].view(12, 12, 4), torch.cat([held[:, :, 1:], held[:, :, :1]], 2), atol=1e-6)
+    x = _one_active(12, 3, 5, [1.0, 1.0, 0.0])
+
+    class OneInput:
+        def sample(self, batch: int) -> torch.Tensor:
+            return x.repeat(batch, 1)
+
+    twin = compile_dedicated(net.circuit)
+    rows = trace_noise(net.circuit, {"cis": net.read_features, "twin": twin.read_features}, OneInput(), 4,
+                       progress=False)
+    by_hand = [((r - e) ** 2).mean().item() for r, e in zip(net.read_features(x), evaluate(net.circuit, x))]
+    assert [r.mse for r in rows["cis"]] == pytest.approx(by_hand, rel=1e-5, abs=1e-12)
+    assert all(r.mse == 0 for r in rows["twin"])
+    # the graph's first block: each gate sees its inputs with slope h'(1/2) = 2 times the sign of
+    # its pre-activation; the indicator carries the constant (-1 for AND, +1 for NOT)
+    fg = FeatureGraph.build(net)
+    weight = fg.blocks[0].weight
+    for k, gate in enumerate(net.circuit.layers[0][:4]):
+        on = (k // 4) * 4 + 3
+        if gate.kind == "AND":
+            expect = {gate.inputs[0]: 2.0, gate.inputs[1]: 2.0, on: -2.0}
+        elif gate.kind == "ANDNOT":
+            expect = {gate.inputs[0]: 2.0, gate.inputs[1]: -2.0}
+        else:
+            expect = {gate.inputs[0]: 2.0}
+        for j, w in expect.items():
+            assert weight[k, j].item() == pytest.approx(w, abs=1e-5)
+
+
+def test_circuits_in_superposition_2025_beats_2024():
+    kw = dict(T=40, z=[2], L=4, samples=300, capacity_D=[1000], capacity_samples=100)
+    new = scenarios.run("circuits-in-superposition", construction="2025", **kw)
+    old = scenarios.run("circuits-in-superposition", construction="2024", **kw)
+    assert new.rows[-1]["mse_active"] < old.rows[-1]["mse_active"] / 3
+    s = new.summary
+    assert s["capacity_T_measured_2025"][0] > 2 * s["capacity_T_measured_2024"][0]
+    assert s["capacity_T_design_2025"] == [design_capacity(100, 6)]
+    # layer 1 is fed exact values, so its own error is the prediction there
+    one = new.rows[1]
+    assert one["mse_active"] == pytest.approx(one["predicted_mse_active"], rel=1e-4, abs=1e-9)
