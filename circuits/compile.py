@@ -174,7 +174,7 @@ def _layer_block(
     block = ReLUBlock(
         compact(read),
         torch.tensor(biases),
-        compact(write_t.to_dense().T.contiguous() if write_t.is_sparse else write_t.T.contiguous()),
+        compact(write_t.t().coalesce() if write_t.is_sparse else write_t.T.contiguous()),
         relu_mask=torch.tensor(relus),
         n_in=m_prev if phi_prev is None else phi_prev.shape[1],
         n_out=len(gates) if phi is None else phi.shape[1],

@@ -16,13 +16,27 @@ SPARSE_DENSITY = 0.05
 
 
 def compact(matrix: torch.Tensor) -> torch.Tensor | None:
-    """Store a weight matrix in its cheapest exact form: None for the identity, CSR if sparse."""
+    """Store a weight matrix in its cheapest exact form: None for the identity, CSR if sparse.
+    A sparse (COO) matrix is judged by its non-zeros and never made dense unless it is dense."""
+    rows, cols = matrix.shape
+    if matrix.layout == torch.sparse_coo:
+        sparse = matrix.coalesce()
+        idx, vals = sparse.indices(), sparse.values()
+        keep = vals != 0
+        idx, vals = idx[:, keep], vals[keep]
+        if rows == cols and vals.numel() == rows and bool((idx[0] == idx[1]).all()) and bool((vals == 1).all()):
+            return None
+        if rows * cols > 0 and vals.numel() / (rows * cols) < SPARSE_DENSITY:
+            with warnings.catch_warnings():  # torch calls CSR "beta"; the products used here are stable
+                warnings.simplefilter("ignore", UserWarning)
+                stored = torch.sparse_coo_tensor(idx.flip(0), vals, (cols, rows)).coalesce()
+                return stored.to_sparse_csr()
+        return sparse.to_dense().contiguous()
     dense = matrix.to_dense() if matrix.layout != torch.strided else matrix
-    rows, cols = dense.shape
     if rows == cols and torch.equal(dense, torch.eye(rows, dtype=dense.dtype, device=dense.device)):
         return None
     if rows * cols > 0 and (dense != 0).sum().item() / (rows * cols) < SPARSE_DENSITY:
-        with warnings.catch_warnings():  # torch calls CSR "beta"; the products used here are stable
+        with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)
             return dense.T.contiguous().to_sparse_csr()
     return dense.contiguous()

@@ -30,6 +30,7 @@ BUILTIN = {
     "u-and-depth": "scenarios.u_and_depth",
     "circuits-in-superposition": "scenarios.circuits_in_superposition",
     "rotations-in-superposition": "scenarios.rotations_in_superposition",
+    "block-superposition": "scenarios.block_superposition",
 }
 
 

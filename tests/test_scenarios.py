@@ -81,8 +81,8 @@ def test_uand_scenario_follows_its_law():
 
 
 def test_circuits_in_superposition_rows():
-    r = scenarios.run("circuits-in-superposition", T=40, z=[1, 2], samples=200, capacity_D=[1000],
-                      capacity_samples=50)
+    r = scenarios.run("circuits-in-superposition", construction="2024", T=40, z=[1, 2], samples=200,
+                      capacity_D=[1000], capacity_samples=50)
     for z in (1, 2):
         rows = [row for row in r.rows if row["active_circuits"] == z]
         assert len(rows) == 6 and rows[0]["mse_active"] == 0 and rows[0]["mse_inactive"] == 0

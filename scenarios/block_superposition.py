@@ -1,0 +1,131 @@
+"""block-superposition: block-structured ("ping-pong") computation, exact for one active circuit.
+
+(D/d)^2 random boolean circuits (d - 1 gates and an on-indicator per layer) in D neurons per
+layer plus 2 D/d one-hot neurons naming the active circuit's blocks (``circuits.block``). For each
+z, inputs activate z random circuits. With z = 1 the active circuit is computed exactly at every
+depth; with z >= 2 the weights joining one active circuit's blocks to another's write into the
+live blocks, and the error grows with depth.
+
+Row keys (one row per z and layer 0..L): ``z``, ``layer``, ``mse_active``, ``mse_inactive`` (per
+small feature), ``switched_on`` (inactive circuits whose on-indicator reads above 1/2, per input),
+``predicted_mse_active`` (0 for z = 1), ``predicted_mse_inactive`` and ``predicted_switched_on``
+(z = 1: the D/d - 1 inactive circuits whose block is live read the active circuit's values, so
+(D/d - 1) / (T - 1) times its mean squared value, and D/d - 1 switched on), ``mse_dedicated``.
+Values that overflow are written as null, with the layer in ``summary.overflow_layer``.
+Summary keys: ``T``, ``blocks``, ``one_hot_width`` (2 D/d extra neurons), ``silencing_bias``,
+``params_large`` (non-zero weights and biases), ``params_dedicated``, ``overflow_layer`` (per z).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from tqdm import tqdm
+
+from circuits.block import block_circuits, compile_block
+from circuits.compile import compile_dedicated
+from circuits.evaluate import Evaluator
+from scenarios import plots
+from scenarios.params import Param, require
+from scenarios.registry import Outcome, Scenario
+
+PARAMS = {
+    "D": Param(200, "neurons per layer (without the one-hot neurons)", low=2, high=2000),
+    "d": Param(4, "neurons per small circuit: d - 1 gates and the on-indicator", low=2, high=64),
+    "L": Param(10, "layers", low=1, high=64),
+    "z": Param((1, 2), "numbers of active circuits", kind="list[int]", low=1),
+    "samples": Param(1000, "sampled inputs per z", low=1),
+}
+
+
+def check(p) -> None:
+    D, d = p["D"], p["d"]
+    require(D % d == 0, f"D: must be a multiple of d={d} (blocks of d neurons), got {D}")
+    T = (D // d) ** 2
+    require(max(p["z"]) <= T, f"z: at most T=(D/d)^2={T} circuits can be active, got {max(p['z'])}")
+    require(T * d * p["L"] <= 4_000_000, f"D: (D/d)^2 d L = {T * d * p['L']} small neurons is more than the "
+                                         "4,000,000 this scenario builds gate by gate")
+
+
+def build(p, ctx):
+    return compile_block(block_circuits(p["D"], p["d"], p["L"], ctx.generator("circuits")), p["D"])
+
+
+def _finite(value: float) -> float | None:
+    return value if math.isfinite(value) else None
+
+
+@torch.no_grad()
+def measure(net, twin, z: int, samples: int, gen: torch.Generator, device) -> list[dict]:
+    T, d, B = net.blocks**2, net.circuit.n_inputs // net.blocks**2, net.blocks
+    evaluator = Evaluator(net.circuit, device)
+    layers = net.circuit.depth + 1
+    acc = torch.zeros(layers, 6, dtype=torch.float64)  # active err, inactive err, switched, twin err, active v^2
+    done = 0
+    while done < samples:
+        b = min(256, samples - done)
+        which = torch.rand(b, T, generator=gen).topk(z, dim=1).indices
+        bits = (torch.rand(b, z, d, generator=gen) < 0.5).float()
+        bits[:, :, d - 1] = 1.0  # the on-indicator
+        x = torch.zeros(b, T, d).scatter_(1, which[:, :, None].expand(b, z, d), bits).reshape(b, -1).to(device)
+        active = torch.zeros(b, T, dtype=torch.bool).scatter_(1, which, True).to(device)
+        mask = active.repeat_interleave(d, dim=1)
+        exact, reads, twins = evaluator(x), net.read_features(x), twin.read_features(x)
+        for t in range(layers):
+            err = (reads[t].double() - exact[t]) ** 2
+            on = reads[t].view(b, T, d)[:, :, d - 1]
+            acc[t] += torch.stack([err[mask].sum(), err[~mask].sum(), ((on > 0.5) & ~active).sum().double(),
+                                   ((twins[t] - exact[t]).double() ** 2).sum(), (exact[t][mask].double() ** 2).sum(),
+                                   torch.tensor(0.0, dtype=torch.float64, device=err.device)]).cpu()
+        done += b
+    rows = []
+    n_act, n_in = samples * z * d, samples * (T - z) * d
+    for t in range(layers):
+        e_act, e_in, switched, twin_err, v2, _ = acc[t].tolist()
+        mean_v2 = v2 / n_act
+        rows.append({"z": z, "layer": t, "mse_active": _finite(e_act / n_act),
+                     "predicted_mse_active": 0.0 if z == 1 else None,
+                     "mse_inactive": _finite(e_in / n_in) if n_in else 0.0,
+                     "predicted_mse_inactive": (B - 1) / (T - 1) * mean_v2 if z == 1 and T > 1 else None,
+                     "switched_on": switched / samples, "predicted_switched_on": float(B - 1) if z == 1 else None,
+                     "mse_dedicated": twin_err / (n_act + n_in)})
+    return rows
+
+
+def body(p, ctx) -> Outcome:
+    net = build(p, ctx).to(ctx.device)
+    twin = compile_dedicated(net.circuit).to(ctx.device)
+    rows = []
+    for z in tqdm(p["z"], desc="active circuits", disable=not ctx.progress, leave=False):
+        rows += measure(net, twin, z, p["samples"], ctx.generator(f"inputs:{z}"), ctx.device)
+    B, d = net.blocks, p["d"]
+    summary = {
+        "T": B * B, "blocks": B, "one_hot_width": 2 * B, "silencing_bias": net.silence,
+        "params_large": sum(b.nonzero_parameters() for b in net.network.blocks),
+        "params_dedicated": sum(b.nonzero_parameters() for b in twin.network.blocks),
+        "overflow_layer": [next((r["layer"] for r in rows if r["z"] == z and r["mse_active"] is None), None)
+                           for z in p["z"]],
+        "neurons_per_layer": p["D"] + 2 * B, "neurons_per_layer_dedicated": B * B * d,
+    }
+
+    def figure():
+        fig, ax = plots.figure(f"block superposition: D={p['D']}, d={d}, T={B * B}", "layer",
+                               "MSE per small feature", log_y=True)
+        colors = ["tab:blue", "tab:red", "tab:orange", "tab:purple"]
+        for k, z in enumerate(p["z"]):
+            sel = [r for r in rows if r["z"] == z]
+            c = colors[k % len(colors)]
+            plots.line(ax, [r["layer"] for r in sel], [r["mse_active"] for r in sel], f"z={z}: active", c)
+            plots.line(ax, [r["layer"] for r in sel], [r["mse_inactive"] for r in sel], f"z={z}: inactive", c, ":s")
+        plots.line(ax, list(range(p["L"] + 1)), [0.0] * (p["L"] + 1), "dedicated", plots.DEDICATED, "-^")
+        ax.xaxis.get_major_locator().set_params(integer=True)
+        ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+        return fig
+
+    return Outcome(rows, summary, {"mse_by_layer": figure})
+
+
+scenario = Scenario("block-superposition",
+                    "block-structured circuits in superposition: exact for one active circuit, (D/d)^2 circuits",
+                    PARAMS, body, check, networks=lambda p, ctx: {"superposed": build(p, ctx)})
