@@ -1,6 +1,6 @@
 """Compilers from circuits to ReLU networks.
 
-Both compilers here keep one group of neurons per gate (THEORY.md 3.1) and differ only in the
+Both compilers here keep one group of neurons per gate (docs/theory.md 3.1) and differ only in the
 directions that carry each layer's features in the stream:
 
 - ``compile_dedicated``: one basis direction per feature (no interference, exact);

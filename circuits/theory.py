@@ -1,4 +1,4 @@
-"""Closed-form predictions of THEORY.md, kept beside the simulation that measures them."""
+"""Closed-form predictions of docs/theory.md, kept beside the simulation that measures them."""
 
 from __future__ import annotations
 
@@ -161,9 +161,9 @@ def uand_case(on: int, k: int, active: int, p: float, d: int, m: int = 0, d0: in
     Each shared neuron outputs (on - (k - 1) + N + Z + S)_+ with N ~ Binomial(s', p) its other
     active inputs (s' = active - on), the read-out averages about p^k d such neurons. With inputs
     in superposition (d0 > 0), Z is the interference of its ~p m other reads (variance p m l / d0,
-    THEORY.md 3.2, independent across neurons) and S that of the gate's own k reads (variance
+    docs/theory.md 3.2, independent across neurons) and S that of the gate's own k reads (variance
     k l / d0, the same in every shared neuron, so averaging does not remove it). For d0 = 0 and
-    on >= k - 1 this is THEORY.md's mean s' p and std sqrt(s' (1 - p) / (p d)) (for k = 2).
+    on >= k - 1 this is docs/theory.md's mean s' p and std sqrt(s' (1 - p) / (p d)) (for k = 2).
     """
     others = active - on
     n = torch.arange(others + 1, dtype=torch.float64)

@@ -115,7 +115,7 @@ def compile_uand_stack(
     """One U-AND block per layer of ``circuit``. Without correction each block reads the previous
     block's gates straight from its neurons, through their averaging read-outs; with
     ``correction="cleanup"`` an error-correction block between them writes h(read-out) of every
-    gate (two ReLUs, THEORY.md 2.2) onto its own direction, so the next block reads clean
+    gate (two ReLUs, docs/theory.md 2.2) onto its own direction, so the next block reads clean
     booleans. Layer t is read after its U-AND block, before any correction."""
     if correction not in CORRECTIONS:
         raise ValueError(f"unknown correction {correction!r}; valid: {', '.join(CORRECTIONS)}")

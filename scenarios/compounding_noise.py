@@ -1,8 +1,8 @@
 """compounding-noise: error against depth, superposed (clean-up off and on) and dedicated.
 
-The relay (THEORY.md 2.3) copies m features through L layers; without clean-up it is linear and
+The relay (docs/theory.md 2.3) copies m features through L layers; without clean-up it is linear and
 its read-out MSE follows sigma2_{t+1} = (1 + m/n) sigma2_t + l/n. With the clean-up h before
-every write, THEORY.md's zeroth-order prediction is a flat (l/n)(1 - l/m); the mean-field
+every write, docs/theory.md's zeroth-order prediction is a flat (l/n)(1 - l/m); the mean-field
 (density-evolution) columns add what h lets through, which compounds too.
 
 Row keys (one row per clean-up and layer t = 0..L, t = 0 the read-out of the input stream):
@@ -121,7 +121,7 @@ def body(p, ctx) -> Outcome:
 
 
 def _predictions(p, cleanup: str):
-    """(THEORY.md MSE, wrong features, mean-field MSE) per layer; None where no form applies."""
+    """(docs/theory.md MSE, wrong features, mean-field MSE) per layer; None where no form applies."""
     if p["gate"] != "relay" or p["embedding"] == "identity":
         return None, None, None
     m, n, l, depth = p["m"], p["n"], p["active"], p["layers"]

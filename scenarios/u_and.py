@@ -3,11 +3,11 @@
 One U-AND layer (d neurons, connection probability p, bias -(k - 1)) reads k-input ANDs of
 m features with ``active`` of them on. For each case (how many of the AND's inputs are on:
 ``11``, ``10``, ``00`` for k = 2) the scenario samples ANDs of that case on every input and
-compares the read-out error with THEORY.md 3.2's law (see ``circuits.theory.uand_case``).
+compares the read-out error with docs/theory.md 3.2's law (see ``circuits.theory.uand_case``).
 
 Row keys (one row per case): ``case``, ``mean_error``, ``std_error``, ``predicted_mean``,
 ``predicted_std``, ``predicted_std_independent`` (superposed inputs' noise taken as independent
-across neurons, as THEORY.md's per-neuron variance reads; equal to ``predicted_std`` for d0 = 0),
+across neurons, as docs/theory.md's per-neuron variance reads; equal to ``predicted_std`` for d0 = 0),
 ``error_rate`` (share with |error| > 1/2), ``reads``, ``unreadable`` (ANDs
 with no shared neuron, left out of the statistics).
 Summary keys: ``neurons``, ``pairs`` (m(m-1)/2), ``pairs_per_neuron``, ``mean_shared_neurons``,
@@ -167,5 +167,5 @@ def _mean_shared(net, k: int) -> float:
     return float(net.shared_counts.mean())
 
 
-scenario = Scenario("u-and", "Universal-AND: error of each case against THEORY.md's law, against d, p and d0",
+scenario = Scenario("u-and", "Universal-AND: error of each case against docs/theory.md's law, against d, p and d0",
                     PARAMS, body, check)

@@ -7,7 +7,7 @@ straight from its neurons through their averaging read-outs; those read-outs are
 and overlap, so every read carries a positive error (mean E[(N - 1)_+] on an off AND) and a
 neuron summing p m of them drifts upwards. With correction, a block of two ReLUs per feature
 writes h(read-out) onto its own direction before the next U-AND block, which then sees clean
-booleans, so every layer should show the single-layer law of THEORY.md 3.2 (``circuits.theory.
+booleans, so every layer should show the single-layer law of docs/theory.md 3.2 (``circuits.theory.
 uand_case``), which the prediction columns give.
 
 Row keys (one row per layer, 0 = the inputs): ``layer``, ``mse_naive``, ``mse_corrected``,

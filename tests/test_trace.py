@@ -1,4 +1,4 @@
-"""The noise tracer against hand-computed sums and the closed forms of THEORY.md."""
+"""The noise tracer against hand-computed sums and the closed forms of docs/theory.md."""
 
 import math
 
