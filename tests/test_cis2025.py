@@ -291,3 +291,27 @@ def test_circuits_in_superposition_2025_beats_2024():
     # layer 1 is fed exact values, so its own error is the prediction there
     one = new.rows[1]
     assert one["mse_active"] == pytest.approx(one["predicted_mse_active"], rel=1e-4, abs=1e-9)
+
+
+def test_a_users_mlp_goes_through_as_the_readme_shows():
+    gen_ = torch.Generator().manual_seed(0)
+    L, T, d = 3, 200, 4
+    weights = torch.randn(L, T, d, d, generator=gen_) * 0.7
+    bias = torch.full((L, d), -0.1)
+    small = SmallCircuits(weights, bias)
+    check_assumptions(small, margin=0.02)
+    net = build_cis2025(small, D=800, S=4, form="capped", generator=gen_)
+    which = torch.tensor([[3, 17]])
+    a0 = 1 + torch.rand(1, 2, d, generator=gen_)
+    streams = net.network.streams(net.inputs(which, a0))
+    estimate = net.unembed(streams[L], L)
+    exact = small.run(which, a0)[L]
+    assert estimate.shape == (1, T, d)
+    # the active circuits are read close to their exact states, the inactive ones close to 0
+    err_active = (estimate[0, which[0]] - exact[0]).pow(2).mean()
+    inactive = torch.ones(T, dtype=torch.bool)
+    inactive[which[0]] = False
+    assert exact.pow(2).mean() > 1 and err_active < 0.05 * exact.pow(2).mean()
+    assert estimate[0, inactive].pow(2).mean() < 0.1 * exact.pow(2).mean()  # overlaps, propagated
+    with pytest.raises(CircuitError, match="deviation below 0.05"):
+        check_assumptions(small, margin=0.05)
