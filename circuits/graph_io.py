@@ -61,17 +61,48 @@ def load_graph(path: str | Path) -> nx.DiGraph:
     return nx.DiGraph(g)
 
 
+# A graph's layers are 0..L (features) and t + 1/2 (neurons); more than this is no graph we wrote.
+MAX_LAYER = 10_000
+
+
+def _number(value, what: str, path: Path) -> float:
+    """A finite number from a file field (numbers, or text that reads as one)."""
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        raise GraphFileError(f"{str(path)!r} is not a superposim graph: {what} is {value!r}, not a number")
+    try:
+        number = float(value)
+    except ValueError:
+        raise GraphFileError(f"{str(path)!r} is not a superposim graph: {what} is {value!r}, not a number") from None
+    if number != number or number in (float("inf"), float("-inf")):
+        raise GraphFileError(f"{str(path)!r} is not a superposim graph: {what} is {value!r}, not a finite number")
+    return number
+
+
 def _check(g: nx.Graph, path: Path) -> None:
+    """Every field the graph layer reads, typed and in range; one line naming the first bad one."""
     if g.number_of_nodes() == 0:
         raise GraphFileError(f"{str(path)!r} holds no nodes")
     for node, data in g.nodes(data=True):
         if data.get("kind") not in NODE_KINDS or "layer" not in data:
             raise GraphFileError(f"{str(path)!r} is not a superposim graph: node {node!r} has no layer/kind")
-        data["layer"] = float(data["layer"])
-        if data["layer"].is_integer():
-            data["layer"] = int(data["layer"])
-        data["index"] = int(data.get("index", 0))
+        layer = _number(data["layer"], f"the layer of node {node!r}", path)
+        if not (0 <= layer <= MAX_LAYER and (2 * layer).is_integer()):
+            raise GraphFileError(f"{str(path)!r} is not a superposim graph: node {node!r} has layer {data['layer']!r} "
+                                 f"(layers are 0..{MAX_LAYER}, neurons at half layers)")
+        data["layer"] = int(layer) if layer.is_integer() else layer
+        index = _number(data.get("index", 0), f"the index of node {node!r}", path)
+        if not index.is_integer() or abs(index) > 2**53:
+            raise GraphFileError(f"{str(path)!r} is not a superposim graph: node {node!r} has index {data['index']!r}")
+        data["index"] = int(index)
+        for key in ("label", "gate"):
+            if key in data and not isinstance(data[key], str):
+                raise GraphFileError(f"{str(path)!r} is not a superposim graph: the {key} of node {node!r} is "
+                                     f"{data[key]!r}, not text")
+        if data.get("value") is not None:
+            data["value"] = _number(data["value"], f"the value of node {node!r}", path)
     for u, v, data in g.edges(data=True):
         if data.get("kind") not in EDGE_KINDS or "weight" not in data:
             raise GraphFileError(f"{str(path)!r} is not a superposim graph: edge {u!r} -> {v!r} has no weight/kind")
-        data["weight"] = float(data["weight"])
+        data["weight"] = _number(data["weight"], f"the weight of edge {u!r} -> {v!r}", path)
+        if data.get("attribution") is not None:
+            data["attribution"] = _number(data["attribution"], f"the attribution of edge {u!r} -> {v!r}", path)

@@ -23,6 +23,16 @@ from layers.embeddings import make_embedding
 from layers.network import Network, ReLUBlock
 
 LOSSES = ("bce", "lp")
+# Settings a resumed run may change: how long to train, when to stop early, how often to save.
+RESUMABLE = ("steps", "target_accuracy", "patience", "checkpoint_every")
+
+
+class TrainingDiverged(RuntimeError):
+    """The loss or the weights stopped being finite; the last finite checkpoint is kept."""
+
+
+class CheckpointError(ValueError):
+    """A checkpoint that cannot be resumed (another run's, another shape, not a checkpoint)."""
 
 
 @dataclass(frozen=True)
@@ -114,16 +124,34 @@ def _pack(model: TrainedMLP, opt: torch.optim.Optimizer, gen: torch.Generator) -
 
 
 def _unpack(tensors: dict, model: TrainedMLP, opt: torch.optim.Optimizer, gen: torch.Generator) -> None:
-    model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
+    if "rng.data" not in tensors:
+        raise CheckpointError("it holds no optimiser and data state (a model file, not a checkpoint)")
+    bad = [k for k, v in tensors.items() if v.is_floating_point() and not torch.isfinite(v).all()]
+    if bad:
+        raise CheckpointError(f"it holds non-finite values ({bad[0]})")
+    try:
+        model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
+    except RuntimeError as err:
+        first = str(err).strip().splitlines()[-1].strip()
+        raise CheckpointError(f"its weights do not fit this network: {first}") from None
     params = dict(model.named_parameters())
     state: dict = {}
     for key, value in tensors.items():
         if key.startswith("opt."):
             name, _, slot = key[4:].rpartition(".")
+            if name not in params or (slot != "step" and value.shape != params[name].shape):
+                raise CheckpointError(f"its optimiser state {key!r} does not fit this network")
             state.setdefault(params[name], {})[slot] = value
     for p, slots in state.items():
         opt.state[p] = slots
-    gen.set_state(tensors["rng.data"])
+    try:
+        gen.set_state(tensors["rng.data"])
+    except RuntimeError as err:
+        raise CheckpointError(f"its data generator state is not one torch accepts ({err})") from None
+
+
+def _finite(model: nn.Module, loss: torch.Tensor) -> bool:
+    return bool(torch.isfinite(loss)) and all(bool(torch.isfinite(p).all()) for p in model.parameters())
 
 
 def train(
@@ -147,14 +175,34 @@ def train(
         if ckpt is None or not ckpt.is_file():
             raise FileNotFoundError(f"nothing to resume: no checkpoint in {out_dir}")
         tensors, meta = load_weights(ckpt)
+        if meta.get("kind") != "trained-mlp" or not {"step", "history", "seconds", "stopped_early"} <= meta.keys():
+            raise CheckpointError(f"{ckpt} is not a training checkpoint")
         saved = dict(meta.get("train_config", {}))
-        if {k: v for k, v in saved.items() if k != "steps"} != {k: v for k, v in cfg.as_dict().items() if k != "steps"}:
-            raise ValueError(f"{ckpt} was trained with other settings; resume with the same ones (steps may grow)")
-        _unpack(tensors, model, opt, gen)
+        if {k: v for k, v in saved.items() if k not in RESUMABLE} != \
+                {k: v for k, v in cfg.as_dict().items() if k not in RESUMABLE}:
+            raise CheckpointError(f"{ckpt} was trained with other settings; resume with the same ones "
+                                  f"(only {', '.join(RESUMABLE)} may change)")
+        try:
+            _unpack(tensors, model, opt, gen)
+        except CheckpointError as err:
+            raise CheckpointError(f"{ckpt} cannot be resumed: {err}") from None
         state = TrainState(meta["step"], meta["history"], meta["seconds"], meta["stopped_early"])
+        # more steps, or other early-stop settings, ask for more training: the stop is lifted
+        if any(saved.get(k) != getattr(cfg, k) for k in ("steps", "target_accuracy", "patience")):
+            state.stopped_early = False
+            state.history = [dict(h, restart=True) if i == len(state.history) - 1 else h
+                             for i, h in enumerate(state.history)]
     bar = tqdm(total=cfg.steps, initial=state.step, disable=not progress, desc="training", leave=False)
     streak = _tail_streak(state.history, cfg.target_accuracy)
     start = time.perf_counter() - state.seconds
+    saved_step = state.step if resume else None  # the step the checkpoint on disk holds
+
+    def checkpoint() -> None:
+        nonlocal saved_step
+        state.seconds = time.perf_counter() - start
+        save_weights(ckpt, _pack(model, opt, gen), _meta(cfg, state))
+        saved_step = state.step
+
     while state.step < cfg.steps and not state.stopped_early:
         x, targets = batch(gen, cfg.batch)
         logits = model(x)
@@ -164,6 +212,11 @@ def train(
         opt.step()
         state.step += 1
         bar.update(1)
+        if not _finite(model, loss.detach()):
+            bar.close()
+            kept = f"; the checkpoint of step {saved_step} is kept" if ckpt is not None and saved_step else ""
+            raise TrainingDiverged(f"training diverged at step {state.step}: the loss or the weights are no longer "
+                                   f"finite (lr={cfg.lr:g}; try a smaller one){kept}")
         if state.step % cfg.eval_every == 0 or state.step == cfg.steps:
             acc = _accuracy([lg.detach() for lg in logits], targets)
             state.history.append({"step": state.step, "loss": float(loss.detach()), "accuracy": acc})
@@ -171,24 +224,26 @@ def train(
             streak = streak + 1 if min(acc) >= cfg.target_accuracy else 0
             state.stopped_early = streak >= cfg.patience
         if ckpt is not None and (state.step % cfg.checkpoint_every == 0 or state.stopped_early):
-            state.seconds = time.perf_counter() - start
-            save_weights(ckpt, _pack(model, opt, gen), _meta(cfg, state))
+            checkpoint()
         if stop_after is not None and state.step >= stop_after:
             bar.close()
             return model, state
     bar.close()
     state.seconds = time.perf_counter() - start
     if out_dir is not None:
+        if saved_step != state.step:  # the final state always resumes as it is
+            checkpoint()
         save_weights(Path(out_dir) / "model.safetensors",
                      {f"model.{k}": v for k, v in model.state_dict().items() if v is not None}, _meta(cfg, state))
     return model, state
 
 
 def _tail_streak(history: list[dict], target: float) -> int:
-    """How many of the last evaluations in a row reached the target on every layer."""
+    """How many of the last evaluations in a row reached the target on every layer (counting
+    from the last restart of a resumed run)."""
     count = 0
     for entry in reversed(history):
-        if min(entry["accuracy"]) < target:
+        if entry.get("restart") or min(entry["accuracy"]) < target:
             break
         count += 1
     return count

@@ -1,19 +1,28 @@
-"""What a person runs: scenarios, their registry and the ``superposim`` command."""
+"""What a person runs: scenarios, their registry and the ``superposim`` command.
 
+Importing this package is cheap: the parts that need torch load on first use.
+"""
+
+import importlib
+
+from scenarios.catalog import VERSION
 from scenarios.params import Param, UsageError, require
-from scenarios.registry import VERSION, Context, Outcome, Scenario, describe, load, run
-from scenarios.result import Result
 
-__all__ = [
-    "VERSION",
-    "Context",
-    "Outcome",
-    "Param",
-    "Result",
-    "Scenario",
-    "UsageError",
-    "describe",
-    "load",
-    "require",
-    "run",
-]
+_LAZY = {
+    "Context": "scenarios.registry",
+    "Outcome": "scenarios.registry",
+    "Scenario": "scenarios.registry",
+    "describe": "scenarios.registry",
+    "load": "scenarios.registry",
+    "run": "scenarios.registry",
+    "networks": "scenarios.registry",
+    "Result": "scenarios.result",
+}
+
+__all__ = ["VERSION", "Param", "UsageError", "require", *_LAZY]
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'scenarios' has no attribute {name!r}")

@@ -27,6 +27,7 @@ import torch
 from circuits import theory
 from layers import make_embedding
 from scenarios import plots
+from scenarios.memory import FLOAT, require_memory
 from scenarios.params import Param, require
 from scenarios.registry import Outcome, Scenario
 
@@ -34,8 +35,9 @@ PARAMS = {
     "m": Param(1000, "features", low=2),
     "n": Param(256, "stream width", low=1),
     "active": Param(8, "active features per sample", low=1),
-    "sigma_on": Param((0.0, 0.1, 0.2, 0.3), "spreads of on-values around 1", kind="list[float]", low=0.0),
-    "sigma_off": Param((0.0, 0.02, 0.05), "leak of off-values", kind="list[float]", low=0.0),
+    "sigma_on": Param((0.0, 0.1, 0.2, 0.3), "spreads of on-values around 1", kind="list[float]", low=0.0,
+                      high=100.0),
+    "sigma_off": Param((0.0, 0.02, 0.05), "leak of off-values", kind="list[float]", low=0.0, high=100.0),
     "samples": Param(20000, "sampled inputs per setting", low=1),
     "batch": Param(2048, "samples per batch", low=1),
 }
@@ -43,6 +45,8 @@ PARAMS = {
 
 def check(p) -> None:
     require(p["active"] <= p["m"], f"active: must be <= m={p['m']}, got {p['active']}")
+    need = FLOAT * (2 * p["m"] * p["n"] + 8 * p["batch"] * (p["m"] + p["n"]))
+    require_memory(need, f"m={p['m']}, n={p['n']}, batch={p['batch']}: the feature directions and one batch")
 
 
 @torch.no_grad()

@@ -18,6 +18,7 @@ from circuits.spec import GATES
 from circuits.trace import trace_noise
 from layers import EMBEDDINGS, coherence
 from scenarios import plots
+from scenarios.memory import FLOAT, require_memory
 from scenarios.params import Param, require
 from scenarios.registry import Outcome, Scenario
 
@@ -47,6 +48,10 @@ def check(p) -> None:
         need = max(p["m"], p["width"])
         require(p["n"] >= need,
                 f"n: the identity embedding needs n >= {need} (one direction per feature), got {p['n']}")
+    features = p["m"] + p["layers"] * p["width"]
+    need = FLOAT * (3 * features * p["n"] + 4 * p["layers"] * p["width"] * p["n"] + 4 * 4096 * features)
+    require_memory(need, f"m={p['m']}, width={p['width']}, layers={p['layers']}, n={p['n']}: "
+                         "the feature directions and the traced batches")
 
 
 def networks(p, ctx) -> dict:

@@ -71,6 +71,8 @@ def build_parser() -> argparse.ArgumentParser:
     p_graph.add_argument("--to", dest="target", default=None, metavar="FEATURE")
     p_graph.add_argument("--paths", type=int, default=5, help="how many top paths to print")
     p_graph.add_argument("--load", default=None, metavar="FILE", help="re-draw a saved graph (json/graphml/gexf)")
+    p_graph.add_argument("--all", action="store_true",
+                         help="draw every node even when there are more than can be read")
     return parser
 
 

@@ -24,6 +24,7 @@ from circuits.sampling import ExactlyActive
 from circuits.trace import trace_noise
 from layers import EMBEDDINGS
 from scenarios import plots
+from scenarios.memory import FLOAT, require_memory
 from scenarios.params import Param, require
 from scenarios.registry import Outcome, Scenario
 
@@ -46,6 +47,9 @@ def check(p) -> None:
     require(p["gate"] == "relay" or p["m"] >= 2, "m: gates of fan-in 2 need m >= 2")
     if p["embedding"] == "identity":
         require(p["n"] >= p["m"], f"n: the identity embedding needs n >= m={p['m']}, got {p['n']}")
+    features = (p["layers"] + 1) * p["m"]
+    need = FLOAT * (7 * features * p["n"] + 4 * 4096 * features)
+    require_memory(need, f"m={p['m']}, n={p['n']}, layers={p['layers']}: the feature directions of every layer")
 
 
 def _circuit(p, ctx):

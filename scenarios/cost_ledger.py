@@ -20,6 +20,7 @@ from circuits.generators import relay
 from circuits.sampling import ExactlyActive
 from circuits.trace import trace_noise
 from scenarios import plots
+from scenarios.memory import FLOAT, require_memory
 from scenarios.params import Param, require
 from scenarios.registry import Outcome, Scenario
 
@@ -36,6 +37,9 @@ PARAMS = {
 
 def check(p) -> None:
     require(max(p["active"]) <= p["m"], f"active: every l must be <= m={p['m']}, got {max(p['active'])}")
+    features = (p["layers"] + 1) * p["m"]
+    need = FLOAT * (14 * features * p["n"] + 4 * 4096 * features)
+    require_memory(need, f"m={p['m']}, n={p['n']}, layers={p['layers']}: the feature directions of every layer")
 
 
 def _predicted_max(p, cleanup: str) -> int:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import json
 from pathlib import Path
 
@@ -17,6 +18,34 @@ EDGE_STYLE = {  # colour, alpha, width
     "crosstalk": ("#d62728", 0.35, 0.7),
     "interference": ("#aaaaaa", 0.6, 0.8),
 }
+
+
+def strongest_paths(g: nx.DiGraph, budget: int, per_node: int = 2) -> nx.DiGraph:
+    """The strongest paths into the strongest outputs, in at most about ``budget`` nodes: outputs
+    (last-layer features) ranked by their total incoming |attribution| (|weight| without an
+    input), then, walking back, each kept node's ``per_node`` strongest incoming edges."""
+    def score(d: dict) -> float:
+        a = d.get("attribution")
+        return abs(a if a is not None else d["weight"])
+
+    last = max(d["layer"] for _, d in g.nodes(data=True))
+    outputs = sorted((n for n, d in g.nodes(data=True) if d["layer"] == last and d["kind"] == "feature"),
+                     key=lambda n: -sum(score(d) for *_, d in g.in_edges(n, data=True)))
+    kept = nx.DiGraph(**g.graph)
+    for out in outputs:
+        if kept.number_of_nodes() >= budget:
+            break
+        stack = [out]
+        kept.add_node(out, **g.nodes[out])
+        while stack:
+            node = stack.pop()
+            best = sorted(g.in_edges(node, data=True), key=lambda e: -score(e[2]))[:per_node]
+            for u, v, d in best:
+                if u not in kept:
+                    kept.add_node(u, **g.nodes[u])
+                    stack.append(u)
+                kept.add_edge(u, v, **d)
+    return kept
 
 
 def layout(g: nx.DiGraph) -> dict[str, tuple[float, float]]:
@@ -92,7 +121,8 @@ def render_html(g: nx.DiGraph, title: str = "superposim feature graph") -> str:
     edges = [{"s": ids[u], "t": ids[v], "w": d["weight"], "kind": d["kind"], "a": d.get("attribution")}
              for u, v, d in g.edges(data=True)]
     data = json.dumps({"nodes": nodes, "edges": edges, "colors": GATE_COLORS}).replace("</", "<\\/")
-    return _PAGE.replace("__TITLE__", title).replace("__DATA__", data)
+    gates = " ".join(f'<span style="color:{c}">&#9679; {k}</span>' for k, c in GATE_COLORS.items() if k)
+    return _PAGE.replace("__TITLE__", html.escape(title)).replace("__GATES__", gates).replace("__DATA__", data)
 
 
 def write_html(g: nx.DiGraph, path: str | Path, title: str = "superposim feature graph") -> Path:
@@ -106,7 +136,9 @@ _PAGE = """<!DOCTYPE html>
 <style>
  body { font: 13px system-ui, sans-serif; margin: 0; background: #fff; color: #222; }
  header { padding: 8px 14px; border-bottom: 1px solid #ddd; }
- svg { display: block; width: 100vw; height: calc(100vh - 42px); }
+ svg#graph { display: block; width: 100vw; height: calc(100vh - 64px); }
+ #legend { display: block; margin-top: 4px; color: #555; font-size: 12px; }
+ #legend svg { vertical-align: middle; }
  line.intended { stroke: #17324d; stroke-opacity: .85; }
  line.crosstalk { stroke: #d62728; stroke-opacity: .35; stroke-dasharray: 4 3; }
  line.interference { stroke: #999; stroke-opacity: .6; }
@@ -115,13 +147,22 @@ _PAGE = """<!DOCTYPE html>
  line.hl { stroke-opacity: 1; stroke-width: 3px; }
  .node.hl { stroke: #000; stroke-width: 2; }
  .node.selected { stroke: #f0c000; stroke-width: 3; }
+ .node.found { stroke: #f0c000; stroke-width: 2.5; }
  text { font-size: 10px; pointer-events: none; fill: #333; }
  #tip { position: fixed; pointer-events: none; background: #222; color: #fff; padding: 3px 6px;
         border-radius: 3px; font-size: 12px; display: none; }
 </style></head>
 <body>
 <header><b>__TITLE__</b> &nbsp; click a feature to highlight its paths, hover for weights;
- <span id="status"></span></header>
+ <input id="find" placeholder="find a feature (label), Enter selects" size="28">
+ <span id="status"></span>
+ <span id="legend"><svg width="30" height="10"><line x1="0" y1="5" x2="30" y2="5" class="intended"
+ stroke-width="2"/></svg>
+ intended <svg width="30" height="10"><line x1="0" y1="5" x2="30" y2="5" class="crosstalk" stroke-width="2"/></svg>
+ crosstalk <svg width="30" height="10"><line x1="0" y1="5" x2="30" y2="5" class="interference" stroke-width="2"/></svg>
+ folded crosstalk <svg width="10" height="10"><rect width="10" height="10" fill="#d62728"/></svg>
+ interference node (pruned crosstalk into a layer) <svg width="10" height="10"><circle cx="5" cy="5" r="2.5"
+ fill="#111"/></svg> neuron; features coloured by gate: __GATES__</span></header>
 <svg id="graph" xmlns="http://www.w3.org/2000/svg"></svg>
 <div id="tip"></div>
 <script>
@@ -187,5 +228,14 @@ svg.addEventListener("click", () => {
   edgeEls.concat(nodeEls).forEach(el => el.classList.remove("hl", "dim", "selected"));
   status.textContent = ""; });
 status.textContent = DATA.nodes.length + " nodes, " + DATA.edges.length + " edges";
+const find = document.getElementById("find");
+function matches() { const q = find.value.trim().toLowerCase();
+  return q ? DATA.nodes.map((n, k) => [n, k]).filter(([n]) => n.kind === "feature"
+    && String(n.label).toLowerCase().includes(q)).map(([, k]) => k) : []; }
+find.addEventListener("input", () => { const hits = matches();
+  nodeEls.forEach((el, k) => el.classList.toggle("found", hits.includes(k)));
+  status.textContent = find.value.trim() ? hits.length + " features match" : ""; });
+find.addEventListener("keydown", ev => { if (ev.key === "Enter") { const hits = matches();
+  if (hits.length) select(hits[0]); else status.textContent = "no feature matches"; } });
 </script></body></html>
 """

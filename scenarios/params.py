@@ -54,6 +54,8 @@ class Param:
     def parse(self, key: str, value: Any) -> Any:
         """Turn a command-line string or a Python value into a checked value."""
         if self.is_list:
+            if hasattr(value, "tolist") and not isinstance(value, str):  # a numpy array or a tensor
+                value = value.tolist()
             items = value.split(",") if isinstance(value, str) else value
             if not isinstance(items, list | tuple) or not items:
                 raise UsageError(f"{key}: expected {self.describe()}, got {value!r}")
@@ -62,6 +64,8 @@ class Param:
 
     def _one(self, key: str, value: Any) -> Any:
         target = _SCALARS[self.scalar]
+        if hasattr(value, "item") and getattr(value, "ndim", None) == 0:  # numpy or 0-d torch scalars
+            value = value.item()
         try:
             if isinstance(value, str):
                 value = value.strip()
@@ -79,6 +83,8 @@ class Param:
             raise UsageError(f"{key}: expected {self.describe()}, got {value!r}") from None
         if target is float and value != value:
             raise UsageError(f"{key}: NaN is not a value")
+        if target is float and value in (float("inf"), float("-inf")):
+            raise UsageError(f"{key}: must be finite, got {value}")
         if self.choices is not None and value not in self.choices:
             raise UsageError(f"{key}: {value!r} is not one of {', '.join(self.choices)}")
         if self.low is not None and value < self.low:

@@ -6,6 +6,8 @@ from __future__ import annotations
 import hashlib
 import importlib
 import importlib.util
+import os
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -13,25 +15,16 @@ from typing import Any
 
 import torch
 
+from circuits.spec import CircuitError
+from layers.training import CheckpointError, TrainingDiverged
+from scenarios.catalog import BUILTIN, VERSION
 from scenarios.params import Param, UsageError, resolve
 from scenarios.result import FigureMaker, Result
 
-VERSION = "0.1.0"
+__all__ = ["BUILTIN", "VERSION", "Context", "Outcome", "Scenario", "describe", "load", "networks", "run"]
 
-# Built-in scenarios by name -> module; each module defines ``scenario``.
-BUILTIN = {
-    "circuit": "scenarios.circuit",
-    "sparsity": "scenarios.sparsity",
-    "booleanish": "scenarios.booleanish",
-    "compounding-noise": "scenarios.compounding_noise",
-    "cost-ledger": "scenarios.cost_ledger",
-    "trained-vs-handbuilt": "scenarios.trained_vs_handbuilt",
-    "u-and": "scenarios.u_and",
-    "u-and-depth": "scenarios.u_and_depth",
-    "circuits-in-superposition": "scenarios.circuits_in_superposition",
-    "rotations-in-superposition": "scenarios.rotations_in_superposition",
-    "block-superposition": "scenarios.block_superposition",
-}
+# The built-in scenarios live in ``scenarios.catalog`` (name -> module, description).
+NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
 
 @dataclass
@@ -74,13 +67,17 @@ class Scenario:
     networks: Callable[[Mapping[str, Any], Context], dict[str, Any]] | None = None
 
 
-def load(name: str) -> Scenario:
+def load(name: str | os.PathLike) -> Scenario:
     """A built-in scenario by name, or a user's script by path (it must define ``scenario``)."""
+    if isinstance(name, os.PathLike):
+        return _load_script(Path(name))
+    if not isinstance(name, str):
+        raise UsageError(f"scenario: expected a name or a path to a .py script, got {name!r}")
     if name.endswith(".py") or "/" in name:
         return _load_script(Path(name))
     if name not in BUILTIN:
         raise UsageError(f"unknown scenario {name!r}; valid: {', '.join(BUILTIN)} or a path to a .py script")
-    return importlib.import_module(BUILTIN[name]).scenario
+    return importlib.import_module(BUILTIN[name][0]).scenario
 
 
 def _load_script(path: Path) -> Scenario:
@@ -97,6 +94,9 @@ def _load_script(path: Path) -> Scenario:
     found = getattr(module, "scenario", None)
     if not isinstance(found, Scenario):
         raise UsageError(f"{str(path)!r} defines no 'scenario = Scenario(...)'")
+    if not isinstance(found.name, str) or not NAME_PATTERN.match(found.name) or ".." in found.name:
+        raise UsageError(f"{str(path)!r}: scenario name {found.name!r} may hold letters, digits, '.', '-' and '_' "
+                         "only (it names the output folder)")
     return found
 
 
@@ -141,7 +141,10 @@ def run(
 ) -> Result:
     """Run a scenario (built-in name or script path) and return its Result."""
     scenario, values, ctx = _prepare(name, seed, device, progress, params)
-    outcome = scenario.body(values, ctx)
+    try:
+        outcome = scenario.body(values, ctx)
+    except (CircuitError, TrainingDiverged, CheckpointError) as err:  # settings that fail while building
+        raise UsageError(str(err)) from None
     return Result(
         scenario=scenario.name,
         params=dict(values),
@@ -156,4 +159,4 @@ def run(
 
 def describe() -> list[tuple[str, str]]:
     """(name, one-line description) of every built-in scenario."""
-    return [(name, load(name).description) for name in BUILTIN]
+    return [(name, text) for name, (_, text) in BUILTIN.items()]

@@ -19,22 +19,27 @@ from layers.files import write_atomic  # noqa: E402
 FigureMaker = Callable[[], Figure]
 
 
-def jsonable(value: Any, where: str = "result") -> Any:
-    """Plain JSON types; a NaN or infinity is an error, never written silently."""
+def jsonable(value: Any, where: str = "result", nonfinite: dict[str, str] | None = None) -> Any:
+    """Plain JSON types. A NaN or infinity becomes null and, when ``nonfinite`` is given, is
+    recorded there under its place (``rows[3].mse``) as "nan", "inf" or "-inf"; without it,
+    it is an error: never written silently."""
     if isinstance(value, bool) or value is None or isinstance(value, str):
         return value
     if isinstance(value, int):
         return int(value)
     if isinstance(value, float):
         if not math.isfinite(value):
-            raise ValueError(f"{where} is {value}, which is not a number JSON can hold")
+            if nonfinite is None:
+                raise ValueError(f"{where} is {value}, which is not a number JSON can hold")
+            nonfinite[where] = "nan" if value != value else ("inf" if value > 0 else "-inf")
+            return None
         return value
     if hasattr(value, "item") and getattr(value, "ndim", 1) == 0:
-        return jsonable(value.item(), where)
+        return jsonable(value.item(), where, nonfinite)
     if isinstance(value, Mapping):
-        return {str(k): jsonable(v, f"{where}.{k}") for k, v in value.items()}
+        return {str(k): jsonable(v, f"{where}.{k}", nonfinite) for k, v in value.items()}
     if isinstance(value, list | tuple):
-        return [jsonable(v, f"{where}[{i}]") for i, v in enumerate(value)]
+        return [jsonable(v, f"{where}[{i}]", nonfinite) for i, v in enumerate(value)]
     raise TypeError(f"{where} has a value of type {type(value).__name__} that JSON cannot hold")
 
 
@@ -50,17 +55,25 @@ class Result:
     columns: list[str] | None = field(default=None, repr=False)
 
     def to_dict(self) -> dict[str, Any]:
-        """Exactly what result.json holds."""
-        return jsonable(
-            {
-                "scenario": self.scenario,
-                "params": dict(self.params),
-                "seed": self.seed,
-                "version": self.version,
-                "rows": self.rows,
-                "summary": self.summary,
-            }
-        )
+        """Exactly what result.json holds. Values that overflowed (inf) or are undefined (nan)
+        are null, and ``nonfinite`` maps each one's place to what it was."""
+        nonfinite: dict[str, str] = {}
+        body = {
+            "scenario": self.scenario,
+            "params": jsonable(dict(self.params), "params"),
+            "seed": self.seed,
+            "version": self.version,
+            "rows": jsonable(self.rows, "rows", nonfinite),
+            "summary": jsonable(self.summary, "summary", nonfinite),
+        }
+        if nonfinite:
+            body["nonfinite"] = nonfinite
+        return body
+
+    @property
+    def nonfinite(self) -> dict[str, str]:
+        """Places of the values that are not finite (written as null in result.json)."""
+        return self.to_dict().get("nonfinite", {})
 
     def table(self) -> str:
         """The rows as an aligned text table, then the summary."""
@@ -74,9 +87,8 @@ class Result:
             lines += [f"{k}: {_fmt(v)}" for k, v in self.summary.items()]
         return "\n".join(lines)
 
-    def save(self, out_dir: str | Path) -> list[Path]:
-        """Write result.json and one PNG per figure into ``out_dir``; return the paths."""
-        out = Path(out_dir)
+    def write_into(self, out: Path) -> list[Path]:
+        """Write result.json and one PNG per figure into the folder ``out``."""
         path = out / "result.json"
         write_atomic(path, (json.dumps(self.to_dict(), indent=2) + "\n").encode())
         written = [path]
@@ -85,6 +97,18 @@ class Result:
             written.append(write_atomic(out / f"{name}.png",
                                         lambda tmp, fig=fig: fig.savefig(tmp, dpi=120, bbox_inches="tight")))
         return written
+
+    def save(self, out_dir: str | Path) -> list[Path]:
+        """Write the run's set (result.json and PNGs) into ``out_dir`` as one: built in a
+        temporary folder and swapped in whole, replacing an earlier run's set; return the paths."""
+        return self.save_run(out_dir)[0]
+
+    def save_run(self, out_dir: str | Path) -> tuple[list[Path], bool]:
+        """As ``save``; also says whether an earlier run was replaced."""
+        from scenarios.outputs import check_out_dir, write_folder
+
+        check_out_dir(out_dir)
+        return write_folder(out_dir, self.write_into)
 
 
 def _fmt(value: Any) -> str:

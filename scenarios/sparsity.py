@@ -27,6 +27,7 @@ from circuits.spec import Circuit
 from circuits.trace import trace_noise
 from layers import EMBEDDINGS, coherence
 from scenarios import plots
+from scenarios.memory import FLOAT, require_memory
 from scenarios.params import Param, require
 from scenarios.registry import Outcome, Scenario
 
@@ -49,6 +50,8 @@ def check(p) -> None:
             f"capacity_active: must be < capacity_probe={p['capacity_probe']}")
     if p["embedding"] == "identity":
         require(p["n"] >= p["m"], f"n: the identity embedding needs n >= m={p['m']}, got {p['n']}")
+    need = FLOAT * (3 * p["m"] * p["n"] + 3 * p["capacity_probe"] * max(p["capacity_n"]) + 8 * 4096 * p["m"])
+    require_memory(need, f"m={p['m']}, n={p['n']}, capacity_probe={p['capacity_probe']}: the feature directions")
 
 
 def _read_back(m: int, n: int, active: int, samples: int, embedding: str, ctx, tag: str):

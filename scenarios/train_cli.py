@@ -7,9 +7,15 @@ import time
 from pathlib import Path
 
 from layers.checkpoint import WeightFileError, save_weights
+from layers.training import CheckpointError, TrainingDiverged
+from scenarios.outputs import check_out_file
 from scenarios.params import UsageError, resolve
 from scenarios.registry import BUILTIN, Context, load, parse_device
 from scenarios.trained_vs_handbuilt import TRAIN_PARAMS, train_networks
+
+# What a training run writes into its folder.
+RUN_FILES = ("checkpoint.safetensors", "checkpoint.json", "model.safetensors", "model.json",
+             "probes.safetensors", "probes.json")
 
 
 def train_command(args: argparse.Namespace, sets: dict[str, str]) -> int:
@@ -24,24 +30,34 @@ def train_command(args: argparse.Namespace, sets: dict[str, str]) -> int:
     if scenario.check is not None:
         scenario.check(values)
     ctx = Context(seed=args.seed, device=parse_device("cpu"), progress=not args.quiet)
-    out = Path(args.out)
-    if args.resume and not (out / "checkpoint.safetensors").is_file():
+    out = Path(args.out) if args.out else None
+    if out is None or not str(args.out).strip():
+        raise UsageError("--out: expected a folder, got an empty path")
+    for name in RUN_FILES:  # a bad folder is found now, not after the training
+        check_out_file(out / name, "--out")
+    ckpt = out / "checkpoint.safetensors"
+    if args.resume and not ckpt.is_file():
         raise UsageError(f"--resume: no checkpoint in {str(out)!r}")
+    if not args.resume and any((out / name).exists() for name in RUN_FILES):
+        raise UsageError(f"--out: {str(out)!r} holds an earlier training run; continue it with --resume "
+                         "or choose another --out")
+    before = ckpt.stat().st_mtime_ns if ckpt.is_file() else None
     start = time.perf_counter()
     try:
         built = train_networks(values, ctx, out_dir=out, resume=args.resume, build=scenario.networks)
-    except WeightFileError as err:
+    except (WeightFileError, CheckpointError, TrainingDiverged) as err:
         raise UsageError(str(err)) from None
-    except ValueError as err:  # a checkpoint trained with other settings
-        raise UsageError(f"--resume: {err}") from None
     state, trained = built["state"], built["trained"]
     probes = {f"probe.{t}.weight": w for t, w in enumerate(trained.readouts)}
     probes |= {f"probe.{t}.bias": b for t, b in enumerate(trained.readout_bias)}
     save_weights(out / "probes.safetensors", probes, {"kind": "probes", "layers": len(trained.readouts)})
     last = state.history[-1] if state.history else {"loss": float("nan"), "accuracy": []}
-    print(f"trained {state.step} steps in {time.perf_counter() - start:.1f} s"
-          f"{' (stopped early)' if state.stopped_early else ''}; last loss {last['loss']:.4g}, "
+    done = "" if state.step < values["steps"] or not args.resume else f" (steps={values['steps']} reached)"
+    print(f"trained to step {state.step} in {time.perf_counter() - start:.1f} s"
+          f"{' (stopped early)' if state.stopped_early else done}; last loss {last['loss']:.4g}, "
           f"batch accuracy by layer {', '.join(f'{a:.4f}' for a in last['accuracy'])}")
-    for name in ("model.safetensors", "model.json", "checkpoint.safetensors", "probes.safetensors"):
+    changed = ckpt.is_file() and ckpt.stat().st_mtime_ns != before
+    for name in ("model.safetensors", "model.json") + (("checkpoint.safetensors",) if changed else ()) + \
+            ("probes.safetensors",):
         print(f"wrote {out / name}")
     return 0

@@ -33,6 +33,7 @@ from scenarios import plots
 from scenarios.circuit import PARAMS as CIRCUIT_PARAMS
 from scenarios.circuit import check as circuit_check
 from scenarios.circuit import networks
+from scenarios.memory import FLOAT, require_memory
 from scenarios.params import Param, require
 from scenarios.registry import Outcome, Scenario
 
@@ -51,6 +52,7 @@ TRAIN_PARAMS = {
     "eval_every": Param(50, "steps between accuracy checks", low=1),
     "target_accuracy": Param(0.999, "early stop once every layer's batch accuracy reaches it",
                              kind="float", low=0.0, high=1.0),
+    "patience": Param(3, "early stop after this many evaluations in a row at target_accuracy", low=1),
     "probe_samples": Param(20000, "held-out samples to fit the probes", low=2),
 }
 
@@ -62,6 +64,9 @@ PARAMS = {k: (Param(DEFAULTS[k], p.help, p.kind, p.choices, p.low, p.high) if k 
 def check(p) -> None:
     circuit_check(p)
     require(p["probe_samples"] > p["n"], f"probe_samples: must exceed n={p['n']} to fit a probe")
+    need = FLOAT * (10 * p["hidden"] * p["n"] * p["layers"] + 4 * p["probe_samples"] * p["n"] * (p["layers"] + 1))
+    require_memory(need, f"hidden={p['hidden']}, n={p['n']}, probe_samples={p['probe_samples']}: the trained network "
+                         "and its probes")
 
 
 def train_config(p, circuit, seed: int) -> TrainConfig:
@@ -69,7 +74,7 @@ def train_config(p, circuit, seed: int) -> TrainConfig:
         m=p["m"], n=p["n"], widths=tuple(circuit.widths[1:]), hidden=p["hidden"], residual=p["residual"],
         learn_embedding=p["learn_embedding"], loss=p["loss"], lp=p["lp"], supervise=p["supervise"], lr=p["lr"],
         weight_decay=p["weight_decay"], batch=p["batch"], steps=p["steps"], checkpoint_every=p["checkpoint_every"],
-        eval_every=p["eval_every"], target_accuracy=p["target_accuracy"], seed=seed)
+        eval_every=p["eval_every"], target_accuracy=p["target_accuracy"], patience=p["patience"], seed=seed)
 
 
 def train_networks(p, ctx, out_dir=None, resume: bool = False, build=networks) -> dict:

@@ -26,6 +26,7 @@ from circuits.sampling import ExactlyActive
 from circuits.spec import Circuit, Gate
 from circuits.uand import and_reads, compile_uand
 from scenarios import plots
+from scenarios.memory import FLOAT, require_memory
 from scenarios.params import Param, require
 from scenarios.registry import Outcome, Scenario
 
@@ -49,6 +50,9 @@ PARAMS = {
 def check(p) -> None:
     require(p["active"] <= p["m"], f"active: must be <= m={p['m']}, got {p['active']}")
     require(p["k"] <= p["m"], f"k: must be <= m={p['m']}, got {p['k']}")
+    d = max(p["d"], *p["sweep_d"])
+    need = FLOAT * (4 * d * p["m"] + 2 * max(p["d0"], *p["sweep_d0"]) * p["m"] + 4 * 1024 * p["per_case"] * p["m"])
+    require_memory(need, f"m={p['m']}, d={d}: the wiring of the U-AND neurons")
 
 
 def _subsets(x: torch.Tensor, on: int, k: int, count: int, gen: torch.Generator) -> torch.Tensor:

@@ -29,6 +29,7 @@ from circuits.sampling import Duplicated, ExactlyActive
 from circuits.trace import trace_noise
 from circuits.uand import compile_uand_stack
 from scenarios import plots
+from scenarios.memory import FLOAT, require_memory
 from scenarios.params import Param, require
 from scenarios.registry import Outcome, Scenario
 
@@ -44,6 +45,8 @@ PARAMS = {
 
 def check(p) -> None:
     require(p["active"] <= p["k"], f"active: must be <= k={p['k']}, got {p['active']}")
+    need = FLOAT * (4 * p["layers"] * p["d"] * 2 * p["k"] + 4 * 512 * 2 * p["k"] * (p["layers"] + 1))
+    require_memory(need, f"k={p['k']}, d={p['d']}, layers={p['layers']}: the U-AND blocks")
 
 
 def body(p, ctx) -> Outcome:
