@@ -17,7 +17,7 @@ run: $(BIN)/superposim
 	$(BIN)/superposim run compounding-noise --out runs/compounding-noise
 
 test: $(BIN)/superposim
-	$(BIN)/ruff check .
+	$(BIN)/ruff check layers circuits scenarios tests benchmarks examples
 	$(BIN)/python -m pytest -q
 
 bench: $(BIN)/superposim

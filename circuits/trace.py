@@ -140,6 +140,7 @@ def trace_noise(
     batch_size: int = 4096,
     progress: bool = True,
     device: torch.device | str = "cpu",
+    desc: str = "tracing",
 ) -> dict[str, list[LayerNoise]]:
     """Per-layer read-out error of each reader (e.g. a superposed network and its dedicated
     twin) on the same ``samples`` inputs drawn from ``sampler``."""
@@ -147,7 +148,7 @@ def trace_noise(
         raise ValueError(f"samples and batch_size must be positive, got {samples}, {batch_size}")
     evaluator = Evaluator(circuit, device)
     sums = {name: [_Sums() for _ in range(circuit.depth + 1)] for name in readers}
-    bar = tqdm(total=samples, unit="sample", disable=not progress, leave=False, desc="tracing")
+    bar = tqdm(total=samples, unit="sample", disable=not progress, leave=False, desc=desc)
     done = 0
     while done < samples:
         batch = min(batch_size, samples - done)

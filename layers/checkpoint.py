@@ -55,4 +55,20 @@ def load_weights(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, A
     if config.get("version") != SCHEMA_VERSION:
         raise WeightFileError(f"{str(path)!r} has weight schema version {config.get('version')!r}; "
                               f"this superposim reads {SCHEMA_VERSION}")
+    _check_twin(path.with_suffix(".json"))
     return tensors, config
+
+
+def _check_twin(twin: Path) -> None:
+    """The .json beside a weight file must be of the same schema and version, when it is there:
+    a twin from another version means the pair was mixed up."""
+    if not twin.exists():
+        return
+    try:
+        meta = json.loads(twin.read_text())
+    except (OSError, ValueError) as err:
+        raise WeightFileError(f"{str(twin)!r} is not readable JSON ({err})") from None
+    if not isinstance(meta, dict) or meta.get("schema") != SCHEMA or meta.get("version") != SCHEMA_VERSION:
+        found = (meta.get("schema"), meta.get("version")) if isinstance(meta, dict) else (None, None)
+        raise WeightFileError(f"{str(twin)!r} has schema {found[0]!r} version {found[1]!r}; this superposim "
+                              f"reads {SCHEMA!r} version {SCHEMA_VERSION}")

@@ -119,8 +119,7 @@ def body(p, ctx) -> Outcome:
             plots.line(ax, [r["layer"] for r in sel], [r["mse_active"] for r in sel], f"z={z}: active", c)
             plots.line(ax, [r["layer"] for r in sel], [r["mse_inactive"] for r in sel], f"z={z}: inactive", c, ":s")
         plots.line(ax, list(range(p["L"] + 1)), [0.0] * (p["L"] + 1), "dedicated", plots.DEDICATED, "-^")
-        ax.xaxis.get_major_locator().set_params(integer=True)
-        ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+        plots.finish(ax, integer_x=True)
         return fig
 
     return Outcome(rows, summary, {"mse_by_layer": figure})

@@ -23,6 +23,7 @@ from __future__ import annotations
 import math
 
 import torch
+from tqdm import tqdm
 
 from circuits import theory
 from layers import make_embedding
@@ -102,7 +103,7 @@ def body(p, ctx) -> Outcome:
     settings = [(f"on~{so:g},off~{sf:g}", so, sf, False) for so in p["sigma_on"] for sf in p["sigma_off"]]
     settings.append(("continuous", None, None, True))
     rows = []
-    for label, so, sf, cont in settings:
+    for label, so, sf, cont in tqdm(settings, desc="settings", disable=not ctx.progress, leave=False):
         raw_s, clean_s, raw_d, clean_d, bits_s, bits_d, on_s, on_d = _measure(
             p, ctx, phi, so or 0.0, sf or 0.0, cont, f"values:{label}")
         rows.append({
@@ -138,7 +139,7 @@ def body(p, ctx) -> Outcome:
         plots.line(ax, x, [r["mse_cleaned_dedicated"] for r in rows], "dedicated: measured", plots.DEDICATED, "-s")
         plots.line(ax, x, [r["mse_raw_superposed"] for r in rows], "superposed, no clean-up", "tab:red", ":")
         ax.set_xticks(x, [r["setting"] for r in rows], rotation=60, ha="right", fontsize=7)
-        ax.legend(fontsize=8)
+        plots.finish(ax, integer_x=False)
         return fig
 
     return Outcome(rows, summary, {"cleanup_error": figure})

@@ -107,7 +107,7 @@ def body(p, ctx) -> Outcome:
         x = [r["layer"] for r in rows]
         plots.line(ax, x, [r["bit_errors_superposed"] for r in rows], "superposed", plots.MEASURED)
         plots.line(ax, x, [r["bit_errors_dedicated"] for r in rows], "dedicated", plots.DEDICATED)
-        ax.legend()
+        plots.finish(ax, integer_x=True)
         return fig
 
     return Outcome(rows, summary, {"bit_errors": figure})

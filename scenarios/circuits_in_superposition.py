@@ -194,7 +194,7 @@ def body(p, ctx) -> Outcome:
             plots.line(ax, x, [r["mse_inactive"] for r in sel], f"z={z}: inactive", c, "-s")
             plots.line(ax, x, [r["predicted_mse_active"] for r in sel], f"z={z}: predicted", c, ":")
         plots.line(ax, sorted({r["layer"] for r in rows}), [0.0] * (L + 1), "dedicated", plots.DEDICATED, "-^")
-        ax.legend(fontsize=7)
+        plots.finish(ax, integer_x=True)
         return fig
 
     return Outcome(rows, summary, {"mse_by_layer": figure})

@@ -1,4 +1,8 @@
-"""The ``superposim`` command: list and run scenarios."""
+"""The ``superposim`` command: list, run, train and graph scenarios.
+
+Only the standard library and the scenario catalogue load at start, so ``list`` and ``--help``
+answer at once; torch comes in with the first command that needs it.
+"""
 
 from __future__ import annotations
 
@@ -8,8 +12,8 @@ import sys
 import time
 from collections.abc import Sequence
 
+from scenarios.catalog import BUILTIN, VERSION
 from scenarios.params import UsageError
-from scenarios.registry import VERSION, describe, run
 
 EXIT_USAGE = 2
 
@@ -40,22 +44,29 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="superposim", description="Computation in superposition, measured.")
     parser.add_argument("--version", action="version", version=f"superposim {VERSION}")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
-    sub.add_parser("list", help="every scenario with a one-line description")
-    p_run = sub.add_parser("run", help="run a scenario: print its table, write result.json and figures")
+    p_list = sub.add_parser("list", help="every scenario with a one-line description")
+    p_list.add_argument("--verbose", "-v", action="store_true", help="also every parameter of every scenario")
+    p_run = sub.add_parser("run", add_help=False,
+                           help="run a scenario: print its table, write result.json and figures")
+    p_run.add_argument("-h", "--help", action="store_true", help="this help, and the scenario's parameters")
     _scenario_arguments(p_run, "a scenario name (see 'superposim list') or a path to a script",
-                        "set a parameter (lists are comma-separated: --set active=4,16)")
+                        "set a parameter (lists are comma-separated: --set active=4,16)", optional=True)
     p_run.add_argument("--out", default=None, help="output folder (default runs/NAME)")
     p_run.add_argument("--device", default="cpu", help="cpu or cuda")
     p_run.add_argument("--quiet", action="store_true", help="no progress bar")
 
-    p_train = sub.add_parser("train", help="train a network on a scenario's circuit; checkpoints, --resume")
+    p_train = sub.add_parser("train", add_help=False,
+                             help="train a network on a scenario's circuit; checkpoints, --resume")
+    p_train.add_argument("-h", "--help", action="store_true", help="this help, and the parameters")
     _scenario_arguments(p_train, "a scenario that builds a circuit (circuit, compounding-noise, or a script)",
-                        "scenario parameters and training ones (hidden, steps, batch, lr, loss, ...)")
-    p_train.add_argument("--out", required=True, help="folder for checkpoint.* and model.*")
+                        "scenario parameters and training ones (hidden, steps, batch, lr, loss, ...)", optional=True)
+    p_train.add_argument("--out", default=None, help="folder for checkpoint.* and model.* (required)")
     p_train.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.safetensors")
     p_train.add_argument("--quiet", action="store_true", help="no progress bar")
 
-    p_graph = sub.add_parser("graph", help="the feature graph of a scenario's network: draw, export, query paths")
+    p_graph = sub.add_parser("graph", add_help=False,
+                             help="the feature graph of a scenario's network: draw, export, query paths")
+    p_graph.add_argument("-h", "--help", action="store_true", help="this help, and the scenario's parameters")
     _scenario_arguments(p_graph, "a scenario that builds networks, or a script (or use --load)",
                         "set a parameter of the scenario", optional=True)
     p_graph.add_argument("--device", default="cpu")
@@ -71,28 +82,69 @@ def build_parser() -> argparse.ArgumentParser:
     p_graph.add_argument("--to", dest="target", default=None, metavar="FEATURE")
     p_graph.add_argument("--paths", type=int, default=5, help="how many top paths to print")
     p_graph.add_argument("--load", default=None, metavar="FILE", help="re-draw a saved graph (json/graphml/gexf)")
+    parser.commands = {"list": p_list, "run": p_run, "train": p_train, "graph": p_graph}
     p_graph.add_argument("--all", action="store_true",
                          help="draw every node even when there are more than can be read")
     return parser
 
 
+def parameter_table(name: str, extra: dict | None = None) -> str:
+    """Every parameter of a scenario: name, type and bounds, default, help."""
+    from scenarios.registry import load
+
+    scenario = load(name)
+    params = dict(scenario.params) | (extra or {})
+    rows = [(key, p.describe(), _default(p.default), p.help) for key, p in params.items()]
+    widths = [max(len(r[i]) for r in rows + [("parameter", "type", "default", "")]) for i in range(3)]
+    lines = [f"{scenario.name}: {scenario.description}", "",
+             "  ".join(h.ljust(w) for h, w in zip(("parameter", "type", "default"), widths)) + "  help"]
+    lines += ["  ".join(c.ljust(w) for c, w in zip(r[:3], widths)) + "  " + r[3] for r in rows]
+    return "\n".join(lines)
+
+
+def _default(value) -> str:
+    return ",".join(map(str, value)) if isinstance(value, list | tuple) else str(value)
+
+
+def _help(parser: argparse.ArgumentParser, command: str, name: str | None) -> int:
+    print(parser.commands[command].format_help())
+    if name:
+        extra = None
+        if command == "train":
+            from scenarios.trained_vs_handbuilt import TRAIN_PARAMS
+
+            extra = TRAIN_PARAMS
+        print(parameter_table(name, extra))
+    else:
+        print("name a scenario to see its parameters: superposim " + command + " NAME --help")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     try:
-        args = build_parser().parse_args(argv)
+        parser = build_parser()
+        args = parser.parse_args(argv)
         if args.command == "list":
-            rows = describe()
-            width = max(len(name) for name, _ in rows)
-            for name, text in rows:
+            width = max(len(name) for name in BUILTIN)
+            for name, (_, text) in BUILTIN.items():
                 print(f"{name.ljust(width)}  {text}")
+                if args.verbose:
+                    print("\n".join("    " + line for line in parameter_table(name).splitlines()[2:]) + "\n")
             return 0
+        if getattr(args, "help", False):
+            return _help(parser, args.command, args.name)
         if args.command == "train":
             from scenarios.train_cli import train_command
 
+            if not args.name or args.out is None:
+                raise UsageError("train: give a scenario and --out FOLDER (see superposim train --help)")
             return train_command(args, _split_sets(args.set))
         if args.command == "graph":
             from scenarios.graph_cli import graph_command
 
             return graph_command(args, _split_sets(args.set))
+        if not args.name:
+            raise UsageError("run: name a scenario (see 'superposim list') or a script path")
         return _run(args)
     except UsageError as err:
         print(f"superposim: error: {err}", file=sys.stderr)
@@ -106,13 +158,25 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
+    from scenarios.outputs import check_out_dir, default_folder
+    from scenarios.registry import load, run
+
+    if args.out is not None:
+        out = check_out_dir(args.out)
+    else:
+        out = check_out_dir(default_folder(load(args.name).name))
     start = time.perf_counter()
     result = run(args.name, seed=args.seed, device=args.device,
                  progress=not args.quiet, **_split_sets(args.set))
     print(f"# {result.scenario}  seed={result.seed}  ({time.perf_counter() - start:.1f} s)")
     print(result.table())
-    out = args.out or f"runs/{result.scenario}"
-    for path in result.save(out):
+    paths, replaced = result.save_run(out)
+    if result.nonfinite:
+        print(f"note: {len(result.nonfinite)} values are not finite (overflow or undefined); result.json holds "
+              "them as null and lists each under 'nonfinite'")
+    if replaced:
+        print(f"replaced the earlier run in {out}")
+    for path in paths:
         print(f"wrote {path}")
     return 0
 

@@ -78,7 +78,8 @@ def body(p, ctx) -> Outcome:
         costs[cleanup] = sup.cost()
         sampler = ExactlyActive(m, l, ctx.seed_for("inputs"), ctx.device)
         trace = trace_noise(circuit, {"superposed": sup.read_features, "dedicated": dedicated.read_features},
-                            sampler, p["samples"], progress=ctx.progress, device=ctx.device)
+                            sampler, p["samples"], progress=ctx.progress, device=ctx.device,
+                            desc=f"tracing, clean-up {cleanup}")
         pred_mse, pred_wrong, mean_field = _predictions(p, cleanup)
         for t, (s, d) in enumerate(zip(trace["superposed"], trace["dedicated"])):
             rows.append({
@@ -118,7 +119,7 @@ def body(p, ctx) -> Outcome:
                        f"{label}: mean-field", color, ":")
         x = sorted({r["layer"] for r in rows})
         plots.line(ax, x, [0.0] * len(x), "dedicated (exact)", plots.DEDICATED, "-s")
-        ax.legend(fontsize=8)
+        plots.finish(ax, integer_x=True)
         return fig
 
     return Outcome(rows, summary, {"mse_by_layer": figure})

@@ -104,7 +104,7 @@ def body(p, ctx) -> Outcome:
             plots.line(ax, x, [wrong[l] for l in x], name, colors[name])
         ax.axhline(p["target"], color="black", ls="--", lw=1, label="target")
         ax.set_xscale("log", base=2)
-        ax.legend(fontsize=8)
+        plots.finish(ax, integer_x=False)
         return fig
 
     return Outcome(rows, summary, {"ledger": figure})

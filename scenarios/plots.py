@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 MEASURED, PREDICTED, DEDICATED = "tab:blue", "black", "tab:green"
 
@@ -25,3 +26,11 @@ def line(ax, x: Sequence, y: Sequence, label: str, color: str, style: str = "-o"
     pts = [(a, b) for a, b in zip(x, y) if b is not None]
     if pts:
         ax.plot([p[0] for p in pts], [p[1] for p in pts], style, label=label, color=color, ms=4)
+
+
+def finish(ax, integer_x: bool = False) -> None:
+    """Legend beside the axes (never over the curves); integer ticks when x counts layers."""
+    if integer_x:
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)

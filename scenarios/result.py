@@ -76,15 +76,19 @@ class Result:
         return self.to_dict().get("nonfinite", {})
 
     def table(self) -> str:
-        """The rows as an aligned text table, then the summary."""
+        """The rows as an aligned text table, then the summary: scalars aligned by name, lists of
+        records (sweeps) as tables of their own, numbers rounded."""
         columns = self.columns or list(dict.fromkeys(k for row in self.rows for k in row))
-        cells = [[_fmt(row.get(c)) for c in columns] for row in self.rows]
-        widths = [max([len(c)] + [len(r[i]) for r in cells]) for i, c in enumerate(columns)]
-        lines = ["  ".join(c.rjust(w) for c, w in zip(columns, widths))]
-        lines += ["  ".join(v.rjust(w) for v, w in zip(r, widths)) for r in cells]
-        if self.summary:
-            lines.append("")
-            lines += [f"{k}: {_fmt(v)}" for k, v in self.summary.items()]
+        lines = _grid(columns, self.rows)
+        scalars = {k: v for k, v in self.summary.items() if not _records(v)}
+        if scalars:
+            flat = dict(_flatten(scalars))
+            width = max(len(k) for k in flat)
+            lines += [""] + [f"{k.ljust(width)}  {_fmt(v)}" for k, v in flat.items()]
+        for key, value in self.summary.items():
+            if _records(value):
+                lines += ["", f"{key}:"] + ["  " + line for line in
+                                           _grid(list(dict.fromkeys(k for r in value for k in r)), value)]
         return "\n".join(lines)
 
     def write_into(self, out: Path) -> list[Path]:
@@ -111,6 +115,26 @@ class Result:
         return write_folder(out_dir, self.write_into)
 
 
+def _grid(columns: list[str], rows: list[dict]) -> list[str]:
+    cells = [[_fmt(row.get(c)) for c in columns] for row in rows]
+    widths = [max([len(c)] + [len(r[i]) for r in cells]) for i, c in enumerate(columns)]
+    return ["  ".join(c.rjust(w) for c, w in zip(columns, widths))] + \
+        ["  ".join(v.rjust(w) for v, w in zip(r, widths)) for r in cells]
+
+
+def _records(value: Any) -> bool:
+    """A list of dicts: a sweep, shown as a table of its own."""
+    return isinstance(value, list | tuple) and bool(value) and all(isinstance(v, Mapping) for v in value)
+
+
+def _flatten(mapping: Mapping, prefix: str = ""):
+    for k, v in mapping.items():
+        if isinstance(v, Mapping):
+            yield from _flatten(v, f"{prefix}{k}.")
+        else:
+            yield f"{prefix}{k}", v
+
+
 def _fmt(value: Any) -> str:
     if value is None:
         return "-"
@@ -122,4 +146,6 @@ def _fmt(value: Any) -> str:
         return f"{value:.4g}"
     if isinstance(value, list | tuple):
         return ",".join(_fmt(v) for v in value)
+    if isinstance(value, Mapping):
+        return ", ".join(f"{k}={_fmt(v)}" for k, v in value.items())
     return str(value)

@@ -187,8 +187,7 @@ def _errors(rows, p, title):
     plots.line(ax, list(range(p["L"] + 1)), [r["mse_dedicated"] for r in rows if r["z"] == p["z"][0]],
                "dedicated", plots.DEDICATED, "-^")
     ax.axhline(1.0, color="grey", lw=0.8, ls="--")
-    ax.xaxis.get_major_locator().set_params(integer=True)
-    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    plots.finish(ax, integer_x=True)
     return fig
 
 
@@ -197,8 +196,7 @@ def _seizures(rows, p, title):
     for k, z in enumerate(p["z"]):
         sel = [r for r in rows if r["z"] == z]
         plots.line(ax, [r["layer"] for r in sel], [r["switched_on"] for r in sel], f"z={z}", COLORS[k % len(COLORS)])
-    ax.xaxis.get_major_locator().set_params(integer=True)
-    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    plots.finish(ax, integer_x=True)
     return fig
 
 

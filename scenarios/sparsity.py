@@ -108,7 +108,7 @@ def body(p, ctx) -> Outcome:
         plots.line(ax, x, [r["jl_bound"] for r in rows], "post's bound eps*sqrt(l)", "tab:orange", ":")
         plots.line(ax, x, [r["dedicated_interference_std"] for r in rows], "dedicated", plots.DEDICATED, "-s")
         ax.set_xscale("log", base=2)
-        ax.legend(fontsize=8)
+        plots.finish(ax, integer_x=False)
         return fig
 
     def capacity_figure():
@@ -120,7 +120,7 @@ def body(p, ctx) -> Outcome:
         plots.line(ax, x, cap["capacity_predicted"], "l + budget / Q(0.5 sqrt(n/l))", plots.PREDICTED, "--")
         plots.line(ax, x, cap["capacity_post"], "post: exp(n / 8l)", "tab:orange", ":")
         plots.line(ax, x, x, "dedicated: m = n", plots.DEDICATED, "-s")
-        ax.legend(fontsize=8)
+        plots.finish(ax, integer_x=False)
         return fig
 
     return Outcome(rows, summary, {"interference": noise_figure, "capacity": capacity_figure})

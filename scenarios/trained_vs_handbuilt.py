@@ -143,8 +143,8 @@ def body(p, ctx) -> Outcome:
         ax2 = ax.twinx()
         ax2.plot(steps, [min(h["accuracy"]) for h in history], color="tab:orange", label="accuracy")
         ax2.set_ylabel("accuracy")
-        ax.legend(loc="upper center", fontsize=8)
-        ax2.legend(loc="center right", fontsize=8)
+        handles = ax.get_legend_handles_labels()[0] + ax2.get_legend_handles_labels()[0]
+        ax.legend(handles=handles, fontsize=8, loc="upper left", bbox_to_anchor=(1.12, 1.0), frameon=False)
         return fig
 
     def per_layer():
@@ -154,7 +154,7 @@ def body(p, ctx) -> Outcome:
         plots.line(ax, x, [r["bit_errors_trained"] for r in rows], "trained (probes)", "tab:purple")
         plots.line(ax, x, [r["bit_errors_handbuilt"] for r in rows], "hand-built superposed", plots.MEASURED)
         plots.line(ax, x, [r["bit_errors_dedicated"] for r in rows], "dedicated", plots.DEDICATED, "-s")
-        ax.legend(fontsize=8)
+        plots.finish(ax, integer_x=True)
         return fig
 
     return Outcome(rows, summary, {"learning_curve": learning_curve, "errors_by_layer": per_layer})

@@ -103,7 +103,7 @@ def body(p, ctx) -> Outcome:
         plots.line(ax, x, [r["mse_corrected"] for r in rows], "with error correction", plots.MEASURED)
         plots.line(ax, x, [r["predicted_mse"] for r in rows], "single-layer law", plots.PREDICTED, "--")
         plots.line(ax, x, [r["mse_dedicated"] for r in rows], "dedicated", plots.DEDICATED, "-s")
-        ax.legend(fontsize=8)
+        plots.finish(ax, integer_x=True)
         return fig
 
     return Outcome(rows, summary, {"mse_by_layer": figure}, columns)

@@ -1,0 +1,41 @@
+"""my-relay: a superposed relay's read-out noise against sqrt(l/n), beside the dedicated twin.
+
+Run it with:  superposim run examples/my_relay.py --set n=64
+"""
+
+from circuits import theory
+from circuits.compile import compile_dedicated, compile_superposed
+from circuits.generators import relay
+from circuits.sampling import ExactlyActive
+from circuits.trace import trace_noise
+from scenarios import Outcome, Param, Scenario, require
+
+PARAMS = {
+    "m": Param(512, "features per layer", low=2),
+    "n": Param(128, "stream width", low=1),
+    "active": Param(4, "active features per input", low=1),
+    "layers": Param(2, "relay layers", low=1, high=8),
+    "samples": Param(2000, "sampled inputs", low=1),
+}
+
+
+def check(p) -> None:
+    require(p["active"] <= p["m"], f"active: at most m={p['m']}, got {p['active']}")
+
+
+def body(p, ctx) -> Outcome:
+    circuit = relay(p["m"], p["layers"], ctx.generator("circuit"))
+    nets = {"superposed": compile_superposed(circuit, p["n"], generator=ctx.generator("embedding")),
+            "dedicated": compile_dedicated(circuit)}
+    sampler = ExactlyActive(p["m"], p["active"], ctx.seed_for("inputs"))
+    trace = trace_noise(circuit, {name: net.read_features for name, net in nets.items()}, sampler,
+                        p["samples"], progress=ctx.progress)
+    rows = [{"layer": t,
+             "interference_std": s.interference_std,
+             "predicted_std": theory.interference_std(p["active"], p["n"]) if t == 0 else None,
+             "interference_std_dedicated": d.interference_std}
+            for t, (s, d) in enumerate(zip(trace["superposed"], trace["dedicated"]))]
+    return Outcome(rows, {"features": p["m"], "stream_width": p["n"]})
+
+
+scenario = Scenario("my-relay", "a superposed relay against sqrt(l/n) and the dedicated twin", PARAMS, body, check)
