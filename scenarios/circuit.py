@@ -70,7 +70,8 @@ def body(p, ctx) -> Outcome:
     circuit = sup.circuit
     sampler = ExactlyActive(p["m"], p["active"], ctx.seed_for("inputs"), ctx.device)
     trace = trace_noise(circuit, {"superposed": sup.read_features, "dedicated": ded.read_features},
-                        sampler, p["samples"], progress=ctx.progress, device=ctx.device)
+                        sampler, p["samples"], progress=ctx.progress, device=ctx.device,
+                        desc="tracing superposed and dedicated")
     cs, cd = sup.cost(), ded.cost()
     rows = []
     for t, (s, d) in enumerate(zip(trace["superposed"], trace["dedicated"])):

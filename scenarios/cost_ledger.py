@@ -72,7 +72,7 @@ def body(p, ctx) -> Outcome:
         for l in trials:
             sampler = ExactlyActive(m, l, ctx.seed_for(f"inputs:{l}"), ctx.device)
             trace = trace_noise(circuit, {name: net.read_features}, sampler, p["samples"],
-                                progress=ctx.progress, device=ctx.device)
+                                progress=ctx.progress, device=ctx.device, desc=f"tracing {name}, l={l}")
             wrong[l] = trace[name][-1].wrong_features
         curves[name] = wrong
         ok = [l for l in trials if wrong[l] <= p["target"]]

@@ -61,7 +61,7 @@ def _read_back(m: int, n: int, active: int, samples: int, embedding: str, ctx, t
     ded = compile_dedicated(circuit).to(ctx.device)
     sampler = ExactlyActive(m, active, ctx.seed_for(f"inputs:{tag}:{active}"), ctx.device)
     trace = trace_noise(circuit, {"s": sup.read_features, "d": ded.read_features}, sampler, samples,
-                        progress=ctx.progress, device=ctx.device)
+                        progress=ctx.progress, device=ctx.device, desc=f"tracing n={n}, l={active}")
     return trace["s"][0], trace["d"][0], sup
 
 
