@@ -1,5 +1,7 @@
 # make run: set up .venv if needed, then run the default scenario (compounding-noise).
 # make test: same set-up, then lint and the test suite.
+# The set-up installs the optional extras too (Ray for sweeps, pyarrow for Parquet), so that
+# everything is tested.
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
@@ -10,7 +12,7 @@ TORCH := torch==2.13.0
 
 $(BIN)/superposim: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check "$(TORCH)" -e ".[dev]"
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check "$(TORCH)" -e ".[dev,ray,parquet]"
 	touch $@
 
 run: $(BIN)/superposim
@@ -22,6 +24,7 @@ test: $(BIN)/superposim
 
 bench: $(BIN)/superposim
 	$(BIN)/python benchmarks/bench_trace.py
+	$(BIN)/python benchmarks/bench_sweep.py
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache .ruff_cache

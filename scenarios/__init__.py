@@ -17,6 +17,9 @@ _LAZY = {
     "run": "scenarios.registry",
     "networks": "scenarios.registry",
     "Result": "scenarios.result",
+    "sweep": "scenarios.sweeps",
+    "load_store": "scenarios.sweeps",
+    "SweepResult": "scenarios.sweeps",
 }
 
 __all__ = ["VERSION", "Param", "UsageError", "require", *_LAZY]

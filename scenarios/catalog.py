@@ -7,30 +7,30 @@ from __future__ import annotations
 VERSION = "0.1.0"
 
 BUILTIN: dict[str, tuple[str, str]] = {
-    "circuit": ("scenarios.circuit",
+    "circuit": ("scenarios.library.costs.circuit",
                 "a random circuit compiled superposed and dedicated: wrong gate outputs per layer"),
-    "sparsity": ("scenarios.sparsity",
+    "sparsity": ("scenarios.library.costs.sparsity",
                  "the first price: interference and false positives against the number of active features"),
-    "booleanish": ("scenarios.booleanish",
+    "booleanish": ("scenarios.library.costs.booleanish",
                    "the second price: clean-up removes interference only from boolean-ish features"),
-    "compounding-noise": ("scenarios.compounding_noise",
+    "compounding-noise": ("scenarios.library.costs.compounding_noise",
                           "error against depth: superposed relay with clean-up off and on, against theory and the "
                           "dedicated twin"),
-    "cost-ledger": ("scenarios.cost_ledger",
+    "cost-ledger": ("scenarios.library.costs.cost_ledger",
                     "neurons, parameters and affordable sparsity of each network at a target error"),
-    "trained-vs-handbuilt": ("scenarios.trained_vs_handbuilt",
+    "trained-vs-handbuilt": ("scenarios.library.trained.trained_vs_handbuilt",
                              "a trained network against the hand-built superposed one and the dedicated twin"),
-    "u-and": ("scenarios.u_and",
+    "u-and": ("scenarios.library.constructions.u_and",
               "Universal-AND: error of each case against docs/theory.md's law, against d, p and d0"),
-    "u-and-depth": ("scenarios.u_and_depth",
+    "u-and-depth": ("scenarios.library.constructions.u_and_depth",
                     "stacked U-AND layers: the naive stack against one with error correction"),
-    "circuits-in-superposition": ("scenarios.circuits_in_superposition",
+    "circuits-in-superposition": ("scenarios.library.constructions.circuits_in_superposition",
                                   "T small boolean circuits in one network with z active (2025 or 2024 construction): "
                                   "error by layer, capacity"),
-    "rotations-in-superposition": ("scenarios.rotations_in_superposition",
+    "rotations-in-superposition": ("scenarios.library.constructions.rotations_in_superposition",
                                    "conditional rotations in superposition (2025 construction): error by layer vs "
                                    "eq. 6.55/6.57"),
-    "block-superposition": ("scenarios.block_superposition",
+    "block-superposition": ("scenarios.library.constructions.block_superposition",
                             "block-structured circuits in superposition: exact for one active circuit, (D/d)^2 "
                             "circuits"),
 }

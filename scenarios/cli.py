@@ -11,6 +11,7 @@ import os
 import sys
 import time
 from collections.abc import Sequence
+from pathlib import Path
 
 from scenarios.catalog import BUILTIN, VERSION
 from scenarios.params import UsageError
@@ -82,7 +83,32 @@ def build_parser() -> argparse.ArgumentParser:
     p_graph.add_argument("--to", dest="target", default=None, metavar="FEATURE")
     p_graph.add_argument("--paths", type=int, default=5, help="how many top paths to print")
     p_graph.add_argument("--load", default=None, metavar="FILE", help="re-draw a saved graph (json/graphml/gexf)")
-    parser.commands = {"list": p_list, "run": p_run, "train": p_train, "graph": p_graph}
+    p_sweep = sub.add_parser("sweep", add_help=False,
+                             help="run a scenario over a grid of parameters and seeds into a resumable store")
+    p_sweep.add_argument("-h", "--help", action="store_true", help="this help, and the scenario's parameters")
+    _scenario_arguments(p_sweep, "a scenario name or a script path", "fix a parameter for every cell",
+                        optional=True)
+    p_sweep.add_argument("--grid", action="append", default=[], metavar="KEY=V1,V2,...",
+                         help="a swept parameter (the grid is the product; a list parameter's items join with +)")
+    p_sweep.add_argument("--seeds", default="0", help="seeds for every cell: a range 0-9 or a list 0,3,7")
+    p_sweep.add_argument("--store", default=None, help="the SQLite store (resumable; required)")
+    p_sweep.add_argument("--backend", default="local", help="local (a process pool) or ray")
+    p_sweep.add_argument("--jobs", type=int, default=None, help="parallel cells (default: the number of cores)")
+    p_sweep.add_argument("--address", default=None, help="a running Ray cluster to join (default: start one)")
+    p_sweep.add_argument("--quiet", action="store_true", help="no progress bar")
+    p_report = sub.add_parser("report", help="a sweep store as a table, line plots or a phase diagram")
+    p_report.add_argument("store", help="the store a sweep wrote")
+    p_report.add_argument("--x", default=None, help="grid key (or row key, e.g. layer) along x")
+    p_report.add_argument("--y", default=None, help="a second grid key: draws a phase diagram")
+    p_report.add_argument("--metric", default=None, help="a row or summary value (default: one with a prediction)")
+    p_report.add_argument("--predicted", default=None, help="the prediction to draw (default: predicted_METRIC)")
+    p_report.add_argument("--level", type=float, default=1.0, help="contour level of a phase diagram")
+    p_report.add_argument("--where", action="append", default=[], metavar="KEY=VALUE", help="keep matching rows")
+    p_report.add_argument("--out", default=None, help="folder for the figure (default: beside the store)")
+    p_report.add_argument("--csv", default=None, help="export every result row as CSV")
+    p_report.add_argument("--parquet", default=None, help="export every result row as Parquet")
+    parser.commands = {"list": p_list, "run": p_run, "train": p_train, "graph": p_graph, "sweep": p_sweep,
+                       "report": p_report}
     p_graph.add_argument("--all", action="store_true",
                          help="draw every node even when there are more than can be read")
     return parser
@@ -111,7 +137,7 @@ def _help(parser: argparse.ArgumentParser, command: str, name: str | None) -> in
     if name:
         extra = None
         if command == "train":
-            from scenarios.trained_vs_handbuilt import TRAIN_PARAMS
+            from scenarios.library.trained.trained_vs_handbuilt import TRAIN_PARAMS
 
             extra = TRAIN_PARAMS
         print(parameter_table(name, extra))
@@ -143,6 +169,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             from scenarios.graph_cli import graph_command
 
             return graph_command(args, _split_sets(args.set))
+        if args.command == "sweep":
+            return _sweep(args)
+        if args.command == "report":
+            return _report(args)
         if not args.name:
             raise UsageError("run: name a scenario (see 'superposim list') or a script path")
         return _run(args)
@@ -155,6 +185,42 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:  # the reader went away (e.g. `| head`): stop quietly
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
+
+
+def _sweep(args: argparse.Namespace) -> int:
+    from scenarios.sweeps import describe_store, grid_from_cli, sweep
+
+    if not args.name or not args.store:
+        raise UsageError("sweep: give a scenario, --grid KEY=V1,V2,... and --store FILE (see superposim sweep --help)")
+    if not str(args.store).strip():
+        raise UsageError("--store: expected a file name, got an empty path")
+    start = time.perf_counter()
+    sweep(args.name, grid_from_cli(args.grid), args.seeds, args.store, backend=args.backend, jobs=args.jobs,
+          address=args.address, progress=not args.quiet, **_split_sets(args.set))
+    print(f"{describe_store(args.store)} ({time.perf_counter() - start:.1f} s)")
+    print(f"store: {args.store}; see it with: superposim report {args.store}")
+    return 0
+
+
+def _report(args: argparse.Namespace) -> int:
+    from layers.files import write_atomic
+    from scenarios import report
+    from scenarios.outputs import check_out_file
+
+    where = _split_sets(args.where)
+    out = Path(args.out) if args.out else Path(args.store).with_suffix("")
+    if args.out is not None and not str(args.out).strip():
+        raise UsageError("--out: expected a folder, got an empty path")
+    rep = report.build(args.store, args.x, args.y, args.metric, args.predicted, where)
+    name = f"{rep['metric']}_by_{rep['x']}" + (f"_and_{rep['y']}" if rep["y"] else "")
+    png = check_out_file(out / f"{name}.png", "--out")
+    print(report.text(rep))
+    fig = report.figure(rep, args.level if rep["y"] else None)
+    write_atomic(png, lambda tmp: fig.savefig(tmp, dpi=120, bbox_inches="tight", format="png"))
+    print(f"wrote {png}")
+    for path in report.export(args.store, args.csv, args.parquet):
+        print(f"wrote {path}")
+    return 0
 
 
 def _run(args: argparse.Namespace) -> int:

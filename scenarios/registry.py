@@ -65,6 +65,9 @@ class Scenario:
     check: Callable[[Mapping[str, Any]], None] | None = None
     # For scenarios that build networks: name -> CompiledNetwork, as ``body`` builds them.
     networks: Callable[[Mapping[str, Any], Context], dict[str, Any]] | None = None
+    # Closed-form lines for a phase diagram of a sweep over (x, y), given the fixed parameters:
+    # [(label, xs, ys)], drawn by ``superposim report`` over the measured map.
+    phase_lines: Callable[[str, str, Mapping[str, Any]], list[tuple[str, list, list]]] | None = None
 
 
 def load(name: str | os.PathLike) -> Scenario:

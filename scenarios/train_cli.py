@@ -8,10 +8,10 @@ from pathlib import Path
 
 from layers.checkpoint import WeightFileError, save_weights
 from layers.training import CheckpointError, TrainingDiverged
+from scenarios.library.trained.trained_vs_handbuilt import TRAIN_PARAMS, train_networks
 from scenarios.outputs import check_out_file
 from scenarios.params import UsageError, resolve
 from scenarios.registry import BUILTIN, Context, load, parse_device
-from scenarios.trained_vs_handbuilt import TRAIN_PARAMS, train_networks
 
 # What a training run writes into its folder.
 RUN_FILES = ("checkpoint.safetensors", "checkpoint.json", "model.safetensors", "model.json",

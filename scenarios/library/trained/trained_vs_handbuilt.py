@@ -30,9 +30,9 @@ from circuits.trace import trace_noise
 from circuits.train import circuit_batches, fit_probes, train_on_circuit
 from layers.training import LOSSES, TrainConfig
 from scenarios import plots
-from scenarios.circuit import PARAMS as CIRCUIT_PARAMS
-from scenarios.circuit import check as circuit_check
-from scenarios.circuit import networks
+from scenarios.library.costs.circuit import PARAMS as CIRCUIT_PARAMS
+from scenarios.library.costs.circuit import check as circuit_check
+from scenarios.library.costs.circuit import networks
 from scenarios.memory import FLOAT, require_memory
 from scenarios.params import Param, require
 from scenarios.registry import Outcome, Scenario

@@ -140,6 +140,17 @@ def _capacity(p, ctx) -> dict:
             "capacity_predicted": predicted, "capacity_post": post}
 
 
+def phase_lines(x: str, y: str, fixed) -> list:
+    """The post's threshold l = n / (8 ln m) on a map over n and l."""
+    if {x, y} != {"n", "active"}:
+        return []
+    m = fixed.get("m", PARAMS["m"].default)
+    ns = [2.0**k for k in range(3, 17)]
+    ls = [theory.post_threshold(m, n) for n in ns]
+    label = f"the post's l = n / (8 ln m), m={m}"
+    return [(label, ns, ls) if x == "n" else (label, ls, ns)]
+
+
 scenario = Scenario(
     "sparsity", "the first price: interference and false positives against the number of active features",
-    PARAMS, body, check)
+    PARAMS, body, check, phase_lines=phase_lines)

@@ -1,0 +1,1 @@
+"""Hand-built constructions of the literature: Universal-AND, circuits in superposition."""

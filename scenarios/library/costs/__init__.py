@@ -1,0 +1,1 @@
+"""The costs of superposition: sparsity, boolean-ish values, compounding noise, the ledger."""

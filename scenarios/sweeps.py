@@ -1,0 +1,331 @@
+"""Sweeps: a grid of parameters times a list of seeds, each cell one scenario run, recorded in a
+resumable store (``scenarios.store``), run by a local process pool or by Ray.
+
+Every cell runs in a worker process with one torch thread, so a cell gives the same numbers
+whichever backend or number of jobs runs it. Only the driver writes the store; a failing cell
+is recorded with its one-line error and never stops the others.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import math
+import os
+import signal
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from tqdm import tqdm
+
+from scenarios.catalog import VERSION
+from scenarios.params import Param, UsageError
+from scenarios.store import Identity, Store, cell_key
+
+BACKENDS = ("local", "ray")
+RAY_INSTALL = "pip install 'superposim[ray]'"
+
+
+# ---- the grid --------------------------------------------------------------------------------
+
+def parse_seeds(text: str | Iterable[int]) -> list[int]:
+    """'0-9', '0,3,7' or a list of ints: distinct non-negative seeds, in order."""
+    if not isinstance(text, str):
+        seeds = [int(s) for s in text]
+    else:
+        seeds = []
+        try:
+            for part in text.split(","):
+                lo, sep, hi = part.strip().partition("-")
+                seeds += list(range(int(lo), int(hi) + 1)) if sep else [int(lo)]
+        except ValueError:
+            raise UsageError(f"--seeds: expected a range like 0-9 or a list like 0,3,7, got {text!r}") from None
+    if not seeds or any(s < 0 for s in seeds) or len(set(seeds)) != len(seeds):
+        raise UsageError(f"--seeds: expected distinct non-negative seeds, got {text!r}")
+    return seeds
+
+
+def parse_grid(spec: Mapping[str, Param], items: Mapping[str, Any]) -> dict[str, list[Any]]:
+    """Each grid key's values, parsed and checked by its Param. From the command line values are
+    comma-separated; a list parameter takes one value per cell, its items joined by '+'."""
+    grid = {}
+    for key, raw in items.items():
+        if key not in spec:
+            raise UsageError(f"--grid: unknown parameter {key!r}; valid: {', '.join(spec)}")
+        param = spec[key]
+        values = raw.split(",") if isinstance(raw, str) else list(raw)
+        if not values or any(isinstance(v, str) and not v.strip() for v in values):
+            raise UsageError(f"--grid {key}: expected comma-separated values, got {raw!r}")
+        if param.is_list:
+            values = [param.parse(key, v.replace("+", ",") if isinstance(v, str) else v) for v in values]
+        else:
+            values = [param.parse(key, v) for v in values]
+        if len(set(map(str, values))) != len(values):
+            raise UsageError(f"--grid {key}: a value is given twice")
+        grid[key] = values
+    if not grid:
+        raise UsageError("sweep: give at least one --grid KEY=V1,V2,...")
+    return grid
+
+
+def cells(grid: Mapping[str, list[Any]], seeds: Sequence[int]) -> list[tuple[dict[str, Any], int]]:
+    """Every (grid parameters, seed): the product of the grid lists, each for every seed."""
+    keys = list(grid)
+    return [(dict(zip(keys, combo)), seed) for combo in itertools.product(*grid.values()) for seed in seeds]
+
+
+# ---- running one cell --------------------------------------------------------------------------
+
+def _worker_init() -> None:
+    """A worker: one torch thread (same numbers whatever runs it), and Ctrl-C is the driver's."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    import torch
+
+    torch.set_num_threads(1)
+
+
+def run_cell(task: tuple[str, int, dict[str, Any]]) -> dict[str, Any]:
+    """Run one cell; never raises: a failure comes back as its one-line error."""
+    import torch
+
+    torch.set_num_threads(1)
+    name, seed, params = task
+    start = time.perf_counter()
+    try:
+        from scenarios.registry import run
+
+        result = run(name, seed=seed, **params).to_dict()
+        return {"status": "done", "rows": result["rows"], "summary": result["summary"],
+                "seconds": time.perf_counter() - start, "version": result["version"]}
+    except Exception as err:  # a cell's failure is data, not a crash of the sweep
+        message = str(err).strip().splitlines()[0] if str(err).strip() else ""
+        return {"status": "failed", "error": f"{type(err).__name__}: {message}"[:500],
+                "seconds": time.perf_counter() - start, "version": VERSION}
+
+
+# ---- backends ----------------------------------------------------------------------------------
+
+def _local(tasks: list, jobs: int):
+    """Yield (index, outcome) as cells finish, in a pool of ``jobs`` spawned workers."""
+    import multiprocessing
+    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+
+    pool = ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn"),
+                               initializer=_worker_init)
+    pending: dict = {}
+    try:
+        pending = {pool.submit(run_cell, task): k for k, task in enumerate(tasks)}
+        while pending:
+            finished, _ = wait(pending, return_when=FIRST_COMPLETED)
+            for future in finished:
+                yield pending.pop(future), future.result()
+    finally:
+        if pending:  # interrupted: drop queued cells and stop running ones now (the executor would
+            # otherwise wait for them at exit); only finished cells were recorded
+            processes = list((getattr(pool, "_processes", None) or {}).values())
+            pool.shutdown(wait=False, cancel_futures=True)
+            for proc in processes:
+                proc.terminate()
+        else:
+            pool.shutdown(wait=True)
+
+
+def _ray(tasks: list, jobs: int | None, address: str | None):
+    try:
+        import ray
+    except ImportError:
+        raise UsageError(f"--backend ray needs Ray, which is not installed: {RAY_INSTALL}") from None
+    started = False
+    if not ray.is_initialized():
+        kwargs = {"address": address} if address else {"num_cpus": jobs or os.cpu_count() or 1}
+        try:
+            ray.init(include_dashboard=False, log_to_driver=False, **kwargs)
+        except Exception as err:  # an unreachable cluster, a bad address
+            raise UsageError(f"--address: Ray could not start or join a cluster: {err}") from None
+        started = True
+    remote = ray.remote(num_cpus=1)(run_cell)
+    pending: dict = {}
+    try:
+        pending = {remote.remote(task): k for k, task in enumerate(tasks)}
+        while pending:
+            ready, _ = ray.wait(list(pending), num_returns=1)
+            for ref in ready:
+                yield pending.pop(ref), ray.get(ref)
+    finally:
+        for ref in pending:  # interrupted: cancel what has not finished
+            ray.cancel(ref, force=True)
+        if started:
+            ray.shutdown()
+
+
+# ---- the sweep -----------------------------------------------------------------------------------
+
+class SweepResult:
+    """A sweep's store, read back as tables."""
+
+    def __init__(self, store: str | Path) -> None:
+        self.path = Path(store)
+
+    def _read(self):
+        s = Store(self.path)
+        try:
+            return s.identity, s.fixed, s.cells(), s.rows()
+        finally:
+            s.close()
+
+    def cells(self):
+        """One row per cell: grid parameters, seed, status, error, seconds, attempts."""
+        import pandas as pd
+
+        identity, _, cells, _ = self._read()
+        return pd.DataFrame([{**_columns(c["params"]), "seed": c["seed"], "status": c["status"], "error": c["error"],
+                              "seconds": c["seconds"], "attempts": c["attempts"]} for c in cells])
+
+    def to_pandas(self):
+        """One row per result row of every finished cell, with its grid parameters and seed."""
+        import pandas as pd
+
+        identity, fixed, cells, rows = self._read()
+        records = [{**_columns(c["params"]), "seed": c["seed"], **row}
+                   for c in cells if c["status"] == "done" for row in rows.get(c["id"], [])]
+        frame = pd.DataFrame(records)
+        frame.attrs.update(scenario=identity.scenario, fixed=fixed, grid=list(identity.grid_keys))
+        return frame
+
+    def summaries(self):
+        """One row per finished cell: grid parameters, seed and every summary value."""
+        import pandas as pd
+
+        identity, fixed, cells, _ = self._read()
+        frame = pd.DataFrame([{**_columns(c["params"]), "seed": c["seed"], **_flat(c["summary"] or {})}
+                              for c in cells if c["status"] == "done"])
+        frame.attrs.update(scenario=identity.scenario, fixed=fixed, grid=list(identity.grid_keys))
+        return frame
+
+    def summary(self):
+        """Per grid cell, over its seeds: mean, standard deviation and a 95% interval of every
+        numeric summary value (Student t for the number of seeds)."""
+        frame = self.summaries()
+        return aggregate(frame, list(frame.attrs["grid"]))
+
+
+def _columns(params: Mapping[str, Any]) -> dict[str, Any]:
+    """Grid values as table cells: a list parameter's value as text (it must be hashable)."""
+    return {k: ",".join(map(str, v)) if isinstance(v, list | tuple) else v for k, v in params.items()}
+
+
+def _flat(mapping: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    out = {}
+    for k, v in mapping.items():
+        if isinstance(v, Mapping):
+            out |= _flat(v, f"{prefix}{k}.")
+        elif isinstance(v, int | float) and not isinstance(v, bool):
+            out[f"{prefix}{k}"] = v
+    return out
+
+
+# Two-sided 95% Student t quantiles by degrees of freedom (beyond 30, the normal's 1.96).
+_T95 = [12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160, 2.145,
+        2.131, 2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048,
+        2.045, 2.042]
+
+
+def t95(n: int) -> float:
+    return math.nan if n < 2 else (_T95[n - 2] if n - 1 <= len(_T95) else 1.96)
+
+
+def aggregate(frame, by: list[str]):
+    """Mean, std and 95% interval over seeds of every numeric column, per group of ``by``."""
+    import pandas as pd
+
+    value_cols = [c for c in frame.columns if c not in by + ["seed"] and pd.api.types.is_numeric_dtype(frame[c])]
+    out = []
+    for key, group in frame.groupby(by, sort=True, dropna=False):
+        key = key if isinstance(key, tuple) else (key,)
+        rec = dict(zip(by, key)) | {"seeds": len(group)}
+        for c in value_cols:
+            vals = group[c].dropna()
+            mean = float(vals.mean()) if len(vals) else math.nan
+            std = float(vals.std(ddof=1)) if len(vals) > 1 else math.nan
+            half = t95(len(vals)) * std / math.sqrt(len(vals)) if len(vals) > 1 else math.nan
+            rec |= {f"{c}_mean": mean, f"{c}_std": std, f"{c}_ci_low": mean - half, f"{c}_ci_high": mean + half}
+        out.append(rec)
+    return pd.DataFrame(out)
+
+
+def sweep(name: str, grid: Mapping[str, Any], seeds: str | Iterable[int], store: str | Path,
+          backend: str = "local", jobs: int | None = None, address: str | None = None, progress: bool = False,
+          **fixed: Any) -> SweepResult:
+    """Run every cell of ``grid`` x ``seeds`` not yet done in ``store``; return the store's tables.
+    ``fixed`` sets the other parameters. Bad names, keys or values fail here, before any cell runs."""
+    from scenarios.registry import _prepare, load
+
+    if backend not in BACKENDS:
+        raise UsageError(f"--backend: {backend!r} is not one of {', '.join(BACKENDS)}")
+    if jobs is not None and (isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1):
+        raise UsageError(f"--jobs: expected a positive integer, got {jobs!r}")
+    scenario = load(name)
+    name = str(Path(name).resolve()) if (str(name).endswith(".py") or "/" in str(name)) else name
+    overlap = [k for k in grid if k in fixed]
+    if overlap:
+        raise UsageError(f"{overlap[0]!r} is both swept (--grid) and fixed (--set)")
+    values = parse_grid(scenario.params, grid)
+    seed_list = parse_seeds(seeds)
+    fixed_values = {k: scenario.params[k].parse(k, v) if k in scenario.params else v for k, v in fixed.items()}
+    todo = cells(values, seed_list)
+    for params, seed in todo:  # every cell is checked before any runs: one line for the first bad one
+        _prepare(name, seed, "cpu", False, fixed_values | params)
+    identity = Identity(scenario.name, cell_key(fixed_values), tuple(values))
+    st = Store(store, identity)
+    try:
+        done = st.done()
+        tasks = [(name, seed, fixed_values | params) for params, seed in todo if (cell_key(params), seed) not in done]
+        keys = [(cell_key(params), seed) for params, seed in todo if (cell_key(params), seed) not in done]
+        jobs = jobs or os.cpu_count() or 1
+        bar = tqdm(total=len(todo), initial=len(todo) - len(tasks), unit="cell", desc=f"sweep {scenario.name}",
+                   disable=not progress)
+        runner = _local(tasks, jobs) if backend == "local" else _ray(tasks, jobs, address)
+        failed = 0
+        if tasks:
+            for k, outcome in runner:
+                st.record(keys[k][0], keys[k][1], outcome)
+                failed += outcome["status"] == "failed"
+                bar.update(1)
+                bar.set_postfix(failed=failed)
+        bar.close()
+    finally:
+        st.close()
+    return SweepResult(store)
+
+
+def load_store(path: str | Path):
+    """A store's result rows as a pandas DataFrame (as ``sweep(...).to_pandas()``)."""
+    return SweepResult(path).to_pandas()
+
+
+def grid_from_cli(items: Sequence[str]) -> dict[str, str]:
+    grid: dict[str, str] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise UsageError(f"--grid expects KEY=V1,V2,..., got {item!r}")
+        if key.strip() in grid:
+            raise UsageError(f"--grid {key.strip()} is given twice")
+        grid[key.strip()] = value
+    return grid
+
+
+def describe_store(path: str | Path) -> str:
+    s = Store(path)
+    try:
+        cells = s.cells()
+        done = sum(c["status"] == "done" for c in cells)
+        failed = [c for c in cells if c["status"] == "failed"]
+        lines = [f"{s.identity.scenario}: {done} cells done, {len(failed)} failed; grid "
+                 f"{', '.join(s.identity.grid_keys)}; fixed {json.dumps(s.fixed)}"]
+        lines += [f"  failed {json.dumps(c['params'])} seed {c['seed']}: {c['error']}" for c in failed[:10]]
+        return "\n".join(lines)
+    finally:
+        s.close()
