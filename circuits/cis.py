@@ -1,4 +1,5 @@
-"""Circuits in superposition (Bushnaq & Mendel 2024; Linsefors & Bushnaq 2025), as read here.
+"""Circuits in superposition, the earlier (2024) form (Bushnaq & Mendel 2024), kept as
+``construction=2024`` beside the 2025 construction of ``circuits.cis2025``.
 
 T small circuits, each d gates wide and L layers deep (AND, BUF, NOT), run inside one network of
 D neurons per layer, with at most z of them active on an input. Each circuit also carries an

@@ -93,16 +93,30 @@ def run_cell(task: tuple[str, int, dict[str, Any]]) -> dict[str, Any]:
     torch.set_num_threads(1)
     name, seed, params = task
     start = time.perf_counter()
+    version = VERSION
     try:
-        from scenarios.registry import run
+        from scenarios.registry import load, run
 
+        version = scenario_version(load(name))
         result = run(name, seed=seed, **params).to_dict()
         return {"status": "done", "rows": result["rows"], "summary": result["summary"],
-                "seconds": time.perf_counter() - start, "version": result["version"]}
+                "seconds": time.perf_counter() - start, "version": version}
     except Exception as err:  # a cell's failure is data, not a crash of the sweep
         message = str(err).strip().splitlines()[0] if str(err).strip() else ""
         return {"status": "failed", "error": f"{type(err).__name__}: {message}"[:500],
-                "seconds": time.perf_counter() - start, "version": VERSION}
+                "seconds": time.perf_counter() - start, "version": version}
+
+
+def scenario_version(scenario) -> str:
+    """superposim's version plus a hash of the scenario's source file: the code that ran a cell."""
+    import hashlib
+    import inspect
+
+    try:
+        source = Path(inspect.getsourcefile(scenario.body) or "").read_bytes()
+    except (OSError, TypeError):
+        return VERSION
+    return f"{VERSION}+{hashlib.sha256(source).hexdigest()[:10]}"
 
 
 # ---- backends ----------------------------------------------------------------------------------

@@ -58,6 +58,8 @@ def test_a_failing_cell_is_recorded_and_retried_and_never_stops_the_others(tmp_p
     result = scenarios.sweep(str(script), {"x": [1, 2, 3]}, [0, 1], store, jobs=2)
     cells = result.cells().sort_values(["x", "seed"])
     assert list(cells.status) == ["done", "done", "failed", "failed", "done", "done"]
+    digest = __import__("hashlib").sha256(script.read_bytes()).hexdigest()[:10]
+    assert set(Store(store).cells()[0]["version"].split("+")[1:]) == {digest}  # the code that ran it
     assert set(cells[cells.status == "failed"].error) == {"ValueError: x=2 breaks on purpose"}
     frame = result.to_pandas()
     assert sorted(frame.value) == [10, 11, 30, 31] and set(frame.columns) >= {"x", "seed", "value"}
