@@ -235,3 +235,18 @@ def rotation_mse_active(layer: int, z: int, T: int, D: int, S: int) -> float:
 def rotation_mse_inactive(layer: int, z: int, T: int, D: int, S: int) -> float:
     """Eq. 6.57: z (d/D - 1/(S T)) for the rotating vector (|x| = 1) of an inactive circuit."""
     return cis_mse_inactive(layer, z, T, D, 4, S)
+
+
+# ---- compressed storage (a comment of Linsefors on "Some costs of superposition") -------------------
+
+def storage_mse_random(T: int, D: int, p: float) -> float:
+    """T Bernoulli(p) features along random unit vectors in D dimensions, each read as alpha <e_i, a>
+    with the best scalar alpha = D / (D + T): the interference has variance T p / D and the
+    MSE per feature is T p / (T + D)."""
+    return T * p / (T + D)
+
+
+def storage_mse_dedicated(T: int, D: int, p: float) -> float:
+    """D of the T features stored exactly, the other T - D guessed as their mean p: MSE per
+    feature p (1 - p) (T - D) / T."""
+    return p * (1 - p) * max(T - D, 0) / T

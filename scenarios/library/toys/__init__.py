@@ -1,0 +1,1 @@
+"""The field's toy models, trained, beside their closed forms or hand-built counterparts."""
