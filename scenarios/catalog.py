@@ -30,6 +30,9 @@ BUILTIN: dict[str, tuple[str, str]] = {
     "rotations-in-superposition": ("scenarios.library.constructions.rotations_in_superposition",
                                    "conditional rotations in superposition (2025 construction): error by layer vs "
                                    "eq. 6.55/6.57"),
+    "toy-models": ("scenarios.library.toys.toy_models",
+                   "Toy Models of Superposition: features in fewer dimensions by sparsity; geometry and "
+                   "dimensionality"),
     "compressed-storage": ("scenarios.library.toys.compressed_storage",
                            "T Bernoulli features in D dimensions, read linearly: random, dedicated and trained "
                            "storage"),

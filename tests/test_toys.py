@@ -26,3 +26,31 @@ def test_the_best_scale_is_least_squares():
     assert best_scale(reads, truth) == pytest.approx((1 + 6 + 0 + 0) / (1 + 4 + 0 + 1))
     assert theory.storage_mse_random(100, 100, 0.1) == pytest.approx(0.05)
     assert theory.storage_mse_dedicated(100, 40, 0.5) == pytest.approx(0.25 * 0.6)
+
+
+def test_five_features_in_two_dimensions_form_a_pentagon_when_sparse():
+    r = scenarios.run("toy-models", sparsity=[0.0, 0.99], steps=3000)
+    sparse = [row for row in r.rows if row["sparsity"] == 0.99]
+    assert r.summary["represented"][1] == 5
+    assert all(a == pytest.approx(72.0, abs=5.0) for a in r.summary["angles"])  # a regular pentagon
+    assert sum(r.summary["angles"]) == pytest.approx(360.0)
+    assert all(row["dimensionality"] == pytest.approx(2 / 5, abs=0.03) for row in sparse)  # 2 dims, 5 features
+    # dense features: no superposition, about one dimension per represented feature
+    assert r.summary["dims_per_feature"][0] == pytest.approx(1.0, abs=0.1)
+    # all five on a circle, longer than 1 to outrun the negative bias that filters interference
+    assert all(1.0 < row["norm"] < 1.4 and row["bias"] < 0 for row in sparse)
+
+
+def test_dimensionality_of_hand_made_geometries():
+    import math
+
+    import torch
+
+    from scenarios.library.toys.toy_models import dimensionality, neighbour_angles
+
+    theta = torch.arange(5) * 2 * math.pi / 5
+    pentagon = torch.stack([theta.cos(), theta.sin()])
+    assert torch.allclose(dimensionality(pentagon), torch.full((5,), 0.4), atol=1e-6)
+    antipodal = torch.tensor([[1.0, -1.0, 0.0], [0.0, 0.0, 1.0]])
+    assert torch.allclose(dimensionality(antipodal), torch.tensor([0.5, 0.5, 1.0]))
+    assert neighbour_angles(pentagon, torch.ones(5, dtype=torch.bool)) == pytest.approx([72.0] * 5)
