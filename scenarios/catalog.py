@@ -33,6 +33,9 @@ BUILTIN: dict[str, tuple[str, str]] = {
     "toy-models": ("scenarios.library.toys.toy_models",
                    "Toy Models of Superposition: features in fewer dimensions by sparsity; geometry and "
                    "dimensionality"),
+    "compressed-computation": ("scenarios.library.toys.compressed_computation",
+                               "the residual-MLP toy: does it compute in superposition, or exploit its "
+                               "embedding's mixing?"),
     "compressed-storage": ("scenarios.library.toys.compressed_storage",
                            "T Bernoulli features in D dimensions, read linearly: random, dedicated and trained "
                            "storage"),
