@@ -54,3 +54,15 @@ def test_dimensionality_of_hand_made_geometries():
     antipodal = torch.tensor([[1.0, -1.0, 0.0], [0.0, 0.0, 1.0]])
     assert torch.allclose(dimensionality(antipodal), torch.tensor([0.5, 0.5, 1.0]))
     assert neighbour_angles(pentagon, torch.ones(5, dtype=torch.bool)) == pytest.approx([72.0] * 5)
+
+
+def test_compressed_computation_beats_naive_only_through_the_mixing_matrix():
+    r = scenarios.run("compressed-computation", features=40, neurons=20, embed=400, p=[0.02], p_default=0.02,
+                      steps=2000, batch=512, eval_samples=50000)
+    s = r.summary
+    naive = s["predicted_naive_without_mixing"]
+    assert naive == pytest.approx((40 - 20) / 40 / 6)  # half the features dropped, E[ReLU(x)^2] = 1/6
+    assert s["loss_with_mixing"] < 0.9 * naive  # beats computing 20 functions and dropping 20
+    assert s["loss_without_mixing"] > 0.95 * naive  # without the mixing matrix the gain is gone
+    assert s["loss_naive"] > s["loss_with_mixing"]
+    assert s["mixing_std"] == pytest.approx(s["predicted_mixing_std"], rel=0.1)  # M = I - W_E^T W_E
