@@ -33,6 +33,9 @@ BUILTIN: dict[str, tuple[str, str]] = {
     "toy-models": ("scenarios.library.toys.toy_models",
                    "Toy Models of Superposition: features in fewer dimensions by sparsity; geometry and "
                    "dimensionality"),
+    "trained-u-and": ("scenarios.library.toys.trained_u_and",
+                      "a layer trained on all pairwise ANDs against the hand-built Universal-AND: error, density, "
+                      "classes"),
     "compressed-computation": ("scenarios.library.toys.compressed_computation",
                                "the residual-MLP toy: does it compute in superposition, or exploit its "
                                "embedding's mixing?"),

@@ -66,3 +66,32 @@ def test_compressed_computation_beats_naive_only_through_the_mixing_matrix():
     assert s["loss_without_mixing"] > 0.95 * naive  # without the mixing matrix the gain is gone
     assert s["loss_naive"] > s["loss_with_mixing"]
     assert s["mixing_std"] == pytest.approx(s["predicted_mixing_std"], rel=0.1)  # M = I - W_E^T W_E
+
+
+def test_a_trained_layer_computes_every_and_densely_where_the_hand_built_one_cannot():
+    r = scenarios.run("trained-u-and", m=12, d=[3, 16], steps=1500, samples=4000)
+    small, big = r.rows
+    assert big["wrong_trained"] == 0 and big["wrong_trained"] < big["wrong_handbuilt"]
+    assert small["wrong_trained"] > 0  # fewer neurons, more errors: it trades one for the other
+    assert big["density"] > 5 * big["density_handbuilt"]  # every neuron serves (almost) every AND
+    assert big["intended_share_trained"] < big["intended_share_handbuilt"]
+    for row in r.rows:  # every neuron is in exactly one class for every AND
+        assert row["class_a"] + row["class_b"] + row["class_c"] == pytest.approx(row["d"])
+    assert r.summary["pairs"] == 66 and r.summary["smallest_exact_d"] == 16
+    sup = scenarios.run("trained-u-and", m=8, d=[16], d0=6, steps=800, samples=2000)  # inputs in superposition
+    assert sup.rows[0]["wrong_trained"] < 1
+
+
+def test_class_and_binarity_measures_on_hand_made_weights():
+    import torch
+
+    from circuits.generators import all_pairs_and
+    from scenarios.library.toys.trained_u_and import binarity, classes
+
+    w = torch.tensor([[1.0, 1.0, 0.0, 0.0], [0.0, 1.0, 1.0, 1.0]])  # two neurons with binary weights
+    assert binarity(w) == pytest.approx(1.0)
+    u = torch.ones(6, 2)
+    got = classes(all_pairs_and(4), w, u)
+    # pairs (0,1),(0,2),(0,3),(1,2),(1,3),(2,3): neuron 0 high on {0,1}, neuron 1 on {1,2,3}
+    assert got["class_a"] == pytest.approx((1 + 0 + 0 + 1 + 1 + 1) / 6)
+    assert got["class_c"] == pytest.approx((0 + 0 + 0 + 0 + 0 + 1) / 6)

@@ -1,0 +1,213 @@
+"""trained-u-and: one hidden layer of d ReLU neurons trained on all m-choose-2 pairwise ANDs of
+sparse boolean inputs (Newgas 2025), beside the hand-built Universal-AND at the same d.
+
+Inputs have exactly ``active`` of m features on, on the basis (d0 = 0) or along random unit
+vectors of R^d0. The trained model is h = ReLU(W a + b) with one logit per AND, y = U h + c,
+fitted by Adam with binary cross-entropy (``loss=bce``; ``mse`` fits y to the 0/1 values, which
+at these sparsities settles on outputs that hedge below 1/2); the hand-built one is
+``circuits.uand.compile_uand`` with the best connection probability of ``p_grid`` at that d.
+
+Row keys (one row per d): ``d``, ``error_trained``, ``error_handbuilt`` (MSE per AND of the
+probability, resp. the read-out, against the exact value), ``wrong_trained``, ``wrong_handbuilt``
+(ANDs on the wrong side of the decision, per input), ``p_handbuilt``, ``density`` (share of the
+trained neuron-to-output weights above a tenth of the largest), ``density_handbuilt`` (the same
+for the hand-built read-out), ``binarity`` (how well two values per neuron describe its input
+weights: the variance a two-level fit explains, averaged over neurons; 1 for binary weights),
+``class_a``, ``class_b``, ``class_c`` (per AND, the neurons reading both, one or none of its
+inputs among their high-weight inputs), ``class_r2`` (share of the output weights' variance that
+the class of the neuron explains, per AND), ``intended_share_trained``, ``intended_share_handbuilt``
+(feature graph: share of each AND's incoming weight on its own two inputs).
+Summary keys: ``pairs``, ``dedicated_neurons`` (one per AND), ``smallest_exact_d`` (the
+smallest d whose trained network reads every AND right on every sampled input).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from tqdm import tqdm
+
+from circuits.compile import CompiledNetwork
+from circuits.generators import all_pairs_and
+from circuits.graph import FeatureGraph
+from circuits.sampling import ExactlyActive
+from circuits.uand import compile_uand
+from layers import Network, ReLUBlock, make_embedding
+from scenarios import plots
+from scenarios.memory import FLOAT, require_memory
+from scenarios.params import Param, require
+from scenarios.registry import Outcome, Scenario
+
+LOSSES = ("bce", "mse")
+
+PARAMS = {
+    "m": Param(20, "input features", low=2, high=200),
+    "d": Param((4, 6, 8, 12, 20), "hidden neurons", kind="list[int]", low=1, high=100_000),
+    "active": Param(2, "input features on per sample", low=1),
+    "d0": Param(0, "input width (0: inputs on the basis)", low=0, high=100_000),
+    "p_grid": Param((0.2, 0.35, 0.5), "connection probabilities tried for the hand-built U-AND",
+                    kind="list[float]", low=0.01, high=1.0),
+    "loss": Param("bce", "training loss", kind="str", choices=LOSSES),
+    "steps": Param(3000, "training steps", low=1),
+    "batch": Param(1024, "samples per step", low=1),
+    "lr": Param(0.01, "Adam learning rate (cosine schedule to 0)", kind="float", low=0.0, high=10.0),
+    "samples": Param(20000, "samples to measure each network", low=100),
+}
+
+
+def check(p) -> None:
+    require(p["active"] <= p["m"], f"active: must be <= m={p['m']}, got {p['active']}")
+    pairs = p["m"] * (p["m"] - 1) // 2
+    d = max(p["d"])
+    need = FLOAT * (8 * d * (pairs + p["m"] + p["d0"]) + 8 * p["batch"] * (pairs + d) + 6 * 4096 * pairs)
+    require_memory(need, f"m={p['m']} ({pairs} ANDs), d={d}: the networks and one batch")
+
+
+def _pairs(circuit) -> tuple[torch.Tensor, torch.Tensor]:
+    return torch.tensor([g.inputs for g in circuit.layers[0]]).T
+
+
+def train(p, d: int, circuit, phi, ctx) -> tuple[torch.Tensor, ...]:
+    """W (d, width), b (d), U (pairs, d), c (pairs) of the trained layer."""
+    m, pairs = p["m"], circuit.widths[1]
+    width = m if phi is None else phi.shape[1]
+    gen = ctx.generator(f"init:{d}")
+    w = torch.nn.Parameter(torch.randn(d, width, generator=gen) / math.sqrt(width))
+    b = torch.nn.Parameter(torch.zeros(d))
+    u = torch.nn.Parameter(torch.randn(pairs, d, generator=gen) / math.sqrt(d))
+    c = torch.nn.Parameter(torch.zeros(pairs))
+    opt = torch.optim.Adam([w, b, u, c], lr=p["lr"])
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, p["steps"])
+    sampler = ExactlyActive(m, p["active"], ctx.seed_for(f"train:{d}"))
+    ii, jj = _pairs(circuit)
+    for _ in range(p["steps"]):
+        x = sampler.sample(p["batch"])
+        a = x if phi is None else x @ phi
+        y = torch.relu(a @ w.T + b) @ u.T + c
+        target = x[:, ii] * x[:, jj]
+        if p["loss"] == "bce":
+            loss = torch.nn.functional.binary_cross_entropy_with_logits(y, target)
+        else:
+            loss = ((y - target) ** 2).mean()
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        sched.step()
+    return w.detach(), b.detach(), u.detach(), c.detach()
+
+
+def as_compiled(circuit, phi, w, b, u, c, bce: bool) -> CompiledNetwork:
+    """The trained layer as a compiled network of the all-pairs circuit, read so that its
+    decision sits at 1/2 like every other network's (a logit of 0 reads 1/2)."""
+    embed = None if phi is None else phi.T.contiguous()
+    net = Network(embed, [ReLUBlock(w.clone(), b.clone(), u.clone())], circuit.n_inputs)
+    shift = 0.5 if bce else 0.0
+    return CompiledNetwork(f"trained(d={w.shape[0]})", circuit, net, [None if phi is None else phi.clone(), None],
+                           readout_bias=[None, c + shift])
+
+
+@torch.no_grad()
+def measure(circuit, read, samples: int, m: int, active: int, seed: int, probability: bool) -> tuple[float, float]:
+    """(MSE per AND, ANDs wrong per input) of a reader; ``probability``: reads are logits + 1/2."""
+    ii, jj = _pairs(circuit)
+    sampler = ExactlyActive(m, active, seed)
+    sq = wrong = 0.0
+    done = 0
+    while done < samples:
+        x = sampler.sample(min(4096, samples - done))
+        target = x[:, ii] * x[:, jj]
+        y = read(x)[1]
+        value = torch.sigmoid(y - 0.5) if probability else y
+        sq += float(((value - target) ** 2).double().sum())
+        wrong += float(((y > 0.5) != (target > 0.5)).double().sum())
+        done += len(x)
+    return sq / (samples * target.shape[1]), wrong / samples
+
+
+def binarity(w: torch.Tensor) -> float:
+    """Mean over neurons of the variance of its input weights that the best two-level fit (split
+    at the largest gap of the sorted weights) explains."""
+    scores = []
+    for row in w:
+        v = row.sort().values
+        split = int(torch.diff(v).argmax()) + 1
+        lo, hi = v[:split], v[split:]
+        total = float(((v - v.mean()) ** 2).sum())
+        within = float(((lo - lo.mean()) ** 2).sum() + ((hi - hi.mean()) ** 2).sum())
+        scores.append(1 - within / total if total > 0 else 1.0)
+    return sum(scores) / len(scores)
+
+
+def classes(circuit, w: torch.Tensor, u: torch.Tensor) -> dict[str, float]:
+    """Per AND (a, b): neurons with both, one or none of a, b among their high inputs (above the
+    midpoint of the neuron's weights), and the share of the output weights' variance explained
+    by those three classes."""
+    high = w > (w.amax(dim=1, keepdim=True) + w.amin(dim=1, keepdim=True)) / 2  # (d, m)
+    ii, jj = _pairs(circuit)
+    count = high[:, ii].int() + high[:, jj].int()  # (d, pairs): 2 = A, 1 = B, 0 = C
+    counts = {k: float((count == n).float().sum(0).mean()) for k, n in (("class_a", 2), ("class_b", 1),
+                                                                        ("class_c", 0))}
+    u_t = u.T  # (d, pairs)
+    fitted = torch.zeros_like(u_t)
+    for n in (0, 1, 2):
+        mask = (count == n).float()
+        mean = (u_t * mask).sum(0) / mask.sum(0).clamp_min(1)
+        fitted += mask * mean
+    total = float(((u_t - u_t.mean(0)) ** 2).sum())
+    counts["class_r2"] = 1 - float(((u_t - fitted) ** 2).sum()) / total if total > 0 else 1.0
+    return counts
+
+
+def density(readout: torch.Tensor) -> float:
+    """Share of output weights above a tenth of the largest one."""
+    return float((readout.abs() > 0.1 * readout.abs().max()).float().mean())
+
+
+def body(p, ctx) -> Outcome:
+    m = p["m"]
+    circuit = all_pairs_and(m)
+    phi = make_embedding("random", m, p["d0"], ctx.generator("embedding")) if p["d0"] else None
+    seed = ctx.seed_for("eval")
+    rows = []
+    for d in tqdm(p["d"], desc="neurons", disable=not ctx.progress, leave=False):
+        w, b, u, c = train(p, d, circuit, phi, ctx)
+        trained = as_compiled(circuit, phi, w, b, u, c, p["loss"] == "bce")
+        err, wrong = measure(circuit, trained.read_features, p["samples"], m, p["active"], seed, p["loss"] == "bce")
+        best = None
+        for prob in p["p_grid"]:
+            hand = compile_uand(circuit, d, prob, p["d0"], ctx.generator(f"uand:{d}:{prob}"))
+            scores = measure(circuit, hand.read_features, p["samples"], m, p["active"], seed, False)
+            if best is None or scores[0] < best[1][0]:
+                best = (prob, scores, hand)
+        prob, (err_h, wrong_h), hand = best
+        shares = {name: FeatureGraph.build(net).intended_share_by_layer()[0] for name, net in
+                  (("trained", trained), ("handbuilt", hand))}
+        per_feature = w if phi is None else w @ phi.T  # what each neuron reads of each input feature
+        rows.append({"d": d, "error_trained": err, "error_handbuilt": err_h, "wrong_trained": wrong,
+                     "wrong_handbuilt": wrong_h, "p_handbuilt": prob, "density": density(u),
+                     "density_handbuilt": density(hand.directions(1) if hand.readouts[1] is not None else u),
+                     "binarity": binarity(per_feature), **classes(circuit, per_feature, u),
+                     "intended_share_trained": shares["trained"], "intended_share_handbuilt": shares["handbuilt"]})
+    exact = [r["d"] for r in rows if r["wrong_trained"] == 0]
+    summary = {"pairs": circuit.widths[1], "dedicated_neurons": circuit.widths[1],
+               "smallest_exact_d": min(exact) if exact else None}
+
+    def figure():
+        fig, ax = plots.figure(f"all {circuit.widths[1]} ANDs of m={m}, {p['active']} active", "d (neurons)",
+                               "ANDs wrong per input")
+        ax.set_xscale("log")
+        ax.set_yscale("symlog", linthresh=1e-2)
+        plots.line(ax, [r["d"] for r in rows], [r["wrong_trained"] for r in rows], "trained", plots.MEASURED)
+        plots.line(ax, [r["d"] for r in rows], [r["wrong_handbuilt"] for r in rows], "hand-built U-AND", "tab:red",
+                   "--s")
+        plots.finish(ax)
+        return fig
+
+    return Outcome(rows, summary, {"wrong_by_d": figure})
+
+
+scenario = Scenario("trained-u-and",
+                    "a layer trained on all pairwise ANDs against the hand-built Universal-AND: error, density, "
+                    "classes",
+                    PARAMS, body, check)
