@@ -32,6 +32,7 @@ from circuits.compile import CompiledNetwork
 from circuits.generators import all_pairs_and
 from circuits.graph import FeatureGraph
 from circuits.sampling import ExactlyActive
+from circuits.trace import trace_noise
 from circuits.uand import compile_uand
 from layers import Network, ReLUBlock, make_embedding
 from scenarios import plots
@@ -173,14 +174,18 @@ def body(p, ctx) -> Outcome:
     for d in tqdm(p["d"], desc="neurons", disable=not ctx.progress, leave=False):
         w, b, u, c = train(p, d, circuit, phi, ctx)
         trained = as_compiled(circuit, phi, w, b, u, c, p["loss"] == "bce")
-        err, wrong = measure(circuit, trained.read_features, p["samples"], m, p["active"], seed, p["loss"] == "bce")
+        err, _ = measure(circuit, trained.read_features, p["samples"], m, p["active"], seed, p["loss"] == "bce")
         best = None
         for prob in p["p_grid"]:
             hand = compile_uand(circuit, d, prob, p["d0"], ctx.generator(f"uand:{d}:{prob}"))
             scores = measure(circuit, hand.read_features, p["samples"], m, p["active"], seed, False)
             if best is None or scores[0] < best[1][0]:
                 best = (prob, scores, hand)
-        prob, (err_h, wrong_h), hand = best
+        prob, (err_h, _), hand = best
+        # the tracer reads both as it reads every compiled network (decision at 1/2), the graph too
+        traced = trace_noise(circuit, {"trained": trained.read_features, "handbuilt": hand.read_features},
+                             ExactlyActive(m, p["active"], seed), p["samples"], progress=False)
+        wrong, wrong_h = traced["trained"][1].wrong_features, traced["handbuilt"][1].wrong_features
         shares = {name: FeatureGraph.build(net).intended_share_by_layer()[0] for name, net in
                   (("trained", trained), ("handbuilt", hand))}
         per_feature = w if phi is None else w @ phi.T  # what each neuron reads of each input feature
