@@ -23,8 +23,9 @@ from dataclasses import asdict, dataclass
 
 import torch
 
-from circuits.spec import Circuit
-from layers import Network, ReLUBlock, compact, make_embedding, times_transpose
+from circuits.spec import GATES, Circuit, gate_arrays
+from layers import Network, ReLUBlock, compact, times_transpose
+from layers.embeddings import Directions, draw_seed
 from layers.matrices import nonzeros, to_dense
 
 CLEANUPS = ("none", "threshold")
@@ -65,7 +66,7 @@ class Cost:
     neurons: list[int]
     stream_widths: list[int]
     parameters: int
-    nonzero_parameters: int
+    nonzero_parameters: int | None  # None: not counted (a streamed network never holds its weights)
 
     @property
     def total_neurons(self) -> int:
@@ -148,38 +149,87 @@ class CompiledNetwork:
         return range(self.stream_of_layer[layer], self.stream_of_layer[layer + 1])
 
 
+@dataclass
+class LayerNeurons:
+    """The neurons computing one layer's gates, in gate order, as tensors (built without a
+    Python loop over gates, so a layer may hold millions). Edge e adds ``edge_weight[e]`` times
+    input feature ``edge_input[e]`` to neuron ``edge_neuron[e]``; edges are sorted by neuron."""
+
+    gate: torch.Tensor  # (hidden,) the gate each neuron computes
+    bias: torch.Tensor
+    relu: torch.Tensor  # bool
+    out_coef: torch.Tensor  # the neuron's coefficient in its gate's output
+    boundary: torch.Tensor  # 1 where the neuron is active at its gate's decision boundary
+    first_neuron: torch.Tensor  # (gates + 1,) neuron range of each gate
+    edge_neuron: torch.Tensor
+    edge_input: torch.Tensor
+    edge_weight: torch.Tensor
+    first_edge: torch.Tensor  # (hidden + 1,) edge range of each neuron
+
+    @property
+    def hidden(self) -> int:
+        return self.gate.shape[0]
+
+
+def layer_neurons(gates, cleanup: str) -> LayerNeurons:
+    """Neurons, biases and input edges of one layer, from gate_pre and gate_neurons."""
+    kinds, inputs, fan_in = gate_arrays(gates)
+    k = inputs.shape[1]
+    # one recipe per (kind, fan-in) present: signs per input slot, gate bias, neurons
+    combo = kinds * (k + 1) + fan_in
+    recipes, which = torch.unique(combo, return_inverse=True)
+    signs, gate_bias, neurons = [], [], []
+    for code in recipes.tolist():
+        kind, fan = GATES[code // (k + 1)], code % (k + 1)
+        sg, b = gate_pre(kind, fan)
+        signs.append(list(sg) + [0.0] * (k - fan))
+        gate_bias.append(b)
+        neurons.append(gate_neurons(kind, cleanup))
+    q_max = max(len(r) for r in neurons)
+    table = torch.zeros(len(neurons), q_max, 4)  # scale, offset, relu, coefficient per slot
+    count = torch.tensor([len(r) for r in neurons])
+    for r, recipe in enumerate(neurons):
+        table[r, : len(recipe)] = torch.tensor([[sc, off, float(relu), c] for sc, off, relu, c in recipe])
+    per_gate = count[which]
+    first_neuron = torch.cat([torch.zeros(1, dtype=torch.int64), per_gate.cumsum(0)])
+    hidden = int(first_neuron[-1])
+    gate = torch.repeat_interleave(torch.arange(len(kinds)), per_gate)
+    slot = torch.arange(hidden) - first_neuron[gate]
+    recipe = table[which[gate], slot]  # (hidden, 4)
+    scale, offset = recipe[:, 0], recipe[:, 1]
+    relu = recipe[:, 2] > 0
+    bias = scale * torch.tensor(gate_bias)[which[gate]] + offset
+    boundary = (~relu | (scale * BOUNDARY + offset > 0)).float()
+    # edges: every neuron reads every input of its gate, with the gate's sign on that slot
+    weight = scale[:, None] * torch.tensor(signs)[which[gate]]  # (hidden, k)
+    source = inputs[gate]
+    real = source >= 0
+    edge_neuron = torch.arange(hidden)[:, None].expand(hidden, k)[real]
+    first_edge = torch.cat([torch.zeros(1, dtype=torch.int64), real.sum(1).cumsum(0)])
+    return LayerNeurons(gate, bias, relu, recipe[:, 3], boundary, first_neuron,
+                        edge_neuron, source[real], weight[real], first_edge)
+
+
 def _layer_block(
-    gates: list, m_prev: int, phi_prev: torch.Tensor | None, phi: torch.Tensor | None, cleanup: str
+    gates, m_prev: int, phi_prev: torch.Tensor | None, phi: torch.Tensor | None, cleanup: str
 ) -> tuple[ReLUBlock, torch.Tensor, torch.Tensor]:
-    rows, cols, weights, biases, relus, outs, on_boundary = [], [], [], [], [], [], []
-    for g, gate in enumerate(gates):
-        signs, gate_bias = gate_pre(gate.kind, gate.fan_in)
-        for scale, offset, relu, c in gate_neurons(gate.kind, cleanup):
-            neuron = len(biases)
-            on_boundary.append(not relu or scale * BOUNDARY + offset > 0)
-            for j, sign in zip(gate.inputs, signs):
-                rows.append(neuron)
-                cols.append(j)
-                weights.append(scale * sign)
-            biases.append(scale * gate_bias + offset)
-            relus.append(relu)
-            outs.append((g, neuron, c))
-    hidden = len(biases)
-    gate_in = torch.sparse_coo_tensor([rows, cols], weights, (hidden, m_prev), check_invariants=True).coalesce()
-    gate_out = torch.sparse_coo_tensor(
-        [[o[1] for o in outs], [o[0] for o in outs]], [o[2] for o in outs], (hidden, len(gates)), check_invariants=True
-    ).coalesce()  # transposed combination: (neurons, gates)
+    ln = layer_neurons(gates, cleanup)
+    hidden = ln.hidden
+    gate_in = torch.sparse_coo_tensor(torch.stack([ln.edge_neuron, ln.edge_input]), ln.edge_weight,
+                                      (hidden, m_prev), check_invariants=True).coalesce()
+    gate_out = torch.sparse_coo_tensor(torch.stack([torch.arange(hidden), ln.gate]), ln.out_coef,
+                                       (hidden, len(gates)), check_invariants=True).coalesce()  # (neurons, gates)
     read = gate_in if phi_prev is None else torch.sparse.mm(gate_in, phi_prev)
     write_t = gate_out if phi is None else torch.sparse.mm(gate_out, phi)
     block = ReLUBlock(
         compact(read),
-        torch.tensor(biases),
+        ln.bias,
         compact(write_t.t().coalesce() if write_t.is_sparse else write_t.T.contiguous()),
-        relu_mask=torch.tensor(relus),
+        relu_mask=ln.relu,
         n_in=m_prev if phi_prev is None else phi_prev.shape[1],
         n_out=len(gates) if phi is None else phi.shape[1],
     )
-    return block, torch.tensor([o[0] for o in outs]), torch.tensor(on_boundary, dtype=torch.float32)
+    return block, ln.gate, ln.boundary
 
 
 def compile_with_embeddings(
@@ -203,6 +253,12 @@ def compile_dedicated(circuit: Circuit) -> CompiledNetwork:
     return compile_with_embeddings(circuit, [None] * (circuit.depth + 1), "none", "dedicated")
 
 
+def superposed_directions(circuit: Circuit, n: int, embedding: str = "random",
+                          generator: torch.Generator | None = None) -> list[Directions]:
+    """The directions of every layer's features: one seed per layer, drawn from ``generator``."""
+    return [Directions(embedding, m_t, n, draw_seed(generator)) for m_t in circuit.widths]
+
+
 def compile_superposed(
     circuit: Circuit,
     n: int,
@@ -211,5 +267,5 @@ def compile_superposed(
     generator: torch.Generator | None = None,
 ) -> CompiledNetwork:
     """Every layer's features along their own ``embedding`` directions in an n-dim stream."""
-    phis = [make_embedding(embedding, m_t, n, generator) for m_t in circuit.widths]
+    phis = [d.dense() for d in superposed_directions(circuit, n, embedding, generator)]
     return compile_with_embeddings(circuit, phis, cleanup, "superposed")

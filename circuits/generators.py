@@ -7,7 +7,7 @@ from itertools import combinations
 
 import torch
 
-from circuits.spec import GATES, Circuit, CircuitError, Gate
+from circuits.spec import GATES, Circuit, CircuitError, Gate, GateArray
 
 
 def random_circuit(
@@ -47,13 +47,9 @@ def random_circuit(
 
 def relay(m: int, layers: int, generator: torch.Generator | None = None) -> Circuit:
     """Each layer copies the previous one's features through BUF gates in a random order."""
-    return Circuit(
-        m,
-        [
-            [Gate("BUF", (int(j),)) for j in torch.randperm(m, generator=generator)]
-            for _ in range(layers)
-        ],
-    )
+    # held as tensors: a relay of a million features costs no Python object per gate
+    return Circuit(m, [GateArray.of_kind("BUF", torch.randperm(m, generator=generator)[:, None])
+                       for _ in range(layers)])
 
 
 def all_pairs_and(m: int) -> Circuit:

@@ -1,4 +1,7 @@
-"""Seeded sparse boolean input samplers, each with its own torch.Generator."""
+"""Seeded sparse boolean input samplers, each with its own torch.Generator.
+
+Draws are made on the CPU and moved to the device, so a seed gives the same inputs everywhere.
+"""
 
 from __future__ import annotations
 
@@ -13,13 +16,28 @@ class ExactlyActive:
             raise ValueError(f"active must be between 0 and m={m}, got {active}")
         self.m, self.active = m, active
         self.device = torch.device(device)
-        self.generator = torch.Generator(device=self.device).manual_seed(seed)
+        self.generator = torch.Generator().manual_seed(seed)
+
+    def sample_active(self, batch: int) -> torch.Tensor:
+        """(batch, active) indices of the on-features, distinct within each row; no (batch, m)
+        tensor is made unless active^2 > m, where drawing with replacement would repeat often."""
+        m, l, gen = self.m, self.active, self.generator
+        if l * l > m:
+            scores = torch.rand(batch, m, generator=gen)
+            return scores.topk(l, dim=1).indices.to(self.device)
+        idx = torch.randint(0, m, (batch, l), generator=gen)
+        while l > 1:  # redraw whole rows that repeat an index: uniform over l-subsets
+            ordered = idx.sort(dim=1).values
+            again = torch.nonzero((ordered[:, 1:] == ordered[:, :-1]).any(dim=1)).squeeze(1)
+            if not again.numel():
+                break
+            idx[again] = torch.randint(0, m, (again.numel(), l), generator=gen)
+        return idx.to(self.device)
 
     def sample(self, batch: int) -> torch.Tensor:
         x = torch.zeros(batch, self.m, device=self.device)
         if self.active:
-            scores = torch.rand(batch, self.m, generator=self.generator, device=self.device)
-            x.scatter_(1, scores.topk(self.active, dim=1).indices, 1.0)
+            x.scatter_(1, self.sample_active(batch), 1.0)
         return x
 
 
@@ -31,11 +49,11 @@ class Bernoulli:
             raise ValueError(f"p must be in [0, 1], got {p}")
         self.m, self.p = m, p
         self.device = torch.device(device)
-        self.generator = torch.Generator(device=self.device).manual_seed(seed)
+        self.generator = torch.Generator().manual_seed(seed)
 
     def sample(self, batch: int) -> torch.Tensor:
-        u = torch.rand(batch, self.m, generator=self.generator, device=self.device)
-        return (u < self.p).float()
+        u = torch.rand(batch, self.m, generator=self.generator)
+        return (u < self.p).float().to(self.device)
 
 
 def all_inputs(m: int) -> torch.Tensor:

@@ -7,9 +7,11 @@ also available as a networkx DiGraph with nodes ``(layer, index)``.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import networkx as nx
+import torch
 
 GATES = ("AND", "OR", "BUF", "NOT", "ANDNOT")
 INPUT = "INPUT"
@@ -29,6 +31,44 @@ class Gate:
         return len(self.inputs)
 
 
+class GateArray(Sequence):
+    """One layer of gates held as tensors, for layers too wide for a Python object per gate:
+    ``kinds`` (g,) codes into GATES and ``inputs`` (g, k) indices padded with -1. It reads as a
+    sequence of Gate objects, made on access."""
+
+    def __init__(self, kinds: torch.Tensor, inputs: torch.Tensor) -> None:
+        if inputs.dim() != 2 or kinds.shape != inputs.shape[:1]:
+            raise CircuitError(f"a gate array needs kinds (g,) and inputs (g, k), got {tuple(kinds.shape)}, "
+                               f"{tuple(inputs.shape)}")
+        self.kinds, self.inputs = kinds.to(torch.int64), inputs.to(torch.int64)
+
+    @classmethod
+    def of_kind(cls, kind: str, inputs: torch.Tensor) -> GateArray:
+        """Gates of one kind reading ``inputs`` (g, k)."""
+        return cls(torch.full((inputs.shape[0],), GATES.index(kind)), inputs)
+
+    def __len__(self) -> int:
+        return self.kinds.shape[0]
+
+    def __getitem__(self, i):
+        if isinstance(i, slice):
+            return [self[j] for j in range(*i.indices(len(self)))]
+        if not -len(self) <= i < len(self):
+            raise IndexError(i)
+        row = self.inputs[i]
+        return Gate(GATES[int(self.kinds[i])], tuple(int(j) for j in row[row >= 0]))
+
+
+def gate_arrays(layer: Sequence) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(kind codes (g,), inputs (g, k) padded with -1, fan-ins (g,)) of one layer's gates."""
+    if isinstance(layer, GateArray):
+        return layer.kinds, layer.inputs, (layer.inputs >= 0).sum(1)
+    k = max(g.fan_in for g in layer)
+    kinds = torch.tensor([GATES.index(g.kind) for g in layer])
+    inputs = torch.tensor([list(g.inputs) + [-1] * (k - g.fan_in) for g in layer])
+    return kinds, inputs, torch.tensor([g.fan_in for g in layer])
+
+
 class Circuit:
     """A validated layered circuit over ``n_inputs`` features."""
 
@@ -36,13 +76,16 @@ class Circuit:
         if n_inputs <= 0:
             raise CircuitError(f"a circuit needs at least one input, got {n_inputs}")
         self.n_inputs = n_inputs
-        self.layers = [list(layer) for layer in layers]
+        self.layers = [layer if isinstance(layer, GateArray) else list(layer) for layer in layers]
         width = n_inputs
         for t, layer in enumerate(self.layers, start=1):
-            if not layer:
+            if not len(layer):
                 raise CircuitError(f"layer {t} has no gates")
-            for i, gate in enumerate(layer):
-                _check_gate(gate, (t, i), width)
+            if isinstance(layer, GateArray):
+                _check_array(layer, t, width)
+            else:
+                for i, gate in enumerate(layer):
+                    _check_gate(gate, (t, i), width)
             width = len(layer)
 
     @property
@@ -118,6 +161,29 @@ class Circuit:
 
     def __repr__(self) -> str:
         return f"Circuit(widths={self.widths})"
+
+
+def _check_array(layer: GateArray, t: int, width: int) -> None:
+    """The rules of _check_gate, on every gate of an array at once; the first bad gate is named."""
+    kinds, inputs, fan_in = gate_arrays(layer)
+    ok = (kinds >= 0) & (kinds < len(GATES))
+    need = torch.tensor([2, 2, 1, 1, 2])[kinds.clamp(0, len(GATES) - 1)]
+    exact = torch.tensor([False, False, True, True, True])[kinds.clamp(0, len(GATES) - 1)]
+    ok &= torch.where(exact, fan_in == need, fan_in >= need)
+    ok &= ((inputs < width) & (inputs >= -1)).all(1) & (inputs[:, :1] >= 0).squeeze(1)
+    padded_right = (inputs >= 0).cumprod(1).sum(1) == fan_in  # padding only at the end
+    ok &= padded_right
+    if inputs.shape[1] > 1:
+        ordered = inputs.sort(dim=1).values
+        ok &= ~((ordered[:, 1:] == ordered[:, :-1]) & (ordered[:, 1:] >= 0)).any(1)
+    bad = torch.nonzero(~ok)
+    if bad.numel():
+        i = int(bad[0])
+        if not 0 <= int(kinds[i]) < len(GATES):
+            raise CircuitError(f"gate {(t, i)}: unknown gate code {int(kinds[i])}")
+        row = inputs[i]
+        _check_gate(Gate(GATES[int(kinds[i])], tuple(int(j) for j in row if j != -1)), (t, i), width)
+        raise CircuitError(f"gate {(t, i)}: inputs {row.tolist()} are padded with -1 only at the end")
 
 
 def _check_gate(gate: Gate, where: tuple[int, int], width: int) -> None:

@@ -7,14 +7,16 @@ by the batch, not by the number of samples. Every network is fed the same inputs
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import asdict, dataclass
 from typing import Protocol
 
 import torch
 from tqdm import tqdm
 
-from circuits.evaluate import Evaluator
+from circuits.evaluate import Evaluator, SparseEvaluator
+from circuits.sampling import ExactlyActive
+from circuits.streamed import Chunk
 from circuits.spec import Circuit
 
 # Anything that maps a batch of inputs to one (batch, m_t) read-out per layer.
@@ -63,21 +65,32 @@ class LayerNoise:
 
 
 class _Sums:
-    """Running sums for one network at one layer."""
+    """Running sums for one network at one layer; a batch may arrive in chunks (some samples,
+    some features), between ``begin`` and ``end``."""
 
     def __init__(self) -> None:
         self.v = torch.zeros(11, dtype=torch.float64)
+        self.wrong_rows: torch.Tensor | None = None
 
     def add(self, read: torch.Tensor, truth: torch.Tensor, on_index: torch.Tensor | None = None) -> None:
         """Add a batch of read-outs and their exact 0/1 values. ``on_index`` (flat positions of
         the on-features) may be passed in when several networks share the same truth."""
+        self.begin(read.shape[0], read.device)
+        self.add_chunk(read, on_positions(truth) if on_index is None else on_index, slice(0, read.shape[0]))
+        self.end()
+
+    def begin(self, batch: int, device: torch.device) -> None:
+        self.wrong_rows = torch.zeros(batch, dtype=torch.bool, device=device)
+
+    def add_chunk(self, read: torch.Tensor, on_index: torch.Tensor, rows: slice) -> None:
+        """Read-outs of samples ``rows`` on some features, with the flat positions of the
+        on-features in ``read``; every other feature read is exactly 0."""
         flat = read.reshape(-1)
-        if on_index is None:
-            on_index = on_positions(truth)
         on_vals = flat[on_index]  # few: inputs are sparse
         above = read > 0.5
         wrong = above.clone().reshape(-1)
         wrong[on_index] = on_vals <= 0.5
+        self.wrong_rows[rows] |= wrong.view(read.shape).any(dim=1)
         hits = torch.count_nonzero(on_vals > 0.5)
         n_on = on_vals.numel()
         s_on = on_vals.sum()
@@ -85,18 +98,16 @@ class _Sums:
         floats = torch.stack(
             [s_on, torch.dot(on_vals, on_vals), flat.sum(), q_all, q_all - 2 * s_on + n_on]
         ).to(torch.float64)
-        counts = torch.stack(
-            [
-                torch.count_nonzero(above) - hits,
-                n_on - hits,
-                torch.count_nonzero(wrong.view(read.shape).view(torch.uint8).amax(dim=1)),
-            ]
-        ).to(torch.float64)
-        self.v[0] += read.shape[0]
+        counts = torch.stack([torch.count_nonzero(above) - hits, n_on - hits]).to(torch.float64)
         self.v[1] += n_on
         self.v[10] += read.numel()
         self.v[[2, 3, 4, 5, 6]] += floats.cpu()
-        self.v[[7, 8, 9]] += counts.cpu()
+        self.v[[7, 8]] += counts.cpu()
+
+    def end(self) -> None:
+        self.v[0] += self.wrong_rows.numel()
+        self.v[9] += float(torch.count_nonzero(self.wrong_rows))
+        self.wrong_rows = None
 
     def finish(self, layer: int) -> LayerNoise:
         n, n_on, s_on, q_on, s_all, q_all, sq_err, fp, fn, anyw, cells = self.v.tolist()
@@ -165,3 +176,67 @@ def trace_noise(
         bar.update(batch)
     bar.close()
     return {name: [acc.finish(t) for t, acc in enumerate(layers)] for name, layers in sums.items()}
+
+
+class ChunkReader(Protocol):
+    """A network read chunk by chunk (``circuits.streamed``): every (layer, feature, sample)
+    read-out exactly once per call, in any order."""
+
+    def read_chunks(self, active: torch.Tensor) -> Iterator[Chunk]: ...
+
+
+@torch.no_grad()
+def trace_streamed(
+    circuit: Circuit,
+    readers: Mapping[str, ChunkReader],
+    sampler: ExactlyActive,
+    samples: int,
+    batch_size: int = 4096,
+    progress: bool = True,
+    desc: str = "tracing",
+) -> dict[str, list[LayerNoise]]:
+    """``trace_noise`` for networks too wide to read whole: inputs are drawn as active indices,
+    exact values are kept as on-pairs (``SparseEvaluator``) and read-outs arrive in chunks, so
+    nothing of size (batch, m) is made. Same statistics as ``trace_noise`` on the same inputs."""
+    if samples <= 0 or batch_size <= 0:
+        raise ValueError(f"samples and batch_size must be positive, got {samples}, {batch_size}")
+    evaluator = SparseEvaluator(circuit)
+    sums = {name: [_Sums() for _ in range(circuit.depth + 1)] for name in readers}
+    slots = [torch.full((m_t,), -1, dtype=torch.int64) for m_t in circuit.widths]  # feature -> column
+    bar = tqdm(total=samples * len(readers), unit="sample", disable=not progress, leave=False, desc=desc)
+    done = 0
+    while done < samples:
+        batch = min(batch_size, samples - done)
+        active = sampler.sample_active(batch)
+        on = evaluator(active)
+        for name, reader in readers.items():
+            layers = sums[name]
+            for acc in layers:
+                acc.begin(batch, sampler.device)
+            for chunk in reader.read_chunks(active):
+                index = _on_in_chunk(on[chunk.layer], chunk, slots[chunk.layer])
+                layers[chunk.layer].add_chunk(chunk.read, index.to(chunk.read.device), chunk.rows)
+            for acc in layers:
+                acc.end()
+            bar.update(batch)
+        done += batch
+    bar.close()
+    return {name: [acc.finish(t) for t, acc in enumerate(layers)] for name, layers in sums.items()}
+
+
+def _on_in_chunk(on: torch.Tensor, chunk: Chunk, slot: torch.Tensor) -> torch.Tensor:
+    """Flat positions in ``chunk.read`` of the on-pairs (sample, feature) that fall in it."""
+    sample, feature = on
+    if isinstance(chunk.features, slice):
+        column = feature - chunk.features.start
+        width = chunk.features.stop - chunk.features.start
+        inside = (column >= 0) & (column < width)
+    else:
+        features = chunk.features.cpu()
+        width = features.numel()
+        slot[features] = torch.arange(width)
+        column = slot[feature]
+        slot[features] = -1
+        inside = column >= 0
+    inside &= (sample >= chunk.rows.start) & (sample < chunk.rows.stop)
+    return (sample[inside] - chunk.rows.start) * width + column[inside]

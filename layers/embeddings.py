@@ -1,8 +1,14 @@
-"""Feature embeddings: m unit vectors in R^n, one row per feature, and their coherence."""
+"""Feature embeddings: m unit vectors in R^n, one row per feature, and their coherence.
+
+``Directions`` defines the vectors by a seed, row by row, so that any of them (a chunk, the few
+active ones) can be made without the others: a network with a million features never holds
+its m x n matrix, and the rows it makes equal those of the stored matrix for the same seed.
+"""
 
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import torch
@@ -34,6 +40,77 @@ def make_embedding(
             )
         return torch.eye(n)[:m].clone()
     raise ValueError(f"unknown embedding {kind!r}; choose one of {', '.join(EMBEDDINGS)}")
+
+
+_MASK63 = (1 << 63) - 1
+
+
+def _row_seeds(seed: int, index: torch.Tensor) -> list[int]:
+    """One well-mixed 63-bit seed per row (splitmix64 of seed and row; int64 arithmetic wraps)."""
+    z = index.to(torch.int64) * -7046029254386353131 + seed  # 0x9E3779B97F4A7C15
+    z = (z ^ ((z >> 30) & ((1 << 34) - 1))) * -4658895280553007687  # 0xBF58476D1CE4E5B9
+    z = (z ^ ((z >> 27) & ((1 << 37) - 1))) * -7723592293110705685  # 0x94D049BB133111EB
+    z = z ^ ((z >> 31) & ((1 << 33) - 1))
+    return (z & _MASK63).tolist()
+
+
+def draw_seed(generator: torch.Generator | None = None) -> int:
+    """A seed for ``Directions`` drawn from a generator (the global one when None)."""
+    return int(torch.randint(0, 2**62, (1,), generator=generator))
+
+
+class Directions:
+    """m unit vectors in R^n given by ``kind`` and a seed, made on demand.
+
+    Row i is drawn from its own generator, seeded from (seed, i), on the CPU: the rows of any
+    index set are the same whichever other rows are made, in whatever order, and on every device
+    (they are moved there after being drawn). ``dense()`` is the stored matrix.
+    """
+
+    def __init__(self, kind: str, m: int, n: int, seed: int) -> None:
+        if m <= 0 or n <= 0:
+            raise ValueError(f"embedding sizes must be positive, got m={m}, n={n}")
+        if kind not in EMBEDDINGS:
+            raise ValueError(f"unknown embedding {kind!r}; choose one of {', '.join(EMBEDDINGS)}")
+        if kind == "identity" and n < m:
+            raise ValueError(f"identity embedding needs n >= m (one direction per feature), got m={m}, n={n}")
+        self.kind, self.m, self.n, self.seed = kind, m, n, int(seed)
+
+    def rows(self, index: torch.Tensor, device: torch.device | str = "cpu") -> torch.Tensor:
+        """The (len(index), n) directions of the features ``index`` (a 1-D integer tensor)."""
+        index = index.reshape(-1).cpu()
+        if index.numel() and (int(index.min()) < 0 or int(index.max()) >= self.m):
+            raise IndexError(f"feature index out of range 0..{self.m - 1}")
+        out = torch.zeros(index.numel(), self.n)
+        if self.kind == "identity":
+            out[torch.arange(index.numel()), index] = 1.0
+            return out.to(device)
+        gen = torch.Generator()
+        if self.kind == "random":
+            for k, s in enumerate(_row_seeds(self.seed, index)):
+                gen.manual_seed(s)
+                out[k].normal_(generator=gen)
+            out /= out.norm(dim=1, keepdim=True)
+        else:  # sign
+            bits = torch.empty(self.n, dtype=torch.int64)
+            for k, s in enumerate(_row_seeds(self.seed, index)):
+                gen.manual_seed(s)
+                out[k] = bits.random_(0, 2, generator=gen)
+            out.mul_(2.0).sub_(1.0).div_(math.sqrt(self.n))
+        return out.to(device)
+
+    def span(self, start: int, stop: int, device: torch.device | str = "cpu") -> torch.Tensor:
+        """Rows start..stop - 1."""
+        return self.rows(torch.arange(start, stop), device)
+
+    def chunks(self, size: int, device: torch.device | str = "cpu") -> Iterator[tuple[int, torch.Tensor]]:
+        """(start, rows) for consecutive chunks of ``size`` rows."""
+        for start in range(0, self.m, size):
+            yield start, self.span(start, min(start + size, self.m), device)
+
+    def dense(self, device: torch.device | str = "cpu") -> torch.Tensor:
+        """The stored (m, n) matrix."""
+        return self.span(0, self.m, device)
 
 
 def welch_bound(m: int, n: int) -> float:

@@ -10,7 +10,11 @@ Row keys (one row per clean-up and layer t = 0..L, t = 0 the read-out of the inp
 ``mse_dedicated``, ``wrong_features_per_sample``, ``predicted_wrong_features``,
 ``wrong_features_dedicated``, ``active_per_sample``, ``neurons_superposed``, ``neurons_dedicated``.
 Predictions are null where no closed form applies (gates other than the relay).
-Summary keys: per clean-up, ``mse_last_layer_<cleanup>``, ``growth_per_layer_<cleanup>``
+
+``storage``: ``stored`` holds every layer's m x n directions; ``on-demand`` makes them chunk by
+chunk from their seeds (``circuits.streamed``), with the same numbers, so that m = 10^6 runs in a
+few GB; ``auto`` takes on-demand when the stored matrices would pass 2 GiB.
+Summary keys: ``storage`` (the one used), ``chunk`` (features per chunk, on-demand), per clean-up, ``mse_last_layer_<cleanup>``, ``growth_per_layer_<cleanup>``
 (geometric mean of the MSE ratio between layers), and ``parameters_superposed_<cleanup>``,
 ``parameters_dedicated``.
 """
@@ -21,7 +25,8 @@ from circuits import theory
 from circuits.compile import CLEANUPS, compile_dedicated, compile_superposed
 from circuits.generators import random_circuit, relay
 from circuits.sampling import ExactlyActive
-from circuits.trace import trace_noise
+from circuits.streamed import ChunkedNetwork, StreamedSuperposed, plan_streamed
+from circuits.trace import trace_noise, trace_streamed
 from layers import EMBEDDINGS
 from scenarios import plots
 from scenarios.memory import FLOAT, require_memory
@@ -39,7 +44,26 @@ PARAMS = {
     "cleanup": Param(CLEANUPS, "clean-up settings to run", kind="list[str]", choices=CLEANUPS),
     "samples": Param(20000, "sampled inputs", low=1),
     "embedding": Param("random", "feature directions", kind="str", choices=EMBEDDINGS),
+    "storage": Param("auto", "directions stored, or made on demand chunk by chunk (same numbers)", kind="str",
+                     choices=("auto", "stored", "on-demand")),
 }
+STORED_LIMIT = 2 * 2**30  # bytes of stored directions beyond which auto makes them on demand
+
+
+def _stored_bytes(p) -> int:
+    features = (p["layers"] + 1) * p["m"]
+    return FLOAT * (7 * features * p["n"] + 4 * 4096 * features)
+
+
+def _storage(p) -> str:
+    if p["storage"] != "auto":
+        return p["storage"]
+    return "on-demand" if _stored_bytes(p) > STORED_LIMIT else "stored"
+
+
+def _plan(p):
+    return plan_streamed([p["m"]] * (p["layers"] + 1), p["n"], 1 if p["gate"] == "relay" else 2,
+                         p["samples"], p["active"])
 
 
 def check(p) -> None:
@@ -47,9 +71,11 @@ def check(p) -> None:
     require(p["gate"] == "relay" or p["m"] >= 2, "m: gates of fan-in 2 need m >= 2")
     if p["embedding"] == "identity":
         require(p["n"] >= p["m"], f"n: the identity embedding needs n >= m={p['m']}, got {p['n']}")
-    features = (p["layers"] + 1) * p["m"]
-    need = FLOAT * (7 * features * p["n"] + 4 * 4096 * features)
-    require_memory(need, f"m={p['m']}, n={p['n']}, layers={p['layers']}: the feature directions of every layer")
+    sizes = f"m={p['m']}, n={p['n']}, layers={p['layers']}"
+    if _storage(p) == "stored":
+        require_memory(_stored_bytes(p), f"{sizes}: the feature directions of every layer (try storage=on-demand)")
+    else:
+        require_memory(_plan(p).bytes, f"{sizes}, samples={p['samples']}: one chunk of directions and reads")
 
 
 def _circuit(p, ctx):
@@ -71,15 +97,29 @@ def body(p, ctx) -> Outcome:
     circuit = _circuit(p, ctx)
     dedicated = compile_dedicated(circuit).to(ctx.device)
     cost_ded = dedicated.cost()
-    rows, summary, costs = [], {}, {}
+    storage = _storage(p)
+    rows, summary, costs = [], {"storage": storage}, {}
+    dedicated_trace = None
     for cleanup in dict.fromkeys(p["cleanup"]):
-        sup = compile_superposed(circuit, n, p["embedding"], cleanup, ctx.generator("embedding"))
-        sup.to(ctx.device)
-        costs[cleanup] = sup.cost()
         sampler = ExactlyActive(m, l, ctx.seed_for("inputs"), ctx.device)
-        trace = trace_noise(circuit, {"superposed": sup.read_features, "dedicated": dedicated.read_features},
-                            sampler, p["samples"], progress=ctx.progress, device=ctx.device,
-                            desc=f"tracing, clean-up {cleanup}")
+        desc = f"tracing, clean-up {cleanup}"
+        if storage == "stored":
+            sup = compile_superposed(circuit, n, p["embedding"], cleanup, ctx.generator("embedding"))
+            sup.to(ctx.device)
+            costs[cleanup] = sup.cost()
+            trace = trace_noise(circuit, {"superposed": sup.read_features, "dedicated": dedicated.read_features},
+                                sampler, p["samples"], progress=ctx.progress, device=ctx.device, desc=desc)
+        else:
+            plan = _plan(p)
+            summary["chunk"] = plan.chunk
+            sup = StreamedSuperposed(circuit, n, p["embedding"], cleanup, ctx.generator("embedding"),
+                                     plan.chunk, ctx.device)
+            costs[cleanup] = sup.cost()
+            readers = {"superposed": sup}
+            if dedicated_trace is None:  # exact and fed the same inputs each time: traced once
+                readers["dedicated"] = ChunkedNetwork(dedicated, plan.batch * plan.chunk, ctx.device)
+            trace = trace_streamed(circuit, readers, sampler, p["samples"], plan.batch, ctx.progress, desc)
+            dedicated_trace = trace.setdefault("dedicated", dedicated_trace)
         pred_mse, pred_wrong, mean_field = _predictions(p, cleanup)
         for t, (s, d) in enumerate(zip(trace["superposed"], trace["dedicated"])):
             rows.append({
