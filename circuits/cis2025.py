@@ -94,42 +94,68 @@ class CiS2025:
         return sparse_weight(rows, cols, torch.full((rows.numel(),), 1.0 / S), (T * d, self.D))
 
 
-def _pair_index(rows: torch.Tensor, cols: torch.Tensor, n: int) -> torch.Tensor:
-    """Flat n x n positions of every (row neuron, column neuron) pair of each circuit: (T S^2,)."""
-    return (rows[:, :, None] * n + cols[:, None, :]).reshape(-1)
+@dataclass
+class WeightLayer:
+    """W^l of one layer, stored without any dense D x D matrix: a sparse part (``sparse``, the
+    stored CSR form of an (out, in) weight) plus, in the capped form, the rank-d part -chi wbar
+    spread over whole groups: W = sparse + left @ right, left (D, d) marking each neuron's group and
+    right (d, D) = -chi wbar[i, j] on every neuron of group j."""
+
+    sparse: torch.Tensor
+    left: torch.Tensor | None
+    right: torch.Tensor | None
+    chi: float
+
+    def dense(self) -> torch.Tensor:
+        W = to_dense(self.sparse)
+        return W if self.left is None else W + self.left @ self.right
 
 
 def weight_layer(w: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor, n: int,
-                 form: str) -> tuple[torch.Tensor, float]:
-    """Dense (d n, d n) W^l for small weights w (T, d, d) from patterns ``cols`` (layer l - 1) to
-    ``rows`` (layer l), each (T, S); returns W and chi."""
+                 form: str) -> WeightLayer:
+    """W^l (d n, d n) for small weights w (T, d, d) from patterns ``cols`` (layer l - 1) to ``rows``
+    (layer l), each (T, S): one entry per circuit, neuron pair and small weight, summed where
+    circuits share a pair; the capped form's -chi everywhere else kept as a rank-d term."""
     T, d, _ = w.shape
     S = rows.shape[1]
-    where = _pair_index(rows, cols, n)
+    pair_r = rows[:, :, None].expand(T, S, S).reshape(T, S * S)  # (t, pair) -> row neuron in a group
+    pair_c = cols[:, None, :].expand(T, S, S).reshape(T, S * S)
+    i, j = torch.meshgrid(torch.arange(d), torch.arange(d), indexing="ij")
 
-    def spread(values: torch.Tensor) -> torch.Tensor:  # (T, d, d) -> (d, d, n n): sum_t v_t |e_t><e_t|
-        out = torch.zeros(d, d, n * n)
-        per_pair = rearrange(values, "t i j -> i j t")[:, :, :, None].expand(d, d, T, S * S)
-        return out.index_add_(2, where, per_pair.reshape(d, d, -1))
+    def spread(values: torch.Tensor) -> tuple[torch.Tensor, ...]:  # sum_t v_t (x) |e_t><e_t|, as entries
+        out_r = (i[None, :, :, None] * n + pair_r[:, None, None, :]).reshape(-1)
+        out_c = (j[None, :, :, None] * n + pair_c[:, None, None, :]).reshape(-1)
+        vals = values[:, :, :, None].expand(T, d, d, S * S).reshape(-1) / S
+        return out_r, out_c, vals
 
-    chi = 0.0
+    chi, left, right = 0.0, None, None
     if form == "plain":
-        blocks = spread(w) / S
+        r, c, v = spread(w)
     elif form == "capped":
         mean = w.mean(dim=0)
-        connected = torch.zeros(n * n).index_fill_(0, where, 1.0)
+        connected = torch.unique(pair_r.reshape(-1) * n + pair_c.reshape(-1))  # pairs some circuit links
         # E_(t != u) <e_t| Wcal |e_u> = 0: the leak through connected entries, X, balances chi times
         # the rest; sums over t != u come from the degrees without a T x T loop
         deg_rows = torch.bincount(rows.reshape(-1), minlength=n).double()
         deg_cols = torch.bincount(cols.reshape(-1), minlength=n).double()
-        leak = float(deg_rows @ connected.view(n, n).double() @ deg_cols) - T * S * S
+        leak = float((deg_rows[connected // n] * deg_cols[connected % n]).sum()) - T * S * S
         rest = T * (T - 1) * S * S - leak
         chi = leak / (S * rest) if rest > 0 else 0.0
-        capped = connected / S - chi * (1 - connected)
-        blocks = mean[:, :, None] * capped[None, None, :] + spread(w - mean) / S
+        # Wcal = (1/S + chi) on connected pairs - chi everywhere
+        r0, c0, v0 = spread(w - mean)
+        k = connected.numel()
+        r1 = (i.reshape(-1, 1) * n + (connected // n)[None, :]).reshape(-1)
+        c1 = (j.reshape(-1, 1) * n + (connected % n)[None, :]).reshape(-1)
+        v1 = (mean.reshape(-1, 1) * (1.0 / S + chi)).expand(d * d, k).reshape(-1)
+        r, c, v = torch.cat([r0, r1]), torch.cat([c0, c1]), torch.cat([v0, v1])
+        if chi:
+            left = torch.zeros(d * n, d)
+            left[torch.arange(d * n), torch.arange(d * n) // n] = 1.0
+            right = (-chi * mean).repeat_interleave(n, dim=1)  # (d, d n)
     else:
         raise CircuitError(f"unknown weight form {form!r}; valid: {', '.join(WEIGHT_FORMS)}")
-    return rearrange(blocks, "i j (r c) -> (i r) (j c)", r=n), chi
+    weight = torch.sparse_coo_tensor(torch.stack([r, c]), v, (d * n, d * n), check_invariants=True)
+    return WeightLayer(compact(weight), left, right, chi)
 
 
 def first_layer(w: torch.Tensor, pattern: torch.Tensor, n: int) -> torch.Tensor:
@@ -161,9 +187,10 @@ def build_cis2025(small: SmallCircuits, D: int, S: int, form: str, generator: to
     blocks = [ReLUBlock(first_layer(small.weights[0], patterns[0], n), bias[0], None, n_in=T * d)]
     chis = []
     for layer in range(1, L):
-        W, chi = weight_layer(small.weights[layer], patterns[layer], patterns[layer - 1], n, form)
-        chis.append(chi)
-        blocks.append(ReLUBlock(compact(W), bias[layer], None))
+        W = weight_layer(small.weights[layer], patterns[layer], patterns[layer - 1], n, form)
+        chis.append(W.chi)
+        low_rank = None if W.left is None else (W.left, W.right)
+        blocks.append(ReLUBlock(W.sparse, bias[layer], None, read_low_rank=low_rank))
     return CiS2025(small, D, S, form, patterns, Network(None, blocks, T * d), chis)
 
 

@@ -255,8 +255,11 @@ def compile_dedicated(circuit: Circuit) -> CompiledNetwork:
 
 def superposed_directions(circuit: Circuit, n: int, embedding: str = "random",
                           generator: torch.Generator | None = None) -> list[Directions]:
-    """The directions of every layer's features: one seed per layer, drawn from ``generator``."""
-    return [Directions(embedding, m_t, n, draw_seed(generator)) for m_t in circuit.widths]
+    """The directions of every layer's features: one seed drawn from ``generator``, each layer on
+    its own part of the seed range, so no two features of the network share a row seed."""
+    base = draw_seed(generator)
+    starts = [base + sum(circuit.widths[:t]) for t in range(len(circuit.widths))]
+    return [Directions(embedding, m_t, n, start) for m_t, start in zip(circuit.widths, starts)]
 
 
 def compile_superposed(

@@ -98,7 +98,7 @@ class FeatureGraph:
             neuron_in = neuron_out = None
             for b in ids:
                 block = net.network.blocks[b]
-                read = to_dense(block.read, block.hidden)  # (h, n_in)
+                read = block.dense_read()  # (h, n_in)
                 write = to_dense(block.write, block.hidden)  # (n_out, h)
                 if pres is not None:
                     gate = torch.where(block.relu_mask, (pres[b] > 0).float(), torch.ones(block.hidden))

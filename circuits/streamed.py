@@ -12,14 +12,20 @@ Read-outs come out chunk by chunk (``Chunk``), for ``circuits.trace.trace_stream
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from functools import partial
+from typing import TypeVar
 
 import torch
 from einops import reduce
 
 from circuits.compile import CLEANUPS, CompiledNetwork, Cost, LayerNeurons, layer_neurons, superposed_directions
 from circuits.spec import Circuit, gate_arrays
+from layers.embeddings import Directions
+
+T = TypeVar("T")
 
 FLOAT = 4  # bytes
 INDEX = 8
@@ -139,12 +145,14 @@ class StreamedSuperposed:
             shape = _Shape.of(ln)
             phi_in, phi_out = self.directions[t], self.directions[t + 1]
             new = torch.zeros(batch, self.n, device=dev)
-            for s in range(0, len(layer), self.chunk):
-                e = min(s + self.chunk, len(layer))
+            bounds = [(s, min(s + self.chunk, len(layer))) for s in range(0, len(layer), self.chunk)]
+            # linear gates write every output: their write directions are made ahead too
+            jobs = [partial(self._gate_chunk_rows, ln, s, e, phi_in, phi_out if shape.all_linear else None)
+                    for s, e in bounds]
+            for (s, e), (features, position, phi_read, phi_write) in zip(bounds, _made_ahead(jobs)):
                 a, b = int(ln.first_neuron[s]), int(ln.first_neuron[e])
                 ea, eb = int(ln.first_edge[a]), int(ln.first_edge[b])
-                features, position = torch.unique(ln.edge_input[ea:eb], return_inverse=True)
-                read = stream @ phi_in.rows(features, dev).T
+                read = stream @ phi_read.to(dev).T
                 if self.fused[t]:
                     yield Chunk(t, rows, features.to(dev), read)
                 pre = self._neurons_in(ln, read, position, a, b, ea, eb, shape)
@@ -161,13 +169,22 @@ class StreamedSuperposed:
                     out = torch.zeros(batch, e - s, device=dev).index_add_(1, (ln.gate[a:b] - s).to(dev), post)
                 live = torch.nonzero(out.ne(0).any(dim=0)).squeeze(1)
                 if live.numel() == e - s:
-                    new += out @ phi_out.span(s, e, dev)
+                    new += out @ (phi_out.span(s, e) if phi_write is None else phi_write).to(dev)
                 elif live.numel():  # write only the gates that are on somewhere in the batch
                     new += out[:, live] @ phi_out.rows(live.cpu() + s, dev)
             if not self.fused[t]:
                 yield from self._layer_reads(t, stream)
             stream = new
         yield from self._layer_reads(self.circuit.depth, stream)
+
+    @staticmethod
+    def _gate_chunk_rows(ln: LayerNeurons, s: int, e: int, phi_in: Directions, phi_out: Directions | None):
+        """Gates s..e-1: the features they read, where each edge's feature sits among them, and
+        the directions read (and written, when ``phi_out`` is given)."""
+        a, b = int(ln.first_neuron[s]), int(ln.first_neuron[e])
+        ea, eb = int(ln.first_edge[a]), int(ln.first_edge[b])
+        features, position = torch.unique(ln.edge_input[ea:eb], return_inverse=True)
+        return features, position, phi_in.rows(features), None if phi_out is None else phi_out.span(s, e)
 
     def _neurons_in(self, ln: LayerNeurons, read: torch.Tensor, position: torch.Tensor, a: int, b: int,
                     ea: int, eb: int, shape: _Shape) -> torch.Tensor:
@@ -182,9 +199,21 @@ class StreamedSuperposed:
 
     def _layer_reads(self, t: int, stream: torch.Tensor) -> Iterator[Chunk]:
         phi = self.directions[t]
-        for s in range(0, phi.m, self.chunk):
-            e = min(s + self.chunk, phi.m)
-            yield Chunk(t, slice(0, stream.shape[0]), slice(s, e), stream @ phi.span(s, e, self.device).T)
+        bounds = [(s, min(s + self.chunk, phi.m)) for s in range(0, phi.m, self.chunk)]
+        for (s, e), rows in zip(bounds, _made_ahead([partial(phi.span, s, e) for s, e in bounds])):
+            yield Chunk(t, slice(0, stream.shape[0]), slice(s, e), stream @ rows.to(self.device).T)
+
+
+def _made_ahead(jobs: list[Callable[[], T]]) -> Iterator[T]:
+    """Each job's result in turn, the next one made in a worker thread meanwhile: drawing the
+    next chunk's directions (one core, Python-bound) overlaps the current chunk's products."""
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        pending = pool.submit(jobs[0]) if jobs else None
+        for k in range(len(jobs)):
+            result = pending.result()
+            if k + 1 < len(jobs):
+                pending = pool.submit(jobs[k + 1])
+            yield result
 
 
 class ChunkedNetwork:

@@ -203,7 +203,9 @@ def trace_streamed(
     evaluator = SparseEvaluator(circuit)
     sums = {name: [_Sums() for _ in range(circuit.depth + 1)] for name in readers}
     slots = [torch.full((m_t,), -1, dtype=torch.int64) for m_t in circuit.widths]  # feature -> column
-    bar = tqdm(total=samples * len(readers), unit="sample", disable=not progress, leave=False, desc=desc)
+    # progress in read-outs made, chunk by chunk: a batch of a wide network takes minutes
+    bar = tqdm(total=samples * sum(circuit.widths) * len(readers), unit="read", unit_scale=True,
+               disable=not progress, leave=False, desc=desc)
     done = 0
     while done < samples:
         batch = min(batch_size, samples - done)
@@ -216,9 +218,9 @@ def trace_streamed(
             for chunk in reader.read_chunks(active):
                 index = _on_in_chunk(on[chunk.layer], chunk, slots[chunk.layer])
                 layers[chunk.layer].add_chunk(chunk.read, index.to(chunk.read.device), chunk.rows)
+                bar.update(chunk.read.numel())
             for acc in layers:
                 acc.end()
-            bar.update(batch)
         done += batch
     bar.close()
     return {name: [acc.finish(t) for t, acc in enumerate(layers)] for name, layers in sums.items()}

@@ -39,11 +39,36 @@ def gate_inputs(gates: list) -> torch.Tensor:
     return torch.tensor([g.inputs + (g.inputs[0],) * (k - g.fan_in) for g in gates])
 
 
+def random_connections(d: int, m: int, p: float, generator: torch.Generator | None = None,
+                       chunk_elements: int = 2**24) -> torch.Tensor:
+    """A (d, m) sparse 0/1 matrix, each entry 1 with probability p, drawn as coordinate lists a
+    block of neurons at a time (memory bounded by the block, never d x m floats)."""
+    rows = max(1, chunk_elements // m)
+    found = []
+    for start in range(0, d, rows):
+        block = torch.rand(min(rows, d - start), m, generator=generator) < p
+        neuron, feature = block.nonzero(as_tuple=True)
+        found.append(torch.stack([neuron + start, feature]))
+    index = torch.cat(found, dim=1)
+    return torch.sparse_coo_tensor(index, torch.ones(index.shape[1]), (d, m), is_coalesced=True)
+
+
+def input_neurons(connections: torch.Tensor) -> torch.Tensor:
+    """(m, d) boolean: which neurons each input is connected to (one byte per entry)."""
+    d, m = connections.shape
+    if connections.layout == torch.strided:
+        return connections.bool().T.contiguous()
+    neuron, feature = connections.indices()
+    out = torch.zeros(m, d, dtype=torch.bool, device=connections.device)
+    out[feature, neuron] = True
+    return out
+
+
 def shared_neurons(
     connections: torch.Tensor, inputs: torch.Tensor, chunk: int = 16384
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """(gate index, neuron index) of every neuron connected to all inputs of each gate."""
-    conn = connections.bool().T.contiguous()  # (m, d)
+    conn = input_neurons(connections)  # (m, d)
     gate_ids, neuron_ids = [], []
     for start in range(0, inputs.shape[0], chunk):
         idx = inputs[start : start + chunk]
@@ -62,13 +87,16 @@ def _uand_block(
 ) -> tuple[ReLUBlock, torch.Tensor, torch.Tensor, torch.Tensor]:
     """One U-AND block over features read from the stream as ``stream @ prev_read.T`` (None: the
     stream is the features): (block, read-out of its gates, connections, shared counts)."""
-    conn = (torch.rand(d, m_prev, generator=generator) < p).float()
+    conn = random_connections(d, m_prev, p, generator)
     has_or = any(g.kind == "OR" for g in gates)
-    feature_read = torch.cat([conn, torch.eye(m_prev)]) if has_or else conn  # pass-through neurons last
-    hidden = feature_read.shape[0]
+    index = conn.indices()
+    if has_or:  # pass-through neurons last: neuron d + j carries input j
+        index = torch.cat([index, torch.arange(m_prev).expand(2, m_prev) + torch.tensor([[d], [0]])], dim=1)
+    hidden = d + (m_prev if has_or else 0)
+    feature_read = torch.sparse_coo_tensor(index, torch.ones(index.shape[1]), (hidden, m_prev)).coalesce()
     relu = torch.cat([torch.ones(d, dtype=torch.bool), torch.zeros(hidden - d, dtype=torch.bool)])
     bias = torch.cat([torch.full((d,), -(k - 1.0)), torch.zeros(hidden - d)])
-    read = feature_read if prev_read is None else feature_read @ prev_read
+    read = feature_read if prev_read is None else torch.sparse.mm(feature_read, prev_read)
     block = ReLUBlock(compact(read), bias, None, relu_mask=relu)
     # read-out of each gate: the average of its shared neurons (plus a + b for an OR)
     g_idx, n_idx = shared_neurons(conn, gate_inputs(gates))
@@ -149,7 +177,7 @@ def and_reads(net: CompiledNetwork, x: torch.Tensor, subsets: torch.Tensor) -> t
     """U-AND read-outs of arbitrary ANDs: for inputs x (B, m) and input subsets (B, P, k), the
     average of the neurons connected to every input of each subset (a U-AND layer can read any
     AND, not just the gates its circuit lists). Returns (reads, shared neuron counts)."""
-    conn_t = net.connections.bool().T  # (m, d)
+    conn_t = input_neurons(net.connections)  # (m, d)
     d = conn_t.shape[1]
     neurons = net.network.streams(x)[1][:, :d]  # (B, d), pass-through neurons excluded
     shared = conn_t[subsets].all(dim=-2)  # (B, P, d)

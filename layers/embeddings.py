@@ -42,29 +42,36 @@ def make_embedding(
     raise ValueError(f"unknown embedding {kind!r}; choose one of {', '.join(EMBEDDINGS)}")
 
 
-_MASK63 = (1 << 63) - 1
+_MASK32 = (1 << 32) - 1
 
 
 def _row_seeds(seed: int, index: torch.Tensor) -> list[int]:
-    """One well-mixed 63-bit seed per row (splitmix64 of seed and row; int64 arithmetic wraps)."""
-    z = index.to(torch.int64) * -7046029254386353131 + seed  # 0x9E3779B97F4A7C15
-    z = (z ^ ((z >> 30) & ((1 << 34) - 1))) * -4658895280553007687  # 0xBF58476D1CE4E5B9
-    z = (z ^ ((z >> 27) & ((1 << 37) - 1))) * -7723592293110705685  # 0x94D049BB133111EB
-    z = z ^ ((z >> 31) & ((1 << 33) - 1))
-    return (z & _MASK63).tolist()
+    """The seed of each row: (seed + row) mod 2^32 through a bijection of 32-bit integers (the
+    lowbias32 mixer), so rows of one seed range never share a seed. torch's CPU generator keeps only
+    32 bits of a seed: seeds drawn at random for a million rows would repeat (birthday bound), and
+    two features would share a direction."""
+    z = (index.to(torch.int64) + seed) & _MASK32
+    z = z ^ (z >> 16)
+    z = (z * 0x7FEB352D) & _MASK32
+    z = z ^ (z >> 15)
+    z = (z * 0x846CA68B) & _MASK32
+    z = z ^ (z >> 16)
+    return z.tolist()
 
 
 def draw_seed(generator: torch.Generator | None = None) -> int:
-    """A seed for ``Directions`` drawn from a generator (the global one when None)."""
-    return int(torch.randint(0, 2**62, (1,), generator=generator))
+    """A seed for ``Directions`` (the start of its 32-bit range) drawn from a generator (the
+    global one when None)."""
+    return int(torch.randint(0, 2**32, (1,), generator=generator))
 
 
 class Directions:
     """m unit vectors in R^n given by ``kind`` and a seed, made on demand.
 
-    Row i is drawn from its own generator, seeded from (seed, i), on the CPU: the rows of any
+    Row i is drawn from its own generator, seeded by seed + i (mixed), on the CPU: the rows of any
     index set are the same whichever other rows are made, in whatever order, and on every device
-    (they are moved there after being drawn). ``dense()`` is the stored matrix.
+    (they are moved there after being drawn). Directions whose seed ranges [seed, seed + m) do not
+    overlap share no row seed. ``dense()`` is the stored matrix.
     """
 
     def __init__(self, kind: str, m: int, n: int, seed: int) -> None:

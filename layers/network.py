@@ -8,6 +8,8 @@ Block t reads stream t, computes its neurons and writes stream t + 1:
     stream_{t+1} = post @ write.T  (+ stream_t if the block is residual)
 
 Weights are dense, CSR or None (the identity); a tensor given as ``nn.Parameter`` is trained.
+A read may add a low-rank part, read = stored + left @ right, for weights that are sparse but
+for a few dense directions (the capped weights of circuits in superposition).
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import torch
 from torch import nn
 
 from layers.hooks import HookPoint
-from layers.matrices import nonzeros, shape, times_transpose
+from layers.matrices import nonzeros, shape, times_transpose, to_dense
 
 
 def _keep(module: nn.Module, name: str, value: torch.Tensor | None) -> None:
@@ -39,6 +41,7 @@ class ReLUBlock(nn.Module):
         residual: bool = False,
         n_in: int | None = None,
         n_out: int | None = None,
+        read_low_rank: tuple[torch.Tensor, torch.Tensor] | None = None,
     ) -> None:
         super().__init__()
         hidden = bias.shape[0]
@@ -52,7 +55,13 @@ class ReLUBlock(nn.Module):
             raise ValueError(f"write has {write_in} columns but there are {hidden} neurons")
         if residual and self.n_in != self.n_out:
             raise ValueError("a residual block needs equal input and output widths")
+        left, right = read_low_rank if read_low_rank is not None else (None, None)
+        if left is not None and (left.shape[0] != hidden or right.shape != (left.shape[1], self.n_in)):
+            raise ValueError(f"the low-rank read needs left ({hidden}, r) and right (r, {self.n_in}), "
+                             f"got {tuple(left.shape)}, {tuple(right.shape)}")
         _keep(self, "read", read)
+        _keep(self, "read_left", left)
+        _keep(self, "read_right", right)
         _keep(self, "bias", bias)
         _keep(self, "write", write)
         mask = torch.ones(hidden, dtype=torch.bool) if relu_mask is None else relu_mask.bool()
@@ -65,7 +74,10 @@ class ReLUBlock(nn.Module):
         self.hook_out = HookPoint()
 
     def forward(self, stream: torch.Tensor) -> torch.Tensor:
-        pre = self.hook_pre(times_transpose(stream, self.read) + self.bias)
+        pre = times_transpose(stream, self.read) + self.bias
+        if self.read_left is not None:
+            pre = pre + (stream @ self.read_right.T) @ self.read_left.T
+        pre = self.hook_pre(pre)
         if self.all_relu:
             post = torch.relu(pre)
         elif self.all_linear:
@@ -78,6 +90,11 @@ class ReLUBlock(nn.Module):
             out = out + stream
         return self.hook_out(out)
 
+    def dense_read(self) -> torch.Tensor:
+        """The (hidden, n_in) read weight as one dense matrix, low-rank part included."""
+        read = to_dense(self.read, self.hidden)
+        return read if self.read_left is None else read + self.read_left @ self.read_right
+
     def parameter_count(self) -> int:
         """Weights and biases a dense layer of this shape holds (an identity read or write is
         wiring, not parameters)."""
@@ -88,10 +105,24 @@ class ReLUBlock(nn.Module):
     def nonzero_parameters(self) -> int:
         """Weights and biases that are not zero (the identity counts its diagonal)."""
         return (
-            nonzeros(self.read, self.hidden)
+            self._read_nonzeros()
             + int(self.bias.count_nonzero())
             + nonzeros(self.write, self.hidden)
         )
+
+
+    def _read_nonzeros(self) -> int:
+        if self.read_left is None:
+            return nonzeros(self.read, self.hidden)
+        # entries the low-rank part reaches count as non-zero (a stored entry cancelling one
+        # exactly is not looked for), and stored entries outside them; rows in chunks
+        left, right = (self.read_left != 0).float(), (self.read_right != 0).float()
+        reached = sum(int((left[a : a + 1024] @ right > 0).sum()) for a in range(0, self.hidden, 1024))
+        stored = self.read.to_sparse_coo().coalesce() if self.read.layout != torch.strided else self.read.to_sparse()
+        idx, vals = stored.indices(), stored.values()
+        out_row, in_col = (idx[1], idx[0]) if self.read.layout == torch.sparse_csr else (idx[0], idx[1])
+        outside = ((left[out_row] * right[:, in_col].T).sum(dim=1) == 0) & (vals != 0)
+        return reached + int(outside.sum())
 
 
 class Network(nn.Module):

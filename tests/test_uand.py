@@ -25,7 +25,7 @@ def _net(d0=0, circuit=None):
 
 def test_construction_invariants():
     net = _net()
-    conn = net.connections
+    conn = net.connections.to_dense()
     assert set(conn.unique().tolist()) <= {0.0, 1.0}
     assert abs(conn.mean().item() - P) < 0.02
     gram = conn.T @ conn  # neurons shared by each pair of inputs
@@ -43,7 +43,7 @@ def test_construction_invariants():
 
 def test_reads_by_hand_with_two_active_inputs():
     net = _net()
-    conn = net.connections
+    conn = net.connections.to_dense()
     x = torch.zeros(1, M)
     x[0, [3, 11]] = 1
     reads = net.read_features(x)[1][0]

@@ -51,17 +51,29 @@ def check(p) -> None:
     require(p["active"] <= p["m"], f"active: must be <= m={p['m']}, got {p['active']}")
     require(p["k"] <= p["m"], f"k: must be <= m={p['m']}, got {p['k']}")
     d = max(p["d"], *p["sweep_d"])
-    need = FLOAT * (4 * d * p["m"] + 2 * max(p["d0"], *p["sweep_d0"]) * p["m"] + 4 * 1024 * p["per_case"] * p["m"])
+    m, d0, prob = p["m"], max(p["d0"], *p["sweep_d0"]), max(p["p"], *p["sweep_p"])
+    # the read weight (dense at worst), its coordinate lists, the (m, d) wiring mask, the input
+    # directions and their product with the wiring, one batch of sampled ANDs
+    need = (FLOAT * d * m + 20 * prob * d * m + d * m + FLOAT * 2 * d0 * (m + d)
+            + (1 + FLOAT) * 128 * p["per_case"] * d + FLOAT * 2**24)
     require_memory(need, f"m={p['m']}, d={d}: the wiring of the U-AND neurons")
 
 
-def _subsets(x: torch.Tensor, on: int, k: int, count: int, gen: torch.Generator) -> torch.Tensor:
-    """For each input, ``count`` random k-subsets with ``on`` active and k - on inactive features."""
-    b, m = x.shape
-    noise = torch.rand(b, count, m, generator=gen)
-    act = x[:, None, :].expand(b, count, m) > 0.5
-    pick_on = torch.where(act, noise, torch.full_like(noise, 2.0)).topk(on, dim=-1, largest=False).indices
-    pick_off = torch.where(~act, noise, torch.full_like(noise, 2.0)).topk(k - on, dim=-1, largest=False).indices
+def _subsets(active: torch.Tensor, m: int, on: int, k: int, count: int, gen: torch.Generator) -> torch.Tensor:
+    """For each input (its (b, l) active indices), ``count`` random k-subsets with ``on`` active and
+    k - on inactive features, drawn without any (b, count, m) tensor."""
+    b, l = active.shape
+    pick_on = active.gather(1, torch.rand(b, count * l, generator=gen).view(b, count, l)
+                            .topk(on, dim=-1).indices.view(b, -1)).view(b, count, on)
+    off = k - on
+    pick_off = torch.randint(0, m, (b, count, off), generator=gen)
+    while off:  # redraw subsets that hit an active feature or repeat one: uniform over valid ones
+        hit = (pick_off[..., :, None] == active[:, None, None, :]).any(-1).any(-1)
+        ordered = pick_off.sort(dim=-1).values
+        bad = hit | (ordered[..., 1:] == ordered[..., :-1]).any(-1)
+        if not bad.any():
+            break
+        pick_off[bad] = torch.randint(0, m, (int(bad.sum()), off), generator=gen)
     return torch.cat([pick_on, pick_off], dim=-1)
 
 
@@ -79,9 +91,10 @@ def _measure(p, ctx, d: int, prob: float, d0: int, samples: int, tag: str) -> di
     done = 0
     while done < samples:
         b = min(128, samples - done)
-        x = sampler.sample(b)
+        active = sampler.sample_active(b)
+        x = torch.zeros(b, m).scatter_(1, active, 1.0)
         for on in cases:
-            subsets = _subsets(x, on, k, p["per_case"], gen).to(ctx.device)
+            subsets = _subsets(active, m, on, k, p["per_case"], gen).to(ctx.device)
             reads, counts = and_reads(net, x.to(ctx.device), subsets)
             ok = counts > 0
             err = (reads - (1.0 if on == k else 0.0))[ok].double().cpu()
@@ -163,11 +176,10 @@ def body(p, ctx) -> Outcome:
 
 def _mean_shared(net, k: int) -> float:
     """Mean number of neurons shared by k random distinct inputs (all pairs for k = 2)."""
-    conn = net.connections
-    if k == 2:
-        gram = conn.T @ conn
-        m = gram.shape[0]
-        return float((gram.sum() - gram.diagonal().sum()) / (m * (m - 1)))
+    if k == 2:  # over ordered pairs a != b: each neuron of degree g is shared by g (g - 1) of them
+        d, m = net.connections.shape
+        degree = torch.bincount(net.connections.coalesce().indices()[0].cpu(), minlength=d).double()
+        return float((degree * (degree - 1)).sum() / (m * (m - 1)))
     return float(net.shared_counts.mean())
 
 
