@@ -194,7 +194,8 @@ class StreamedSuperposed:
         if shape.one_edge:  # edge j feeds neuron a + j
             pre = terms
         else:
-            pre = torch.zeros(read.shape[0], b - a, device=dev).index_add_(1, (ln.edge_neuron[ea:eb] - a).to(dev), terms)
+            neuron = (ln.edge_neuron[ea:eb] - a).to(dev)
+            pre = torch.zeros(read.shape[0], b - a, device=dev).index_add_(1, neuron, terms)
         return pre.add_(ln.bias[a:b].to(dev))
 
     def _layer_reads(self, t: int, stream: torch.Tensor) -> Iterator[Chunk]:

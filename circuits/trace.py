@@ -16,8 +16,8 @@ from tqdm import tqdm
 
 from circuits.evaluate import Evaluator, SparseEvaluator
 from circuits.sampling import ExactlyActive
-from circuits.streamed import Chunk
 from circuits.spec import Circuit
+from circuits.streamed import Chunk
 
 # Anything that maps a batch of inputs to one (batch, m_t) read-out per layer.
 Reader = Callable[[torch.Tensor], list[torch.Tensor]]

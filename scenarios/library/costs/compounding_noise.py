@@ -14,9 +14,10 @@ Predictions are null where no closed form applies (gates other than the relay).
 ``storage``: ``stored`` holds every layer's m x n directions; ``on-demand`` makes them chunk by
 chunk from their seeds (``circuits.streamed``), with the same numbers, so that m = 10^6 runs in a
 few GB; ``auto`` takes on-demand when the stored matrices would pass 2 GiB.
-Summary keys: ``storage`` (the one used), ``chunk`` (features per chunk, on-demand), per clean-up, ``mse_last_layer_<cleanup>``, ``growth_per_layer_<cleanup>``
-(geometric mean of the MSE ratio between layers), and ``parameters_superposed_<cleanup>``,
-``parameters_dedicated``.
+
+Summary keys: ``storage`` (the one used), ``chunk`` (features per chunk, on-demand); per
+clean-up, ``mse_last_layer_<cleanup>``, ``growth_per_layer_<cleanup>`` (geometric mean of the
+MSE ratio between layers), and ``parameters_superposed_<cleanup>``; ``parameters_dedicated``.
 """
 
 from __future__ import annotations
