@@ -36,8 +36,8 @@ from circuits.compile import CompiledNetwork
 from circuits.designs import design_capacity, make_design
 from circuits.small import STEP_ON, SmallCircuits, boolean_circuits, check_assumptions
 from circuits.spec import Circuit, CircuitError
-from layers import Network, ReLUBlock, compact
-from layers.matrices import sparse_weight, to_dense
+from layers import Network, ReLUBlock
+from layers.matrices import SPARSE_DENSITY, sparse_weight, to_dense
 
 WEIGHT_FORMS = ("capped", "plain")
 
@@ -96,66 +96,84 @@ class CiS2025:
 
 @dataclass
 class WeightLayer:
-    """W^l of one layer, stored without any dense D x D matrix: a sparse part (``sparse``, the
-    stored CSR form of an (out, in) weight) plus, in the capped form, the rank-d part -chi wbar
-    spread over whole groups: W = sparse + left @ right, left (D, d) marking each neuron's group and
-    right (d, D) = -chi wbar[i, j] on every neuron of group j."""
+    """W^l of one layer as stored: ``stored`` (dense, or CSR as ``layers.matrices`` keeps it) plus,
+    for a sparse capped weight, the rank-d part -chi wbar spread over whole groups:
+    W = stored + left @ right, left (D, d) marking each neuron's group and right (d, D) holding
+    -chi wbar[i, j] on every neuron of group j."""
 
-    sparse: torch.Tensor
+    stored: torch.Tensor
     left: torch.Tensor | None
     right: torch.Tensor | None
     chi: float
 
     def dense(self) -> torch.Tensor:
-        W = to_dense(self.sparse)
+        W = to_dense(self.stored)
         return W if self.left is None else W + self.left @ self.right
 
 
 def weight_layer(w: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor, n: int,
                  form: str) -> WeightLayer:
     """W^l (d n, d n) for small weights w (T, d, d) from patterns ``cols`` (layer l - 1) to ``rows``
-    (layer l), each (T, S): one entry per circuit, neuron pair and small weight, summed where
-    circuits share a pair; the capped form's -chi everywhere else kept as a rank-d term."""
+    (layer l), each (T, S), built from the k neuron pairs some circuit links: every (i, j) block has
+    the same k non-zeros (besides the capped form's -chi everywhere), so the weight is d^2 k values
+    placed once, never a T-long list of entries per pair. Stored sparse with the rank-d part apart
+    when k / n^2 is small, dense (the rank-d part added in) otherwise."""
     T, d, _ = w.shape
     S = rows.shape[1]
-    pair_r = rows[:, :, None].expand(T, S, S).reshape(T, S * S)  # (t, pair) -> row neuron in a group
-    pair_c = cols[:, None, :].expand(T, S, S).reshape(T, S * S)
-    i, j = torch.meshgrid(torch.arange(d), torch.arange(d), indexing="ij")
-
-    def spread(values: torch.Tensor) -> tuple[torch.Tensor, ...]:  # sum_t v_t (x) |e_t><e_t|, as entries
-        out_r = (i[None, :, :, None] * n + pair_r[:, None, None, :]).reshape(-1)
-        out_c = (j[None, :, :, None] * n + pair_c[:, None, None, :]).reshape(-1)
-        vals = values[:, :, :, None].expand(T, d, d, S * S).reshape(-1) / S
-        return out_r, out_c, vals
-
-    chi, left, right = 0.0, None, None
-    if form == "plain":
-        r, c, v = spread(w)
-    elif form == "capped":
-        mean = w.mean(dim=0)
-        connected = torch.unique(pair_r.reshape(-1) * n + pair_c.reshape(-1))  # pairs some circuit links
-        # E_(t != u) <e_t| Wcal |e_u> = 0: the leak through connected entries, X, balances chi times
-        # the rest; sums over t != u come from the degrees without a T x T loop
+    if form not in WEIGHT_FORMS:
+        raise CircuitError(f"unknown weight form {form!r}; valid: {', '.join(WEIGHT_FORMS)}")
+    pairs = (rows[:, :, None] * n + cols[:, None, :]).reshape(-1)  # (T S^2,) neuron pairs in a group
+    linked, which = torch.unique(pairs, return_inverse=True)
+    k = linked.numel()
+    mean = w.mean(dim=0) if form == "capped" else torch.zeros(d, d)
+    # values[i, j, c] = (1/S) sum over circuits linking pair c of (w_t - mean)[i, j], in circuit chunks
+    values = torch.zeros(d, d, k)
+    step = max(1, 2**24 // (d * d * S * S))
+    for a in range(0, T, step):
+        part = rearrange(w[a : a + step] - mean, "t i j -> i j t").repeat_interleave(S * S, dim=2)
+        values.index_add_(2, which[a * S * S : (a + step) * S * S], part / S)
+    chi = 0.0
+    if form == "capped":
+        # E_(t != u) <e_t| Wcal |e_u> = 0: the leak through linked entries balances chi times the
+        # rest; sums over t != u come from the degrees without a T x T loop
         deg_rows = torch.bincount(rows.reshape(-1), minlength=n).double()
         deg_cols = torch.bincount(cols.reshape(-1), minlength=n).double()
-        leak = float((deg_rows[connected // n] * deg_cols[connected % n]).sum()) - T * S * S
+        leak = float((deg_rows[linked // n] * deg_cols[linked % n]).sum()) - T * S * S
         rest = T * (T - 1) * S * S - leak
         chi = leak / (S * rest) if rest > 0 else 0.0
-        # Wcal = (1/S + chi) on connected pairs - chi everywhere
-        r0, c0, v0 = spread(w - mean)
-        k = connected.numel()
-        r1 = (i.reshape(-1, 1) * n + (connected // n)[None, :]).reshape(-1)
-        c1 = (j.reshape(-1, 1) * n + (connected % n)[None, :]).reshape(-1)
-        v1 = (mean.reshape(-1, 1) * (1.0 / S + chi)).expand(d * d, k).reshape(-1)
-        r, c, v = torch.cat([r0, r1]), torch.cat([c0, c1]), torch.cat([v0, v1])
-        if chi:
-            left = torch.zeros(d * n, d)
-            left[torch.arange(d * n), torch.arange(d * n) // n] = 1.0
-            right = (-chi * mean).repeat_interleave(n, dim=1)  # (d, d n)
-    else:
-        raise CircuitError(f"unknown weight form {form!r}; valid: {', '.join(WEIGHT_FORMS)}")
-    weight = torch.sparse_coo_tensor(torch.stack([r, c]), v, (d * n, d * n), check_invariants=True)
-    return WeightLayer(compact(weight), left, right, chi)
+        values += (mean * (1.0 / S + chi))[:, :, None]  # Wcal = 1/S + chi on linked pairs, -chi elsewhere
+    row_of, col_of = linked // n, linked % n
+    if k / (n * n) < SPARSE_DENSITY:
+        i, j, c = (t.reshape(-1) for t in torch.meshgrid(torch.arange(d), torch.arange(d), torch.arange(k),
+                                                          indexing="ij"))
+        sparse = sparse_weight(i * n + row_of[c], j * n + col_of[c], values.reshape(-1), (d * n, d * n))
+        if not chi:
+            return WeightLayer(sparse, None, None, chi)
+        left = torch.zeros(d * n, d)
+        left[torch.arange(d * n), torch.arange(d * n) // n] = 1.0
+        return WeightLayer(sparse, left, (-chi * mean).repeat_interleave(n, dim=1), chi)
+    blocks = (-chi * mean)[:, None, :, None].repeat(1, n, 1, n)  # (i, r, j, c)
+    for i in range(d):  # one block row at a time: index tensors of d k entries, not d^2 k
+        blocks[i].index_put_((row_of[None, :].expand(d, k), torch.arange(d)[:, None].expand(d, k),
+                              col_of[None, :].expand(d, k)), values[i], accumulate=True)
+    return WeightLayer(blocks.reshape(d * n, d * n), None, None, chi)
+
+
+def weight_bytes(T: int, D: int, d: int, S: int) -> tuple[int, int]:
+    """(bytes stored, bytes while building) of one W^l, by the rule ``weight_layer`` applies: at
+    most T S^2 linked pairs per block, sparse below SPARSE_DENSITY of n^2, dense above."""
+    n = D // d
+    k = min(T * S * S, n * n)
+    if k / (n * n) < SPARSE_DENSITY:  # CSR (index 8 + value 4 bytes) and the rank-d factors
+        return 12 * d * d * k + 8 * D * d, (4 + 2 * 8 + 12) * d * d * k
+    return 4 * D * D, 4 * d * d * k + 3 * 8 * d * k
+
+
+def memory_bytes(T: int, D: int, d: int, S: int, L: int) -> int:
+    """About the most memory building the 2025 network takes: L - 1 weight layers stored, one
+    being built, the first layer and read-outs (T d^2 S and T d S L entries)."""
+    stored, building = weight_bytes(T, D, d, S)
+    return (L - 1) * stored + building + 12 * T * d * S * (d + 2 * L) + 4 * 2**24
 
 
 def first_layer(w: torch.Tensor, pattern: torch.Tensor, n: int) -> torch.Tensor:
@@ -190,7 +208,7 @@ def build_cis2025(small: SmallCircuits, D: int, S: int, form: str, generator: to
         W = weight_layer(small.weights[layer], patterns[layer], patterns[layer - 1], n, form)
         chis.append(W.chi)
         low_rank = None if W.left is None else (W.left, W.right)
-        blocks.append(ReLUBlock(W.sparse, bias[layer], None, read_low_rank=low_rank))
+        blocks.append(ReLUBlock(W.stored, bias[layer], None, read_low_rank=low_rank))
     return CiS2025(small, D, S, form, patterns, Network(None, blocks, T * d), chis)
 
 
@@ -231,14 +249,16 @@ def compile_boolean_cis2025(smalls: list[Circuit], D: int, S: int, form: str, ge
     t, k = torch.meshgrid(torch.arange(T), torch.arange(g + 1), indexing="ij")
     feature = (t * (g + 1) + k).reshape(-1)
     first = (t * d + 2 * pair[k]).reshape(-1)  # neuron a_2p of the circuit's input a^0
-    embed = sparse_weight(torch.cat([first, first + 1]), torch.cat([feature, feature]),
-                          torch.tensor([STEP_ON[0]] * len(feature) + [STEP_ON[1]] * len(feature)), (T * d, T * (g + 1)))
+    step_values = torch.tensor([STEP_ON[0]] * len(feature) + [STEP_ON[1]] * len(feature))
+    embed = sparse_weight(torch.cat([first, first + 1]), torch.cat([feature, feature]), step_values,
+                          (T * d, T * (g + 1)))
     readouts = [sparse_weight(torch.cat([feature, feature]), torch.cat([first, first + 1]),
                               torch.tensor([1.0] * len(feature) + [-1.0] * len(feature)), (T * (g + 1), T * d))]
     # a unit change of a value moves its input pair by (1.5, 0.5), and at a gate's decision point
     # (z = 1/2, where graphs linearise: h' = 2, the first neuron on, the second off) its step pair
     # by (1, 0) on each of its S neurons; the read-outs take the pair's difference
-    carriers = [to_dense(embed).T.contiguous()]
+    carriers = [sparse_weight(torch.cat([feature, feature]), torch.cat([first, first + 1]), step_values,
+                              (T * (g + 1), T * d))]
     for layer in range(1, small.L + 1):
         pat = cis.patterns[layer - 1]
         circuit_of, pair_of = t.reshape(-1)[:, None], pair[k].reshape(-1)[:, None]

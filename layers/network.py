@@ -121,8 +121,12 @@ class ReLUBlock(nn.Module):
         stored = self.read.to_sparse_coo().coalesce() if self.read.layout != torch.strided else self.read.to_sparse()
         idx, vals = stored.indices(), stored.values()
         out_row, in_col = (idx[1], idx[0]) if self.read.layout == torch.sparse_csr else (idx[0], idx[1])
-        outside = ((left[out_row] * right[:, in_col].T).sum(dim=1) == 0) & (vals != 0)
-        return reached + int(outside.sum())
+        outside = 0
+        for a in range(0, vals.numel(), 2**20):  # chunks of stored entries: (chunk, rank) at a time
+            rows, cols = out_row[a : a + 2**20], in_col[a : a + 2**20]
+            hit = (left[rows] * right[:, cols].T).sum(dim=1) > 0
+            outside += int((~hit & (vals[a : a + 2**20] != 0)).sum())
+        return reached + outside
 
 
 class Network(nn.Module):

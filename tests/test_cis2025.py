@@ -158,9 +158,10 @@ def _reference_weights(w, rows, cols, n, form):
     return W.permute(0, 2, 1, 3).reshape(d * n, d * n)
 
 
+@pytest.mark.parametrize("n", [20, 160])  # stored dense, and sparse with the rank-d part apart
 @pytest.mark.parametrize("form", ["plain", "capped"])
-def test_weights_follow_their_definition(form):
-    T, n, S = 25, 20, 3
+def test_weights_follow_their_definition(form, n):
+    T, S = 25, 3
     w = rotation_circuits(T, 1, gen(3)).weights[0]
     rows = make_design(n, S, T)[torch.randperm(T, generator=gen(4))]
     cols = make_design(n, S, T)

@@ -34,6 +34,7 @@ from circuits.small import boolean_inputs
 from circuits.spec import CircuitError
 from layers import times_transpose
 from scenarios import plots
+from scenarios.memory import require_memory
 from scenarios.params import Param, require
 from scenarios.registry import Outcome, Scenario
 
@@ -55,6 +56,9 @@ PARAMS = {
     "capacity_mse": Param(0.05, "MSE of active circuits allowed at the last layer", kind="float", low=0.0),
     "capacity_samples": Param(200, "sampled inputs per capacity trial", low=1),
 }
+
+
+BATCH = 256  # samples per pass of measure
 
 
 def small_width(p) -> int:
@@ -83,8 +87,24 @@ def check(p) -> None:
             f"T: D={p['D']} holds at most {cap} circuits of {width} x S={p['S']} neurons that share at most "
             f"one neuron ({p['construction']} construction), got T={p['T']}")
     require(p["capacity_z"] <= p["T"], "capacity_z: must be <= T")
-    need = (p["L"] + 3) * p["D"] ** 2 * 4
-    require(need <= 8 * 2**30, f"D: {p['D']} neurons need about {need / 2**30:.1f} GiB of weights, more than 8 GiB")
+    need = _memory(p, p["construction"], p["T"], p["D"])
+    for D in p["capacity_D"]:  # the capacity table's largest network, for each construction
+        for construction in CONSTRUCTIONS:
+            cap = capacity_of(construction, D, p["d"], p["S"])
+            need = max(need, _memory(p, construction, D * D if cap is None else cap, D))
+    require_memory(need, f"T={p['T']}, D={p['D']}, L={p['L']} (and the capacity table up to D={max(p['capacity_D'])})")
+
+
+def _memory(p, construction: str, T: int, D: int) -> int:
+    """Bytes one run of ``measure`` takes: the 2025 weights as weight_layer stores them (the 2024
+    ones dense), and a batch of BATCH samples: per layer the read-outs, fresh read-outs, twin's
+    read-outs and exact values of T (d + 1) features, both networks' streams, float64 errors."""
+    features = T * (p["d"] + 1)
+    batch = BATCH * ((p["L"] + 1) * (16 * features + 8 * D + 8 * T * small_width(p)) + 24 * features)
+    if construction == "2025":
+        width = small_width(p | {"construction": "2025"})
+        return cis2025.memory_bytes(T, D - D % width, width, p["S"], p["L"]) + batch
+    return (p["L"] + 3) * D * D * 4 + batch
 
 
 def build(p, T: int, D: int, ctx, tag: str = ""):
@@ -138,7 +158,7 @@ def measure(net, twin, T: int, d: int, z: int, samples: int, gen: torch.Generato
     acc = torch.zeros(depth, 8, dtype=torch.float64)
     done = 0
     while done < samples:
-        b = min(256, samples - done)
+        b = min(BATCH, samples - done)
         x, active = _inputs(T, d, z, b, gen)  # drawn on the CPU: the same inputs on any device
         x, active = x.to(device), active.to(device)
         exact = evaluator(x)
