@@ -164,6 +164,8 @@ def weight_bytes(T: int, D: int, d: int, S: int) -> tuple[int, int]:
     most T S^2 linked pairs per block, sparse below SPARSE_DENSITY of n^2, dense above."""
     n = D // d
     k = min(T * S * S, n * n)
+    if n == 0:
+        return 0, 0
     if k / (n * n) < SPARSE_DENSITY:  # CSR (index 8 + value 4 bytes) and the rank-d factors
         return 12 * d * d * k + 8 * D * d, (4 + 2 * 8 + 12) * d * d * k
     return 4 * D * D, 4 * d * d * k + 3 * 8 * d * k

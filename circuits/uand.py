@@ -39,8 +39,11 @@ def gate_inputs(gates: list) -> torch.Tensor:
     return torch.tensor([g.inputs + (g.inputs[0],) * (k - g.fan_in) for g in gates])
 
 
+WIRING_CHUNK = 2**24  # entries drawn at once while wiring (floats)
+
+
 def random_connections(d: int, m: int, p: float, generator: torch.Generator | None = None,
-                       chunk_elements: int = 2**24) -> torch.Tensor:
+                       chunk_elements: int = WIRING_CHUNK) -> torch.Tensor:
     """A (d, m) sparse 0/1 matrix, each entry 1 with probability p, drawn as coordinate lists a
     block of neurons at a time (memory bounded by the block, never d x m floats)."""
     rows = max(1, chunk_elements // m)

@@ -24,7 +24,7 @@ from tqdm import tqdm
 from circuits import theory
 from circuits.sampling import ExactlyActive
 from circuits.spec import Circuit, Gate
-from circuits.uand import and_reads, compile_uand
+from circuits.uand import WIRING_CHUNK, and_reads, compile_uand
 from scenarios import plots
 from scenarios.memory import FLOAT, require_memory
 from scenarios.params import Param, require
@@ -55,7 +55,7 @@ def check(p) -> None:
     # the read weight (dense at worst), its coordinate lists, the (m, d) wiring mask, the input
     # directions and their product with the wiring, one batch of sampled ANDs
     need = (FLOAT * d * m + 20 * prob * d * m + d * m + FLOAT * 2 * d0 * (m + d)
-            + (1 + FLOAT) * 128 * p["per_case"] * d + FLOAT * 2**24)
+            + (1 + FLOAT) * 128 * p["per_case"] * d + FLOAT * WIRING_CHUNK)
     require_memory(need, f"m={p['m']}, d={d}: the wiring of the U-AND neurons")
 
 
