@@ -104,7 +104,7 @@ def main() -> None:
         child(kind, *map(int, sizes))
         return
     m0, n0, s0 = (20_000, 512, 256) if args.quick else (100_000, 1024, 512)
-    axes = {"m": [m0 // 4, m0 // 2, m0], "n": [n0 // 4, n0 // 2, n0], "samples": [s0 // 4, s0 // 2, s0]}
+    axes = {"m": [m0 // 2, m0, 2 * m0], "n": [n0 // 2, n0, 2 * n0], "samples": [s0 // 2, s0, 2 * s0]}
     print(f"streamed relay trace, {LAYERS} layers, clean-up off, {ACTIVE} active; standard size "
           f"m={m0}, n={n0}, samples={s0}")
     print(f"{'axis':>8} {'value':>8} {'seconds':>9} {'peak GiB':>9}")

@@ -28,7 +28,7 @@ CASES = {
     "compounding-noise (stored)": ("compounding-noise", dict(m=2000, n=256, layers=4, samples=4000)),
     "compounding-noise (on demand)": ("compounding-noise", dict(m=20000, n=256, layers=3, samples=1024,
                                                                storage="on-demand")),
-    "circuits-in-superposition": ("circuits-in-superposition", dict(T=60, D=600, samples=300, capacity_D=[600],
+    "circuits-in-superposition": ("circuits-in-superposition", dict(T=50, D=600, samples=300, capacity_D=[600],
                                                                    capacity_samples=50)),
     "u-and": ("u-and", dict(m=400, d=400, samples=400, sweep_d=[200, 400], sweep_p=[0.1], sweep_d0=[0, 800],
                             sweep_samples=200)),

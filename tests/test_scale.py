@@ -177,3 +177,20 @@ def test_uand_wiring_is_drawn_as_coordinate_lists():
     assert abs(conn._nnz() / (300 * 1000) - 0.05) < 0.003
     net = compile_uand(Circuit(1000, [[Gate("AND", (0, 1))]]), 300, 0.05, 0, gen(1))
     assert torch.equal(to_dense(net.network.blocks[0].read), net.connections.to_dense())
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="a GPU is present: the script runs for real")
+def test_device_parity_script_skips_cleanly_without_a_gpu():
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "benchmarks/device_parity.py"], capture_output=True, text=True)
+    assert done.returncode == 0 and done.stdout.strip() == "no CUDA device: skipped"
+
+
+def test_device_parity_cases_are_valid_runs():
+    from benchmarks.device_parity import CASES, LARGE
+    from scenarios.registry import _prepare
+
+    for name, params in list(CASES.values()) + list(LARGE.values()):
+        _prepare(name, 0, "cpu", False, params)  # resolves and checks every parameter
