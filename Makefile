@@ -25,6 +25,7 @@ test: $(BIN)/superposim
 bench: $(BIN)/superposim
 	$(BIN)/python benchmarks/bench_trace.py
 	$(BIN)/python benchmarks/bench_sweep.py
+	$(BIN)/python benchmarks/bench_scale.py
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache .ruff_cache

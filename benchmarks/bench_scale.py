@@ -1,6 +1,7 @@
 """How the streamed relay's time and memory grow with m, n and samples, against a plain-torch loop.
 
-Each point runs in a fresh process, so its peak memory (max RSS) is its own. The workload is
+Each point runs in a fresh process, so its peak memory (max RSS) is its own, printed beside the
+estimate the memory guard uses (``plan_streamed``, which also sizes the chunks). The workload is
 the noise trace of a superposed relay, clean-up off, 3 layers, directions made on demand
 (``circuits.streamed``); the baseline is a bare torch loop making the same directions the same way
 and doing the same products (read every chunk, write every gate), with no statistics and no
@@ -27,14 +28,13 @@ LAYERS, ACTIVE = 3, 4
 
 
 def child(kind: str, m: int, n: int, samples: int) -> None:
-    """One measurement, in this process: prints {"seconds": ...}."""
+    """One measurement, in this process: prints {"seconds": ..., "estimate": plan bytes}."""
     import torch
 
     from circuits.generators import relay
     from circuits.sampling import ExactlyActive
     from circuits.streamed import StreamedSuperposed, plan_streamed
     from circuits.trace import trace_streamed
-    from layers.embeddings import Directions
 
     circuit = relay(m, LAYERS, torch.Generator().manual_seed(0))
     plan = plan_streamed(circuit.widths, n, 1, samples, ACTIVE)
@@ -43,20 +43,20 @@ def child(kind: str, m: int, n: int, samples: int) -> None:
     if kind == "superposim":
         trace_streamed(circuit, {"superposed": net}, ExactlyActive(m, ACTIVE, 2), samples, plan.batch, progress=False)
     else:
-        _plain_loop(circuit, net.directions, ExactlyActive(m, ACTIVE, 2).sample_active(samples), plan.chunk, Directions)
-    print(json.dumps({"seconds": time.perf_counter() - start}))
+        _plain_loop(circuit, net.directions, ExactlyActive(m, ACTIVE, 2).sample_active(samples), plan.chunk)
+    print(json.dumps({"seconds": time.perf_counter() - start, "estimate": plan.bytes}))
 
 
-def _plain_loop(circuit, directions, active, chunk, directions_type) -> None:
+def _plain_loop(circuit, directions, active, chunk) -> None:
     """The same products in plain torch: per layer, read each chunk of features the next layer's
     gates take, write each gate's output along its direction; then read the last layer."""
     import torch
 
-    def rows(d, index):  # the rows of directions_type, drawn inline
+    from layers.embeddings import _row_seeds
+
+    def rows(d, index):  # the same rows as d.rows(index), drawn inline
         out = torch.empty(index.numel(), d.n)
         gen = torch.Generator()
-        from layers.embeddings import _row_seeds
-
         for k, s in enumerate(_row_seeds(d.seed, index)):
             gen.manual_seed(s)
             out[k].normal_(generator=gen)
@@ -76,15 +76,16 @@ def _plain_loop(circuit, directions, active, chunk, directions_type) -> None:
         stream @ rows(directions[-1], torch.arange(s, min(s + chunk, circuit.widths[-1]))).T
 
 
-def measure(kind: str, m: int, n: int, samples: int) -> tuple[float, float]:
-    """(seconds, peak GiB) of one point, in a child process."""
+def measure(kind: str, m: int, n: int, samples: int) -> tuple[float, float, float]:
+    """(seconds, peak GiB, the memory guard's estimate in GiB) of one point, in a child process."""
     proc = subprocess.Popen([sys.executable, __file__, "--child", kind, str(m), str(n), str(samples)],
                             stdout=subprocess.PIPE, cwd=ROOT, env=os.environ | {"PYTHONPATH": str(ROOT)})
     out = proc.stdout.read()
     _, status, usage = os.wait4(proc.pid, 0)
     if status:
         raise SystemExit(f"the {kind} run at m={m}, n={n}, samples={samples} failed")
-    return json.loads(out)["seconds"], usage.ru_maxrss / 2**20  # ru_maxrss is in KiB on Linux
+    found = json.loads(out)
+    return found["seconds"], usage.ru_maxrss / 2**20, found["estimate"] / 2**30  # ru_maxrss: KiB on Linux
 
 
 def slope(xs: list[float], ys: list[float]) -> float:
@@ -107,8 +108,8 @@ def main() -> None:
     axes = {"m": [m0 // 2, m0, 2 * m0], "n": [n0 // 2, n0, 2 * n0], "samples": [s0 // 2, s0, 2 * s0]}
     print(f"streamed relay trace, {LAYERS} layers, clean-up off, {ACTIVE} active; standard size "
           f"m={m0}, n={n0}, samples={s0}")
-    print(f"{'axis':>8} {'value':>8} {'seconds':>9} {'peak GiB':>9}")
-    cache: dict[tuple[int, int, int], tuple[float, float]] = {}
+    print(f"{'axis':>8} {'value':>8} {'seconds':>9} {'peak GiB':>9} {'guard GiB':>10}")
+    cache: dict[tuple[int, int, int], tuple[float, float, float]] = {}
     for axis, values in axes.items():
         times, peaks = [], []
         for v in values:
@@ -116,13 +117,13 @@ def main() -> None:
             key = (size["m"], size["n"], size["samples"])
             if key not in cache:
                 cache[key] = measure("superposim", *key)
-            seconds, peak = cache[key]
+            seconds, peak, estimate = cache[key]
             times.append(seconds)
             peaks.append(peak)
-            print(f"{axis:>8} {v:>8} {seconds:>9.2f} {peak:>9.3f}")
+            print(f"{axis:>8} {v:>8} {seconds:>9.2f} {peak:>9.3f} {estimate:>10.3f}")
         print(f"{axis:>8} exponent: time {slope(values, times):.2f}, memory {slope(values, peaks):.2f}")
-    ours, ours_peak = cache[(m0, n0, s0)]
-    plain, plain_peak = measure("plain", m0, n0, s0)
+    ours, ours_peak, _ = cache[(m0, n0, s0)]
+    plain, plain_peak, _ = measure("plain", m0, n0, s0)
     print(f"plain-torch loop at the standard size: {plain:.2f} s, {plain_peak:.3f} GiB; "
           f"superposim / plain = {ours / plain:.2f} (time), {ours_peak / plain_peak:.2f} (memory)")
     if args.full:

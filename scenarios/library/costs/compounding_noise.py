@@ -87,7 +87,9 @@ def _circuit(p, ctx):
 
 
 def networks(p, ctx) -> dict:
-    """The dedicated twin and the superposed network with the first clean-up setting."""
+    """The dedicated twin and the superposed network with the first clean-up setting, stored (a
+    feature graph reads its weights)."""
+    require_memory(_stored_bytes(p), f"m={p['m']}, n={p['n']}, layers={p['layers']}: the stored network a graph reads")
     circuit = _circuit(p, ctx)
     sup = compile_superposed(circuit, p["n"], p["embedding"], p["cleanup"][0], ctx.generator("embedding"))
     return {"superposed": sup.to(ctx.device), "dedicated": compile_dedicated(circuit).to(ctx.device)}
