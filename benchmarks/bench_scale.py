@@ -1,7 +1,8 @@
 """How the streamed relay's time and memory grow with m, n and samples, against a plain-torch loop.
 
 Each point runs in a fresh process, so its peak memory (max RSS) is its own, printed beside the
-estimate the memory guard uses (``plan_streamed``, which also sizes the chunks). The workload is
+estimate compounding-noise's memory guard makes for it (``plan_streamed``, which also sizes the
+chunks; it counts the dedicated twin too, which this workload leaves out). The workload is
 the noise trace of a superposed relay, clean-up off, 3 layers, directions made on demand
 (``circuits.streamed``); the baseline is a bare torch loop making the same directions the same way
 and doing the same products (read every chunk, write every gate), with no statistics and no

@@ -55,10 +55,11 @@ class ChunkPlan:
     fixed: int  # held for the whole run: index tensors of the circuit, O(m)
     per_batch: int  # streams and on-pairs of one batch
     per_chunk: int  # directions, reads and neurons of one chunk
+    twin: int  # the dedicated twin's streams on a sub-batch of batch x chunk floats each
 
     @property
     def bytes(self) -> int:
-        return PROCESS + self.fixed + self.per_batch + self.per_chunk
+        return PROCESS + self.fixed + self.per_batch + self.per_chunk + self.twin
 
 
 def plan_streamed(widths: list[int], n: int, fan_in: int, samples: int, active: int,
@@ -67,15 +68,19 @@ def plan_streamed(widths: list[int], n: int, fan_in: int, samples: int, active: 
 
     Per gate of a chunk: the directions read (fan_in rows) and written (one row), n floats each,
     and per sample its reads, neurons (two per gate, before and after the ReLU) and output.
-    The dedicated twin runs on sub-batches of the same size in floats (``ChunkedNetwork``)."""
+    Per feature and layer, held throughout: the circuit's kinds and inputs, the sparse
+    evaluator's reader lists and the twin's weights (about 100 bytes); for the widest layer, its
+    neurons while they are laid out (two per gate, about 140 bytes each). The dedicated twin
+    runs on sub-batches of batch x chunk floats per tensor (``ChunkedNetwork``), each layer's
+    stream and read-out alive at once."""
     m = max(widths)
     batch = max(1, min(samples, MAX_BATCH))
     per_gate = FLOAT * ((fan_in + 1) * n + batch * (fan_in + 2 * 2 + 1))
     chunk = int(max(64, min(m, budget // per_gate)))
-    # circuit inputs, neurons and edges of the widest layer, the sparse evaluator, the twin's weights
-    fixed = sum(widths) * INDEX * (fan_in + 4) + m * (2 * (6 * INDEX + 4 * FLOAT) + 4 * 3 * INDEX)
+    fixed = sum(widths) * (16 + 40 + 40) + m * 2 * 140
     per_batch = FLOAT * 3 * batch * n + INDEX * 2 * batch * active * (len(widths) + 4)
-    return ChunkPlan(batch, chunk, fixed, per_batch, chunk * per_gate)
+    twin = FLOAT * batch * chunk * (2 * len(widths) + 2)
+    return ChunkPlan(batch, chunk, fixed, per_batch, chunk * per_gate, twin)
 
 
 @dataclass(frozen=True)
