@@ -158,12 +158,24 @@ class Network(nn.Module):
         """Every stream, from the embedded input (stream 0) to the last block's output."""
         if x.dim() != 2 or x.shape[1] != self.n_inputs:
             raise ValueError(f"expected inputs of shape (batch, {self.n_inputs}), got {tuple(x.shape)}")
-        stream = self.hook_embed(times_transpose(x, self.embed))
+        stream = self.hook_embed(self._embed(x))
         out = [stream]
         for block in self.blocks:
             stream = block(stream)
             out.append(stream)
         return out
+
+    def _embed(self, x: torch.Tensor) -> torch.Tensor:
+        """x @ embed.T; for sparse inputs (few non-zeros per row) by gathering the embedding's
+        columns of the non-zero inputs rather than by a dense product."""
+        if self.embed is None or self.embed.layout != torch.strided or x.shape[1] < 64:
+            return times_transpose(x, self.embed)
+        rows, cols = torch.nonzero(x, as_tuple=True)
+        if rows.numel() > x.numel() // 32:  # not sparse enough for gathering to pay
+            return times_transpose(x, self.embed)
+        columns = self.embed.index_select(1, cols).T * x[rows, cols][:, None]  # (non-zeros, n)
+        return torch.zeros(x.shape[0], self.embed.shape[0], dtype=columns.dtype,
+                           device=x.device).index_add_(0, rows, columns)
 
     def neurons(self) -> list[int]:
         return [block.hidden for block in self.blocks]

@@ -194,3 +194,12 @@ def test_device_parity_cases_are_valid_runs():
 
     for name, params in list(CASES.values()) + list(LARGE.values()):
         _prepare(name, 0, "cpu", False, params)  # resolves and checks every parameter
+
+
+def test_sparse_inputs_are_embedded_by_gathering_with_the_dense_products_result():
+    circuit = relay(2000, 1, gen(0))
+    net = compile_superposed(circuit, 96, "random", "none", gen(1)).network
+    sparse = ExactlyActive(2000, 5, 3).sample(64) * 0.7  # a few non-zeros per row, any value
+    dense = torch.rand(8, 2000)
+    for x in (sparse, dense):
+        assert torch.allclose(net.streams(x)[0], x @ net.embed.T, atol=1e-5)
