@@ -231,14 +231,6 @@ class ChunkedNetwork:
         widest = max(net.network.stream_widths + net.network.neurons() + net.circuit.widths)
         self.sub = max(1, elements // widest)
 
-    def cost(self) -> Cost:
-        """What the stored network would spend: its read and write weights are dense n x neurons
-        and its embedding n x m (the non-zeros are not counted)."""
-        n, widths = self.n, self.circuit.widths
-        neurons = [int(layer_neurons(layer, self.cleanup).hidden) for layer in self.circuit.layers]
-        parameters = widths[0] * n + sum(h * (2 * n + 1) for h in neurons)
-        return Cost(neurons, [n] * len(widths), parameters, None)
-
     @torch.no_grad()
     def read_chunks(self, active: torch.Tensor) -> Iterator[Chunk]:
         batch = active.shape[0]
