@@ -203,3 +203,16 @@ def test_sparse_inputs_are_embedded_by_gathering_with_the_dense_products_result(
     dense = torch.rand(8, 2000)
     for x in (sparse, dense):
         assert torch.allclose(net.streams(x)[0], x @ net.embed.T, atol=1e-5)
+
+
+def test_small_batches_multiply_csr_weights_by_gather_and_scatter(monkeypatch):
+    import layers.matrices as matrices
+
+    dense = torch.randn(300, 500) * (torch.rand(300, 500) < 0.02)  # (out, in), a few per row
+    weight = matrices.compact(dense)
+    assert weight.layout == torch.sparse_csr
+    x = torch.randn(7, 500)
+    gathered = matrices.times_transpose(x, weight)
+    monkeypatch.setattr(matrices, "GATHER_ELEMENTS", 0)
+    assert torch.allclose(gathered, matrices.times_transpose(x, weight), atol=1e-5)
+    assert torch.allclose(gathered, x @ dense.T, atol=1e-5)

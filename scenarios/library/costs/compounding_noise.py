@@ -76,7 +76,8 @@ def check(p) -> None:
     if _storage(p) == "stored":
         require_memory(_stored_bytes(p), f"{sizes}: the feature directions of every layer (try storage=on-demand)")
     else:
-        require_memory(_plan(p).bytes, f"{sizes}, samples={p['samples']}: one chunk of directions and reads")
+        require_memory(_plan(p).bytes,
+                       f"{sizes}, samples={p['samples']}: the streamed run (chunks, per-feature indices, the twin)")
 
 
 def _circuit(p, ctx):
