@@ -216,3 +216,21 @@ def test_small_batches_multiply_csr_weights_by_gather_and_scatter(monkeypatch):
     monkeypatch.setattr(matrices, "GATHER_ELEMENTS", 0)
     assert torch.allclose(gathered, matrices.times_transpose(x, weight), atol=1e-5)
     assert torch.allclose(gathered, x @ dense.T, atol=1e-5)
+
+
+def test_cis_memory_guard_follows_the_weights_stored_form():
+    from circuits.cis2025 import weight_bytes
+
+    # few linked pairs per block: sparse, a few bytes per pair; many: dense D^2 floats
+    sparse_stored, _ = weight_bytes(T=1000, D=20000, d=10, S=6)
+    dense_stored, _ = weight_bytes(T=20000, D=20000, d=10, S=6)
+    assert sparse_stored < 12 * 100 * 1000 * 36 + 8 * 20000 * 10 + 1 and dense_stored == 4 * 20000**2
+    small = rotation_circuits(300, 2, gen(1))
+    net = build_cis2025(small, 4000, 3, "capped", gen(2))  # 300 x 9 pairs in 1000^2: sparse
+    bound, _ = weight_bytes(300, 4000, small.d, 3)
+    for block in net.network.blocks[1:]:  # the estimate bounds what is stored
+        assert block.read.layout == torch.sparse_csr
+        low_rank = 0 if block.read_left is None else 4 * (block.read_left.numel() + block.read_right.numel())
+        assert 12 * block.read.values().numel() + low_rank <= bound
+    with pytest.raises(UsageError, match="memory needed"):
+        run("circuits-in-superposition", T=60000, D=30000, progress=False)
