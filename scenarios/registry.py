@@ -148,6 +148,11 @@ def run(
         outcome = scenario.body(values, ctx)
     except (CircuitError, TrainingDiverged, CheckpointError) as err:  # settings that fail while building
         raise UsageError(str(err)) from None
+    except (torch.cuda.OutOfMemoryError, RuntimeError) as err:  # past what the memory guard foresaw
+        if not _out_of_memory(err):
+            raise
+        raise UsageError(f"{scenario.name}: ran out of memory on {ctx.device} ({_first_line(err)}); "
+                         "try smaller sizes") from None
     return Result(
         scenario=scenario.name,
         params=dict(values),
@@ -158,6 +163,15 @@ def run(
         figures=outcome.figures,
         columns=outcome.columns,
     )
+
+
+def _out_of_memory(err: BaseException) -> bool:
+    text = str(err).lower()
+    return isinstance(err, torch.cuda.OutOfMemoryError) or "can't allocate memory" in text or "out of memory" in text
+
+
+def _first_line(err: BaseException) -> str:
+    return str(err).strip().splitlines()[0][:200] if str(err).strip() else type(err).__name__
 
 
 def describe() -> list[tuple[str, str]]:

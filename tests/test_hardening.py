@@ -372,3 +372,22 @@ def test_lint_covers_the_project_not_a_users_scripts(tmp_path):
     finally:
         scratch.unlink()
     assert all((ROOT / folder).is_dir() for folder in command)
+
+
+def test_running_out_of_memory_is_one_line_not_a_traceback(tmp_path, capsys):
+    script = tmp_path / "greedy.py"
+    script.write_text(
+        "from scenarios import Outcome, Param, Scenario\n"
+        "def body(p, ctx):\n"
+        "    raise RuntimeError(\"[enforce fail at alloc_cpu.cpp:127] DefaultCPUAllocator: can't allocate memory: \"\n"
+        "                       \"you tried to allocate 80000000000 bytes\")\n"
+        "scenario = Scenario('greedy', 'needs more than there is', {'k': Param(1, 'k')}, body)\n")
+    from scenarios.cli import main
+
+    assert main(["run", str(script), "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "ran out of memory on cpu" in err[0] and "80000000000 bytes" in err[0]
+    other = tmp_path / "broken.py"
+    other.write_text(script.read_text().replace("can't allocate memory", "index out of range"))
+    with pytest.raises(RuntimeError, match="index out of range"):  # other errors are not hidden
+        main(["run", str(other), "--out", str(tmp_path / "out2")])
