@@ -110,7 +110,6 @@ class ReLUBlock(nn.Module):
             + nonzeros(self.write, self.hidden)
         )
 
-
     def _read_nonzeros(self) -> int:
         if self.read_left is None:
             return nonzeros(self.read, self.hidden)
