@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 # The CPU wheel of torch: a bare "torch" would pull a CUDA build of several GB.
 TORCH := torch==2.13.0
 
-.PHONY: run test bench clean
+.PHONY: run test bench parameters clean
 
 $(BIN)/superposim: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -26,6 +26,10 @@ bench: $(BIN)/superposim
 	$(BIN)/python benchmarks/bench_trace.py
 	$(BIN)/python benchmarks/bench_sweep.py
 	$(BIN)/python benchmarks/bench_scale.py
+
+# After changing a built-in scenario's parameters: the tables that help shows without torch.
+parameters: $(BIN)/superposim
+	$(BIN)/python -c "from scenarios.catalog import write_parameter_tables as w; print('wrote', w())"
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache .ruff_cache

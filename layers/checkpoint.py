@@ -7,7 +7,9 @@ the schema and refuses anything it does not understand with one clear message.
 
 from __future__ import annotations
 
+import errno
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -31,8 +33,18 @@ def save_weights(path: str | Path, tensors: dict[str, torch.Tensor], config: dic
     meta = {"schema": SCHEMA, "version": SCHEMA_VERSION, **config}
     text = json.dumps(meta, sort_keys=True)
     flat = {k: v.detach().contiguous().cpu() for k, v in tensors.items()}
-    write_atomic(path, lambda tmp: save_file(flat, tmp, metadata={"config": text}))
+    write_atomic(path, lambda tmp: _save_file(flat, tmp, text))
     write_atomic(path.with_suffix(".json"), (json.dumps(meta, indent=2) + "\n").encode())
+
+
+def _save_file(tensors: dict[str, torch.Tensor], tmp: str, config: str) -> None:
+    """safetensors' writer, its I/O failures (a full disk) raised as the OSError they are."""
+    try:
+        save_file(tensors, tmp, metadata={"config": config})
+    except SafetensorError as err:
+        text = str(err)
+        code = errno.ENOSPC if "os error 28" in text else errno.EIO
+        raise OSError(code, os.strerror(code) if code == errno.ENOSPC else text, tmp) from None
 
 
 def load_weights(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:

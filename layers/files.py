@@ -1,5 +1,6 @@
 """Atomic file writes: a temporary file beside the target, flushed, then renamed over it, so a
-reader (or an interrupted run) never sees a half-written file."""
+reader (or an interrupted run) never sees a half-written file. A link is written through (its
+target is replaced, the link stays), and nothing but a regular file is ever replaced."""
 
 from __future__ import annotations
 
@@ -9,9 +10,18 @@ from collections.abc import Callable
 from pathlib import Path
 
 
+class NotARegularFile(OSError):
+    """The target exists and is a folder, a device, a pipe or a socket: renaming over it would
+    destroy it (a device node replaced by a file), so it is refused."""
+
+
 def write_atomic(path: str | Path, data: bytes | Callable[[str], None]) -> Path:
-    """Write ``data`` (bytes, or a function that writes the file at the path it is given)."""
-    path = Path(path)
+    """Write ``data`` (bytes, or a function that writes the file at the path it is given);
+    returns ``path`` as given."""
+    given = Path(path)
+    path = Path(os.path.realpath(given)) if given.is_symlink() else given
+    if path.exists() and not path.is_file():
+        raise NotARegularFile(f"{str(given)!r} is not a regular file; refusing to replace it")
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp" + path.suffix)
     try:
@@ -30,4 +40,4 @@ def write_atomic(path: str | Path, data: bytes | Callable[[str], None]) -> Path:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
-    return path
+    return given

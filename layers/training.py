@@ -178,9 +178,11 @@ def train(
         if meta.get("kind") != "trained-mlp" or not {"step", "history", "seconds", "stopped_early"} <= meta.keys():
             raise CheckpointError(f"{ckpt} is not a training checkpoint")
         saved = dict(meta.get("train_config", {}))
-        if {k: v for k, v in saved.items() if k not in RESUMABLE} != \
-                {k: v for k, v in cfg.as_dict().items() if k not in RESUMABLE}:
-            raise CheckpointError(f"{ckpt} was trained with other settings; resume with the same ones "
+        now = cfg.as_dict()
+        differ = [k for k in dict.fromkeys([*saved, *now]) if k not in RESUMABLE and saved.get(k) != now.get(k)]
+        if differ:
+            said = ", ".join(f"{k}={saved.get(k)!r} there, {now.get(k)!r} now" for k in differ[:3])
+            raise CheckpointError(f"{ckpt} was trained with other settings ({said}); resume with the same ones "
                                   f"(only {', '.join(RESUMABLE)} may change)")
         try:
             _unpack(tensors, model, opt, gen)
@@ -216,7 +218,7 @@ def train(
             bar.close()
             kept = f"; the checkpoint of step {saved_step} is kept" if ckpt is not None and saved_step else ""
             raise TrainingDiverged(f"training diverged at step {state.step}: the loss or the weights are no longer "
-                                   f"finite (lr={cfg.lr:g}; try a smaller one){kept}")
+                                   f"finite ({_divergence_hint(cfg)}){kept}")
         if state.step % cfg.eval_every == 0 or state.step == cfg.steps:
             acc = _accuracy([lg.detach() for lg in logits], targets)
             state.history.append({"step": state.step, "loss": float(loss.detach()), "accuracy": acc})
@@ -236,6 +238,15 @@ def train(
         save_weights(Path(out_dir) / "model.safetensors",
                      {f"model.{k}": v for k, v in model.state_dict().items() if v is not None}, _meta(cfg, state))
     return model, state
+
+
+def _divergence_hint(cfg: TrainConfig) -> str:
+    """What to change. AdamW shrinks each weight by lr * weight_decay per step: past 1 that step
+    alone flips and grows the weights, whatever the learning rate's own size."""
+    if cfg.lr * cfg.weight_decay >= 1:
+        return (f"weight_decay={cfg.weight_decay:g} with lr={cfg.lr:g} shrinks each weight by lr * weight_decay = "
+                f"{cfg.lr * cfg.weight_decay:g} >= 1 per step; lower weight_decay")
+    return f"lr={cfg.lr:g}; try a smaller one"
 
 
 def _tail_streak(history: list[dict], target: float) -> int:

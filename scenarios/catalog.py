@@ -4,6 +4,9 @@ to the scenario's own description."""
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 VERSION = "0.1.0"
 
 BUILTIN: dict[str, tuple[str, str]] = {
@@ -46,3 +49,51 @@ BUILTIN: dict[str, tuple[str, str]] = {
                             "block-structured circuits in superposition: exact for one active circuit, (D/d)^2 "
                             "circuits"),
 }
+
+
+def check_name(name: str) -> None:
+    """A built-in name, or something that reads as a script path; anything else is refused."""
+    from scenarios.params import UsageError
+
+    if not (name in BUILTIN or name.endswith(".py") or "/" in name):
+        raise UsageError(f"unknown scenario {name!r}; valid: {', '.join(BUILTIN)} or a path to a .py script")
+
+
+# Every built-in's parameter table (name, type and bounds, default, help), and the training
+# parameters that ``train`` adds, kept in parameters.json so that help answers without torch.
+# ``make parameters`` rewrites it from the scenarios; a test keeps the two equal.
+PARAMETERS = Path(__file__).with_name("parameters.json")
+TRAIN_KEY = "(train)"
+
+
+def parameter_rows(name: str) -> list[list[str]]:
+    """The stored parameter table of a built-in scenario (or of ``TRAIN_KEY``)."""
+    return json.loads(PARAMETERS.read_text())["tables"][name]
+
+
+def live_parameter_tables() -> dict[str, list[list[str]]]:
+    """The tables as the scenarios declare them now (imports every scenario, so torch)."""
+    import importlib
+
+    from scenarios.library.trained.trained_vs_handbuilt import TRAIN_PARAMS
+
+    def rows(params) -> list[list[str]]:
+        return [[key, p.describe(), show_default(p.default), p.help] for key, p in params.items()]
+
+    tables = {name: rows(importlib.import_module(module).scenario.params) for name, (module, _) in BUILTIN.items()}
+    return tables | {TRAIN_KEY: rows(TRAIN_PARAMS)}
+
+
+def show_default(value) -> str:
+    return ",".join(map(str, value)) if isinstance(value, list | tuple) else str(value)
+
+
+def write_parameter_tables() -> Path:
+    """Rewrite parameters.json from the scenarios (``make parameters``)."""
+    from layers.files import write_atomic
+
+    tables = live_parameter_tables()
+    lines = [",\n".join(f"  {json.dumps(name)}: [\n" + ",\n".join("   " + json.dumps(r) for r in rows) + "\n  ]"
+                        for name, rows in tables.items())]
+    text = '{"schema": "superposim-parameter-tables", "version": 1, "tables": {\n' + lines[0] + "\n}}\n"
+    return write_atomic(PARAMETERS, text.encode())

@@ -13,7 +13,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from scenarios.catalog import BUILTIN, VERSION
+from scenarios.catalog import BUILTIN, VERSION, check_name
 from scenarios.params import UsageError
 
 EXIT_USAGE = 2
@@ -24,21 +24,26 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError(message)
 
 
-def _split_sets(pairs: Sequence[str]) -> dict[str, str]:
+def _split_sets(pairs: Sequence[str], flag: str = "--set") -> dict[str, str]:
+    """KEY=VALUE pairs; a key given twice is refused rather than the last one silently kept."""
     out = {}
     for pair in pairs:
         key, sep, value = pair.partition("=")
-        if not sep or not key:
-            raise UsageError(f"--set expects KEY=VALUE, got {pair!r}")
+        if not sep or not key.strip():
+            raise UsageError(f"{flag} expects KEY=VALUE, got {pair!r}")
+        if key.strip() in out:
+            raise UsageError(f"{flag} {key.strip()} is given twice ({out[key.strip()]!r} and {value!r}); give it once")
         out[key.strip()] = value
     return out
 
 
-def _scenario_arguments(p: argparse.ArgumentParser, name_help: str, set_help: str, optional: bool = False) -> None:
-    """The arguments every scenario-driven command takes: the scenario, its parameters, the seed."""
+def _scenario_arguments(p: argparse.ArgumentParser, name_help: str, set_help: str, optional: bool = False,
+                        seed_help: str = "the run's seed (default 0)") -> None:
+    """The arguments every scenario-driven command takes: the scenario, its parameters, the seed
+    (None when not given, so that a command can tell a seed it ignores from the default)."""
     p.add_argument("name", nargs="?" if optional else None, help=name_help)
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help=set_help)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=None, help=seed_help)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -70,30 +75,32 @@ def build_parser() -> argparse.ArgumentParser:
     p_graph.add_argument("-h", "--help", action="store_true", help="this help, and the scenario's parameters")
     _scenario_arguments(p_graph, "a scenario that builds networks, or a script (or use --load)",
                         "set a parameter of the scenario", optional=True)
-    p_graph.add_argument("--device", default="cpu")
-    p_graph.add_argument("--network", default="superposed", help="superposed or dedicated")
+    p_graph.add_argument("--device", default=None, help="cpu or cuda (default cpu)")
+    p_graph.add_argument("--network", default=None, help="superposed or dedicated (default superposed)")
     p_graph.add_argument("--input", default=None, metavar="I,J,...",
                          help="active input features: gate edges by this input's activations (attribution)")
-    p_graph.add_argument("--prune", type=float, default=3.0,
-                         help="0 keeps all; <1: |weight| threshold; k>=1: k strongest crosstalk edges per node")
+    p_graph.add_argument("--prune", type=float, default=None,
+                         help="0 keeps all; <1: |weight| threshold; k>=1: k strongest crosstalk edges per node "
+                              "(default 3)")
     p_graph.add_argument("--neurons", action="store_true", help="add neuron nodes")
     p_graph.add_argument("--format", choices=("png", "html", "graphml", "gexf", "json"), default=None)
     p_graph.add_argument("--out", default=None, help="output file (default runs/NAME/graph.FORMAT)")
     p_graph.add_argument("--from", dest="source", default=None, metavar="FEATURE", help="L<t>:<i> or a label")
     p_graph.add_argument("--to", dest="target", default=None, metavar="FEATURE")
-    p_graph.add_argument("--paths", type=int, default=5, help="how many top paths to print")
+    p_graph.add_argument("--paths", type=int, default=None, help="how many top paths to print (default 5)")
     p_graph.add_argument("--load", default=None, metavar="FILE", help="re-draw a saved graph (json/graphml/gexf)")
     p_sweep = sub.add_parser("sweep", add_help=False,
                              help="run a scenario over a grid of parameters and seeds into a resumable store")
     p_sweep.add_argument("-h", "--help", action="store_true", help="this help, and the scenario's parameters")
     _scenario_arguments(p_sweep, "a scenario name or a script path", "fix a parameter for every cell",
-                        optional=True)
+                        optional=True, seed_help="not taken: a sweep runs every cell for each of --seeds")
     p_sweep.add_argument("--grid", action="append", default=[], metavar="KEY=V1,V2,...",
                          help="a swept parameter (the grid is the product; a list parameter's items join with +)")
     p_sweep.add_argument("--seeds", default="0", help="seeds for every cell: a range 0-9 or a list 0,3,7")
     p_sweep.add_argument("--store", default=None, help="the SQLite store (resumable; required)")
     p_sweep.add_argument("--backend", default="local", help="local (a process pool) or ray")
-    p_sweep.add_argument("--jobs", type=int, default=None, help="parallel cells (default: the number of cores)")
+    p_sweep.add_argument("--jobs", type=int, default=None,
+                         help="parallel cells (default: the number of cores; a joined Ray cluster decides itself)")
     p_sweep.add_argument("--address", default=None, help="a running Ray cluster to join (default: start one)")
     p_sweep.add_argument("--quiet", action="store_true", help="no progress bar")
     p_report = sub.add_parser("report", help="a sweep store as a table, line plots or a phase diagram")
@@ -102,7 +109,7 @@ def build_parser() -> argparse.ArgumentParser:
     p_report.add_argument("--y", default=None, help="a second grid key: draws a phase diagram")
     p_report.add_argument("--metric", default=None, help="a row or summary value (default: one with a prediction)")
     p_report.add_argument("--predicted", default=None, help="the prediction to draw (default: predicted_METRIC)")
-    p_report.add_argument("--level", type=float, default=1.0, help="contour level of a phase diagram")
+    p_report.add_argument("--level", type=float, default=None, help="contour level of a phase diagram (default 1)")
     p_report.add_argument("--where", action="append", default=[], metavar="KEY=VALUE", help="keep matching rows")
     p_report.add_argument("--out", default=None, help="folder for the figure (default: beside the store)")
     p_report.add_argument("--csv", default=None, help="export every result row as CSV")
@@ -114,33 +121,35 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def parameter_table(name: str, extra: dict | None = None) -> str:
-    """Every parameter of a scenario: name, type and bounds, default, help."""
-    from scenarios.registry import load
+def parameter_table(name: str, train: bool = False) -> str:
+    """Every parameter of a scenario: name, type and bounds, default, help (and, for ``train``,
+    the training parameters the scenario does not set itself). A built-in's table is read from
+    the catalogue, without importing torch; a script is imported."""
+    from scenarios.catalog import BUILTIN, TRAIN_KEY, check_name, parameter_rows
 
-    scenario = load(name)
-    params = dict(scenario.params) | (extra or {})
-    rows = [(key, p.describe(), _default(p.default), p.help) for key, p in params.items()]
-    widths = [max(len(r[i]) for r in rows + [("parameter", "type", "default", "")]) for i in range(3)]
-    lines = [f"{scenario.name}: {scenario.description}", "",
+    check_name(name)
+    if name in BUILTIN:
+        title, description, rows = name, BUILTIN[name][1], parameter_rows(name)
+    else:
+        from scenarios.catalog import show_default
+        from scenarios.registry import load
+
+        scenario = load(name)
+        title, description = scenario.name, scenario.description
+        rows = [[key, p.describe(), show_default(p.default), p.help] for key, p in scenario.params.items()]
+    if train:
+        rows = rows + [r for r in parameter_rows(TRAIN_KEY) if r[0] not in {own[0] for own in rows}]
+    widths = [max(len(r[i]) for r in rows + [["parameter", "type", "default", ""]]) for i in range(3)]
+    lines = [f"{title}: {description}", "",
              "  ".join(h.ljust(w) for h, w in zip(("parameter", "type", "default"), widths)) + "  help"]
     lines += ["  ".join(c.ljust(w) for c, w in zip(r[:3], widths)) + "  " + r[3] for r in rows]
     return "\n".join(lines)
 
 
-def _default(value) -> str:
-    return ",".join(map(str, value)) if isinstance(value, list | tuple) else str(value)
-
-
 def _help(parser: argparse.ArgumentParser, command: str, name: str | None) -> int:
     print(parser.commands[command].format_help())
     if name:
-        extra = None
-        if command == "train":
-            from scenarios.library.trained.trained_vs_handbuilt import TRAIN_PARAMS
-
-            extra = TRAIN_PARAMS
-        print(parameter_table(name, extra))
+        print(parameter_table(name, train=command == "train"))
     else:
         print("name a scenario to see its parameters: superposim " + command + " NAME --help")
     return 0
@@ -157,6 +166,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 if args.verbose:
                     print("\n".join("    " + line for line in parameter_table(name).splitlines()[2:]) + "\n")
             return 0
+        if getattr(args, "name", None):  # a mistyped name is answered before torch loads
+            check_name(args.name)
         if getattr(args, "help", False):
             return _help(parser, args.command, args.name)
         if args.command == "train":
@@ -185,15 +196,38 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:  # the reader went away (e.g. `| head`): stop quietly
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
+    except OSError as err:  # the machine refused (a full disk, a vanished folder): what and where, in one line
+        print(f"superposim: error: {_os_error(err)}", file=sys.stderr)
+        return EXIT_USAGE
+
+
+def _os_error(err: OSError) -> str:
+    """An OSError as one line naming the file (a temporary file by the place it was written for)."""
+    reason = err.strerror or str(err)
+    name = err.filename
+    if name is None:
+        return reason
+    path = Path(name)
+    if path.name.startswith(".") and ".tmp" in path.name:  # the atomic writer's temporary file
+        return f"{reason} (while writing into {str(path.parent)!r}); nothing was half-written"
+    return f"{reason}: {str(path)!r}"
 
 
 def _sweep(args: argparse.Namespace) -> int:
     from scenarios.sweeps import describe_store, grid_from_cli, sweep
 
+    if args.seed is not None:
+        raise UsageError(f"sweep: --seed is not taken; a sweep runs each cell for every seed of --seeds "
+                         f"(for this one seed: --seeds {args.seed})")
     if not args.name or not args.store:
         raise UsageError("sweep: give a scenario, --grid KEY=V1,V2,... and --store FILE (see superposim sweep --help)")
     if not str(args.store).strip():
         raise UsageError("--store: expected a file name, got an empty path")
+    if args.address is not None and args.backend != "ray":
+        raise UsageError(f"--address joins a Ray cluster; it needs --backend ray (the backend is {args.backend!r})")
+    if args.address is not None and args.jobs is not None:
+        raise UsageError("--jobs sets the workers of a Ray cluster started here; a joined one (--address) "
+                         "has its own: drop --jobs")
     start = time.perf_counter()
     sweep(args.name, grid_from_cli(args.grid), args.seeds, args.store, backend=args.backend, jobs=args.jobs,
           address=args.address, progress=not args.quiet, **_split_sets(args.set))
@@ -203,22 +237,40 @@ def _sweep(args: argparse.Namespace) -> int:
 
 
 def _report(args: argparse.Namespace) -> int:
+    import math
+
     from layers.files import write_atomic
     from scenarios import report
-    from scenarios.outputs import check_out_file
+    from scenarios.outputs import check_distinct, check_out_file
 
-    where = _split_sets(args.where)
-    out = Path(args.out) if args.out else Path(args.store).with_suffix("")
+    where = _split_sets(args.where, "--where")
     if args.out is not None and not str(args.out).strip():
         raise UsageError("--out: expected a folder, got an empty path")
-    rep = report.build(args.store, args.x, args.y, args.metric, args.predicted, where)
-    name = f"{rep['metric']}_by_{rep['x']}" + (f"_and_{rep['y']}" if rep["y"] else "")
-    png = check_out_file(out / f"{name}.png", "--out")
-    print(report.text(rep))
-    fig = report.figure(rep, args.level if rep["y"] else None)
-    write_atomic(png, lambda tmp: fig.savefig(tmp, dpi=120, bbox_inches="tight", format="png"))
-    print(f"wrote {png}")
-    for path in report.export(args.store, args.csv, args.parquet):
+    if args.level is not None and not math.isfinite(args.level):
+        raise UsageError(f"--level: expected a finite number, got {args.level}")
+    if args.level is not None and args.y is None:
+        raise UsageError("--level is the contour of a phase diagram; give --y as well")
+    inputs = {"sweep store": args.store, "store's journal": f"{args.store}-wal", "store's index": f"{args.store}-shm"}
+    check_distinct({"--csv": args.csv, "--parquet": args.parquet}, inputs)
+    plot = not (args.csv or args.parquet) or any(
+        v is not None for v in (args.x, args.y, args.metric, args.predicted, args.out, args.level)) or where
+    if plot:
+        rep = report.build(args.store, args.x, args.y, args.metric, args.predicted, where)
+        name = f"{rep['metric']}_by_{rep['x']}" + (f"_and_{rep['y']}" if rep["y"] else "")
+        out = Path(args.out) if args.out else Path(args.store).with_suffix("")
+        png = check_out_file(out / f"{name}.png", "--out")
+        check_distinct({"the figure": png, "--csv": args.csv, "--parquet": args.parquet}, inputs)
+    exported = report.export(args.store, args.csv, args.parquet)  # checks every file before writing any
+    if plot:
+        print(report.text(rep))
+        level = (1.0 if args.level is None else args.level) if rep["y"] else None
+        fig = report.figure(rep, level)
+        write_atomic(png, lambda tmp: fig.savefig(tmp, dpi=120, bbox_inches="tight", format="png"))
+        note = report.contour_note(rep, level)
+        if note:
+            print(f"note: {note}")
+        print(f"wrote {png}")
+    for path in exported:
         print(f"wrote {path}")
     return 0
 
@@ -232,17 +284,19 @@ def _run(args: argparse.Namespace) -> int:
     else:
         out = check_out_dir(default_folder(load(args.name).name))
     start = time.perf_counter()
-    result = run(args.name, seed=args.seed, device=args.device,
+    result = run(args.name, seed=0 if args.seed is None else args.seed, device=args.device,
                  progress=not args.quiet, **_split_sets(args.set))
     print(f"# {result.scenario}  seed={result.seed}  ({time.perf_counter() - start:.1f} s)")
     print(result.table())
-    paths, replaced = result.save_run(out)
+    written = result.save_run(out)
     if result.nonfinite:
         print(f"note: {len(result.nonfinite)} values are not finite (overflow or undefined); result.json holds "
               "them as null and lists each under 'nonfinite'")
-    if replaced:
+    if written.replaced:
         print(f"replaced the earlier run in {out}")
-    for path in paths:
+    if written.kept:
+        print(f"kept what no run wrote there: {', '.join(written.kept)}")
+    for path in written.paths:
         print(f"wrote {path}")
     return 0
 

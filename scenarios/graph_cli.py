@@ -10,7 +10,7 @@ from circuits.graph import FeatureGraph, top_paths_nx
 from circuits.graph_io import GraphFileError, load_graph, save_graph
 from scenarios.graph_draw import draw_png, strongest_paths, write_html
 from scenarios.memory import FLOAT, require_memory
-from scenarios.outputs import check_out_file, default_folder
+from scenarios.outputs import check_distinct, check_out_file, default_folder
 from scenarios.params import UsageError
 from scenarios.registry import networks
 
@@ -27,6 +27,9 @@ def _parse_input(text: str) -> list[int]:
         raise UsageError(f"--input: expected comma-separated feature indices, got {text!r}") from None
     if not items:
         raise UsageError("--input: give at least one feature index")
+    twice = [i for k, i in enumerate(items) if i in items[:k]]
+    if twice:
+        raise UsageError(f"--input: feature {twice[0]} is given twice")
     return items
 
 
@@ -41,22 +44,52 @@ def _format_and_out(args: argparse.Namespace, stem: str) -> tuple[str, Path]:
     fmt = args.format or suffix or "png"
     if fmt not in FORMATS:
         raise UsageError(f"--format: {fmt!r} is not one of {', '.join(FORMATS)}")
-    out = Path(args.out) if args.out else default_folder(stem) / f"graph.{fmt}"
+    # beside the run folders, never inside one: runs/NAME-graph.FORMAT
+    out = Path(args.out) if args.out else default_folder(stem).with_name(f"{default_folder(stem).name}-graph.{fmt}")
     check_out_file(out, "--out")
     return fmt, out
 
 
+# What the graph command does when an option is not given.
+DEFAULTS = {"prune": 3.0, "paths": 5, "network": "superposed", "device": "cpu", "seed": 0}
+# Beyond this many a list of top paths is no longer read, and the search only costs memory.
+MAX_PATHS = 10_000
+
+
+def _refuse_unused(args: argparse.Namespace, sets: dict[str, str]) -> None:
+    """An option that would have no effect is refused, naming why, rather than ignored."""
+    if args.load:
+        built = {"--set": bool(sets), "--seed": args.seed is not None, "--network": args.network is not None,
+                 "--input": args.input is not None, "--prune": args.prune is not None, "--neurons": args.neurons,
+                 "--device": args.device is not None, "a scenario name": bool(args.name)}
+        given = [flag for flag, on in built.items() if on]
+        if given:
+            raise UsageError(f"{given[0]} has no effect with --load, which redraws a saved graph as it is")
+    if args.paths is not None and args.source is None:
+        raise UsageError("--paths counts the top paths of --from/--to; give those too")
+    if args.all and args.source is not None and args.out is None and args.format is None:
+        raise UsageError("--all draws every node of a picture; give --out or --format as well")
+
+
 def graph_command(args: argparse.Namespace, sets: dict[str, str]) -> int:
+    _refuse_unused(args, sets)
+    for key, value in DEFAULTS.items():
+        if getattr(args, key) is None:
+            setattr(args, key, value)
     if not math.isfinite(args.prune) or args.prune < 0:
         raise UsageError(f"--prune: must be a finite number >= 0, got {args.prune:g}")
-    if args.paths < 1:
-        raise UsageError(f"--paths: must be >= 1, got {args.paths}")
+    if not 1 <= args.paths <= MAX_PATHS:
+        raise UsageError(f"--paths: must be between 1 and {MAX_PATHS:,}, got {args.paths}")
     if (args.source is None) != (args.target is None):
         raise UsageError("--from and --to go together")
     stem = Path(args.load).stem if args.load else (Path(args.name).stem if args.name else "graph")
     writes = args.source is None or args.out is not None or args.format is not None
     fmt, out = _format_and_out(args, stem) if writes else (None, None)
+    if args.all and fmt not in ("png", "html"):
+        raise UsageError(f"--all draws every node of a png or html picture; a {fmt} file always holds them all")
     if args.load:
+        if out is not None:
+            check_distinct({"--out": out}, {"--load file": args.load})
         try:
             g = load_graph(args.load)
         except GraphFileError as err:
@@ -65,6 +98,7 @@ def graph_command(args: argparse.Namespace, sets: dict[str, str]) -> int:
     else:
         if not args.name:
             raise UsageError("graph: name a scenario (see 'superposim list') or give --load FILE")
+        active = _parse_input(args.input) if args.input is not None else None
         nets = networks(args.name, seed=args.seed, device=args.device, **sets)
         if args.network not in nets:
             raise UsageError(f"--network: {args.network!r} is not one of {', '.join(nets)}")
@@ -72,7 +106,9 @@ def graph_command(args: argparse.Namespace, sets: dict[str, str]) -> int:
         need = FLOAT * 4 * sum(a * b for a, b in zip(widths, widths[1:]))
         require_memory(need, f"a feature graph of {max(widths)} features per layer "
                              f"(one dense {widths[1]} x {widths[0]} tensor per layer)")
-        active = _parse_input(args.input) if args.input else None
+        if args.source is not None:
+            require_memory(_paths_bytes(widths, args.paths), f"--paths {args.paths}: the search for the top paths "
+                                                             f"through layers of up to {max(widths)} features")
         try:
             fg = FeatureGraph.build(nets[args.network], active)
         except ValueError as err:
@@ -101,6 +137,12 @@ def graph_command(args: argparse.Namespace, sets: dict[str, str]) -> int:
         save_graph(g, out, fmt)
     print(f"wrote {out}")
     return 0
+
+
+def _paths_bytes(widths: list[int], k: int) -> int:
+    """The top-paths search holds, per layer, k candidate scores for every pair of features
+    (float64) and its top-k (values and indices): about 3 x 8 bytes x k x the largest pair count."""
+    return 24 * k * max(a * b for a, b in zip(widths, widths[1:]))
 
 
 def _print_paths(g, fg: FeatureGraph | None, source: str, target: str, k: int) -> None:

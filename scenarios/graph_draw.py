@@ -107,7 +107,7 @@ def draw_png(g: nx.DiGraph, path: str | Path, title: str = "") -> Path:
     ax.set_title(title or "feature graph: intended wiring (solid) and crosstalk (dashed red)", fontsize=10)
     for side in ("top", "right", "left"):
         ax.spines[side].set_visible(False)
-    return write_atomic(path, lambda tmp: fig.savefig(tmp, dpi=130, bbox_inches="tight"))
+    return write_atomic(path, lambda tmp: fig.savefig(tmp, dpi=130, bbox_inches="tight", format="png"))
 
 
 def render_html(g: nx.DiGraph, title: str = "superposim feature graph") -> str:

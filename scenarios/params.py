@@ -23,7 +23,9 @@ _SCALARS = {"int": int, "float": float, "str": str, "bool": bool}
 @dataclass(frozen=True)
 class Param:
     """One parameter: its default, type (``int``, ``float``, ``str``, ``bool`` or a list of
-    one of those, e.g. ``list[int]``), allowed choices and inclusive bounds."""
+    one of those, e.g. ``list[int]``), allowed choices, inclusive bounds, and an exclusive lower
+    bound ``above`` for a value that does nothing at the bound (a learning rate of 0). A list
+    holds distinct values (each a setting to run) unless ``repeats`` allows the same one twice."""
 
     default: Any
     help: str
@@ -31,6 +33,8 @@ class Param:
     choices: tuple[str, ...] | None = None
     low: float | None = None
     high: float | None = None
+    above: float | None = None
+    repeats: bool = False
 
     @property
     def is_list(self) -> bool:
@@ -44,6 +48,8 @@ class Param:
         allowed = []
         if self.choices:
             allowed.append("one of " + "|".join(self.choices))
+        if self.above is not None:
+            allowed.append(f"> {self.above:g}")
         if self.low is not None:
             allowed.append(f">= {self.low:g}")
         if self.high is not None:
@@ -59,7 +65,11 @@ class Param:
             items = value.split(",") if isinstance(value, str) else value
             if not isinstance(items, list | tuple) or not items:
                 raise UsageError(f"{key}: expected {self.describe()}, got {value!r}")
-            return tuple(self._one(key, item) for item in items)
+            values = tuple(self._one(key, item) for item in items)
+            twice = [v for i, v in enumerate(values) if v in values[:i]]
+            if twice and not self.repeats:
+                raise UsageError(f"{key}: {twice[0]!r} is given twice; each value is one setting to run, give it once")
+            return values
         return self._one(key, value)
 
     def _one(self, key: str, value: Any) -> Any:
@@ -87,6 +97,8 @@ class Param:
             raise UsageError(f"{key}: must be finite, got {value}")
         if self.choices is not None and value not in self.choices:
             raise UsageError(f"{key}: {value!r} is not one of {', '.join(self.choices)}")
+        if self.above is not None and not value > self.above:
+            raise UsageError(f"{key}: must be > {self.above:g}, got {value}")
         if self.low is not None and value < self.low:
             raise UsageError(f"{key}: must be >= {self.low:g}, got {value}")
         if self.high is not None and value > self.high:

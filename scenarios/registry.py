@@ -17,7 +17,7 @@ import torch
 
 from circuits.spec import CircuitError
 from layers.training import CheckpointError, TrainingDiverged
-from scenarios.catalog import BUILTIN, VERSION
+from scenarios.catalog import BUILTIN, VERSION, check_name
 from scenarios.params import Param, UsageError, resolve
 from scenarios.result import FigureMaker, Result
 
@@ -78,8 +78,7 @@ def load(name: str | os.PathLike) -> Scenario:
         raise UsageError(f"scenario: expected a name or a path to a .py script, got {name!r}")
     if name.endswith(".py") or "/" in name:
         return _load_script(Path(name))
-    if name not in BUILTIN:
-        raise UsageError(f"unknown scenario {name!r}; valid: {', '.join(BUILTIN)} or a path to a .py script")
+    check_name(name)
     return importlib.import_module(BUILTIN[name][0]).scenario
 
 

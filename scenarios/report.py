@@ -4,6 +4,7 @@ Parquet export."""
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any
 
@@ -120,8 +121,8 @@ def figure(rep: dict[str, Any], level: float | None):
             color = f"C{k % 10}"
             ax.plot(g[x], g[f"{m}_mean"], "-o", color=color, ms=4, label=label or "measured")
             ax.fill_between(g[x], g[f"{m}_ci_low"], g[f"{m}_ci_high"], color=color, alpha=0.2)
-            if p:
-                ax.plot(g[x], g[f"{p}_mean"], "--", color=color, label=(label + ": " if label else "") + p)
+            if p:  # markers too: a sweep axis with one value still shows its prediction
+                ax.plot(g[x], g[f"{p}_mean"], "--x", color=color, ms=6, label=(label + ": " if label else "") + p)
         if (t[f"{m}_mean"] > 0).all() and t[f"{m}_mean"].max() > 100 * t[f"{m}_mean"].min():
             ax.set_yscale("log")
         plots.finish(ax, integer_x=t[x].dtype.kind == "i")
@@ -176,21 +177,39 @@ def figure(rep: dict[str, Any], level: float | None):
     return fig
 
 
+def contour_note(rep: dict[str, Any], level: float | None) -> str | None:
+    """Why a phase diagram shows no measured contour, when it shows none."""
+    if level is None or rep["y"] is None:
+        return None
+    values = rep["table"][f"{rep['metric']}_mean"].dropna()
+    if rep["table"][rep["x"]].nunique() < 2 or rep["table"][rep["y"]].nunique() < 2:
+        return "no contour drawn: a contour needs at least two values on each axis"
+    if values.empty or not values.min() < level < values.max():
+        low, high = (values.min(), values.max()) if len(values) else (math.nan, math.nan)
+        return (f"no contour drawn: --level {level:g} lies outside the measured {rep['metric']} "
+                f"({low:.4g} to {high:.4g})")
+    return None
+
+
 def export(store: str | Path, csv: str | None, parquet: str | None) -> list[Path]:
-    """Every result row of the store, with grid parameters and seed, as CSV and/or Parquet."""
+    """Every result row of the store, with grid parameters and seed, as CSV and/or Parquet.
+    Both targets are checked before either is written."""
     from layers.files import write_atomic
     from scenarios.outputs import check_out_file
 
-    frame = SweepResult(store).to_pandas()
-    written = []
-    if csv:
-        path = check_out_file(csv, "--csv")
-        written.append(write_atomic(path, frame.to_csv(index=False).encode()))
+    if not csv and not parquet:
+        return []
+    csv_path = check_out_file(csv, "--csv") if csv else None
+    parquet_path = check_out_file(parquet, "--parquet") if parquet else None
     if parquet:
         try:
             import pyarrow  # noqa: F401
         except ImportError:
             raise UsageError(f"--parquet needs pyarrow, which is not installed: {PARQUET_INSTALL}") from None
-        path = check_out_file(parquet, "--parquet")
-        written.append(write_atomic(path, lambda tmp: frame.to_parquet(tmp, index=False)))
+    frame = SweepResult(store).to_pandas()
+    written = []
+    if csv_path is not None:
+        written.append(write_atomic(csv_path, frame.to_csv(index=False).encode()))
+    if parquet_path is not None:
+        written.append(write_atomic(parquet_path, lambda tmp: frame.to_parquet(tmp, index=False)))
     return written

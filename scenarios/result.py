@@ -98,17 +98,18 @@ class Result:
         written = [path]
         for name, make in self.figures.items():
             fig = make()
-            written.append(write_atomic(out / f"{name}.png",
-                                        lambda tmp, fig=fig: fig.savefig(tmp, dpi=120, bbox_inches="tight")))
+            save = lambda tmp, fig=fig: fig.savefig(tmp, dpi=120, bbox_inches="tight", format="png")  # noqa: E731
+            written.append(write_atomic(out / f"{name}.png", save))
         return written
 
     def save(self, out_dir: str | Path) -> list[Path]:
         """Write the run's set (result.json and PNGs) into ``out_dir`` as one: built in a
         temporary folder and swapped in whole, replacing an earlier run's set; return the paths."""
-        return self.save_run(out_dir)[0]
+        return self.save_run(out_dir).paths
 
-    def save_run(self, out_dir: str | Path) -> tuple[list[Path], bool]:
-        """As ``save``; also says whether an earlier run was replaced."""
+    def save_run(self, out_dir: str | Path):
+        """As ``save``; also says whether an earlier run was replaced and which of the user's
+        files in the folder were kept (an ``outputs.Written``)."""
         from scenarios.outputs import check_out_dir, write_folder
 
         check_out_dir(out_dir)

@@ -9,6 +9,7 @@ interruption loses nothing that finished; running the sweep again skips what is 
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,6 +37,13 @@ CREATE TABLE IF NOT EXISTS cells (
 CREATE TABLE IF NOT EXISTS rows (cell INTEGER NOT NULL, idx INTEGER NOT NULL, data TEXT NOT NULL,
                                  PRIMARY KEY (cell, idx));
 """
+
+
+def _read_only_mount(path: Path) -> bool:
+    try:
+        return bool(os.statvfs(path).f_flag & os.ST_RDONLY)
+    except OSError:
+        return False
 
 
 def cell_key(params: dict[str, Any]) -> str:
@@ -69,11 +77,14 @@ class Store:
         if identity is not None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
         try:
-            self.db = sqlite3.connect(self.path, timeout=30)
-            self.db.execute("PRAGMA journal_mode=WAL")
-            self.db.executescript(_TABLES)
+            self.db = self._connect(writing=identity is not None)
             meta = dict(self.db.execute("SELECT key, value FROM meta"))
         except sqlite3.DatabaseError as err:
+            if "readonly" in str(err) or "read-only" in str(err):
+                raise UsageError(f"--store: {str(self.path)!r} lies on a read-only place; a sweep needs to write its "
+                                 "store: copy it somewhere writable or use another --store") from None
+            if isinstance(err, sqlite3.OperationalError) and "no such table" in str(err):
+                raise UsageError(f"store: {str(self.path)!r} holds no sweep") from None
             raise UsageError(f"store: {str(self.path)!r} is not a superposim sweep store ({err})") from None
         if not meta:
             if identity is None:
@@ -94,6 +105,28 @@ class Store:
         if identity is not None and set(identity.grid_keys) != set(self.identity.grid_keys):
             raise UsageError(f"--store: {str(self.path)!r} sweeps over {', '.join(self.identity.grid_keys)}, not "
                              f"{', '.join(identity.grid_keys)}; use another --store")
+
+    def _connect(self, writing: bool) -> sqlite3.Connection:
+        """A writer creates the tables (WAL journal); a reader opens read-only, so a store on a
+        read-only mount reads as what it is (immutable there: nothing can change it)."""
+        if writing:
+            db = sqlite3.connect(self.path, timeout=30)
+            db.execute("PRAGMA journal_mode=WAL")
+            db.executescript(_TABLES)
+            return db
+        uri = self.path.resolve().as_uri()
+        try:
+            db = sqlite3.connect(f"{uri}?mode=ro", uri=True, timeout=30)
+            db.execute("SELECT count(*) FROM sqlite_master").fetchone()
+            return db
+        except sqlite3.OperationalError:
+            if os.access(self.path.parent, os.W_OK) and not _read_only_mount(self.path):
+                raise
+        return sqlite3.connect(f"{uri}?immutable=1", uri=True)
+
+    def text_bytes(self) -> int:
+        """Bytes of result-row text in the store: what reading it into a table costs, roughly."""
+        return int(self.db.execute("SELECT COALESCE(SUM(LENGTH(data)), 0) FROM rows").fetchone()[0])
 
     def close(self) -> None:
         self.db.close()

@@ -15,6 +15,7 @@ import os
 import signal
 import time
 from collections.abc import Iterable, Mapping, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -30,21 +31,46 @@ RAY_INSTALL = "pip install 'superposim[ray]'"
 
 # ---- the grid --------------------------------------------------------------------------------
 
+def seed_ranges(text: str | Iterable[int]) -> list[range | list[int]]:
+    """'0-9', '0,3,7' or a list of ints, as ranges (counted before any list of them is made)."""
+    if isinstance(text, range):
+        return [text]
+    if not isinstance(text, str):
+        return [[int(s) for s in text]]
+    parts: list[range | list[int]] = []
+    try:
+        for part in text.split(","):
+            lo, sep, hi = part.strip().partition("-")
+            parts.append(range(int(lo), int(hi) + 1) if sep else [int(lo)])
+    except ValueError:
+        raise UsageError(f"--seeds: expected a range like 0-9 or a list like 0,3,7, got {text!r}") from None
+    return parts
+
+
 def parse_seeds(text: str | Iterable[int]) -> list[int]:
     """'0-9', '0,3,7' or a list of ints: distinct non-negative seeds, in order."""
-    if not isinstance(text, str):
-        seeds = [int(s) for s in text]
-    else:
-        seeds = []
-        try:
-            for part in text.split(","):
-                lo, sep, hi = part.strip().partition("-")
-                seeds += list(range(int(lo), int(hi) + 1)) if sep else [int(lo)]
-        except ValueError:
-            raise UsageError(f"--seeds: expected a range like 0-9 or a list like 0,3,7, got {text!r}") from None
+    seeds = [s for part in seed_ranges(text) for s in part]
     if not seeds or any(s < 0 for s in seeds) or len(set(seeds)) != len(seeds):
         raise UsageError(f"--seeds: expected distinct non-negative seeds, got {text!r}")
     return seeds
+
+
+# What one cell costs the driver before it runs (its parameters, task, key and bookkeeping),
+# measured on small grids and rounded up: the memory guard of a sweep's size.
+CELL_BYTES = 4096
+ROW_TEXT_FACTOR = 16
+
+
+def require_cells_fit(grid_sizes: Sequence[int], seeds: str | Iterable[int]) -> int:
+    """The number of cells; refused in one line, before any is built, when the driver could not
+    hold them."""
+    from scenarios.memory import require_memory
+
+    n_seeds = sum(len(part) for part in seed_ranges(seeds))
+    n_cells = math.prod(grid_sizes) * n_seeds
+    require_memory(n_cells * CELL_BYTES, f"a sweep of {n_cells:,} cells ({math.prod(grid_sizes):,} grid points x "
+                                         f"{n_seeds:,} seeds)")
+    return n_cells
 
 
 def parse_grid(spec: Mapping[str, Param], items: Mapping[str, Any]) -> dict[str, list[Any]]:
@@ -125,6 +151,7 @@ def _local(tasks: list, jobs: int):
     """Yield (index, outcome) as cells finish, in a pool of ``jobs`` spawned workers."""
     import multiprocessing
     from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+    from concurrent.futures.process import BrokenProcessPool
 
     pool = ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn"),
                                initializer=_worker_init)
@@ -134,7 +161,13 @@ def _local(tasks: list, jobs: int):
         while pending:
             finished, _ = wait(pending, return_when=FIRST_COMPLETED)
             for future in finished:
-                yield pending.pop(future), future.result()
+                try:
+                    outcome = future.result()
+                except BrokenProcessPool:
+                    raise UsageError("sweep: a worker process died (killed, out of memory, or a script that runs "
+                                     "sweep(...) again on import: put the call under "
+                                     "'if __name__ == \"__main__\":')") from None
+                yield pending.pop(future), outcome
     finally:
         if pending:  # interrupted: drop queued cells and stop running ones now (the executor would
             # otherwise wait for them at exit); only finished cells were recorded
@@ -146,19 +179,50 @@ def _local(tasks: list, jobs: int):
             pool.shutdown(wait=True)
 
 
-def _ray(tasks: list, jobs: int | None, address: str | None):
+def _probe(address: str, timeout: float = 5.0) -> None:
+    """A cluster address must answer a TCP connect within ``timeout`` seconds: Ray itself waits
+    for minutes on an address where nothing listens."""
+    import socket
+
+    if address in ("auto", "local"):
+        return
+    hostport = address.split("://", 1)[-1].rstrip("/")
+    host, sep, port = hostport.rpartition(":")
+    if not sep or not host or not port.isdigit():
+        raise UsageError(f"--address: expected HOST:PORT (or ray://HOST:PORT, or auto), got {address!r}")
+    try:
+        with socket.create_connection((host.strip("[]"), int(port)), timeout=timeout):
+            pass
+    except OSError as err:
+        reason = "no answer" if isinstance(err, TimeoutError) else (err.strerror or str(err))
+        raise UsageError(f"--address: no Ray cluster at {address!r} ({reason} within {timeout:g} s)") from None
+
+
+def _start_ray(jobs: int | None, address: str | None) -> bool:
+    """Join the cluster at ``address`` or start a local one; True when started here (and so to
+    be shut down). Nothing is written before this succeeds."""
+    import logging
+
     try:
         import ray
     except ImportError:
         raise UsageError(f"--backend ray needs Ray, which is not installed: {RAY_INSTALL}") from None
-    started = False
-    if not ray.is_initialized():
-        kwargs = {"address": address} if address else {"num_cpus": jobs or os.cpu_count() or 1}
-        try:
-            ray.init(include_dashboard=False, log_to_driver=False, **kwargs)
-        except Exception as err:  # an unreachable cluster, a bad address
-            raise UsageError(f"--address: Ray could not start or join a cluster: {err}") from None
-        started = True
+    if ray.is_initialized():
+        return False
+    if address:
+        _probe(address)
+    kwargs = {"address": address} if address else {"num_cpus": jobs or os.cpu_count() or 1}
+    try:
+        ray.init(include_dashboard=False, log_to_driver=False, logging_level=logging.ERROR, **kwargs)
+    except Exception as err:  # an unreachable cluster, a bad address
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise UsageError(f"--address: Ray could not start or join a cluster: {first}") from None
+    return True
+
+
+def _ray(tasks: list, started: bool):
+    import ray
+
     remote = ray.remote(num_cpus=1)(run_cell)
     pending: dict = {}
     try:
@@ -183,8 +247,12 @@ class SweepResult:
         self.path = Path(store)
 
     def _read(self):
+        from scenarios.memory import require_memory
+
         s = Store(self.path)
         try:
+            # parsed rows and their table take about this many times their JSON text
+            require_memory(ROW_TEXT_FACTOR * s.text_bytes(), f"reading the store {str(self.path)!r}")
             return s.identity, s.fixed, s.cells(), s.rows()
         finally:
             s.close()
@@ -273,45 +341,127 @@ def sweep(name: str, grid: Mapping[str, Any], seeds: str | Iterable[int], store:
           backend: str = "local", jobs: int | None = None, address: str | None = None, progress: bool = False,
           **fixed: Any) -> SweepResult:
     """Run every cell of ``grid`` x ``seeds`` not yet done in ``store``; return the store's tables.
-    ``fixed`` sets the other parameters. Bad names, keys or values fail here, before any cell runs."""
+    ``fixed`` sets the other parameters. Bad names, keys or values fail here, before any cell runs
+    and before the store is made; a store that another sweep is writing is refused."""
     from scenarios.registry import _prepare, load
 
     if backend not in BACKENDS:
         raise UsageError(f"--backend: {backend!r} is not one of {', '.join(BACKENDS)}")
     if jobs is not None and (isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1):
         raise UsageError(f"--jobs: expected a positive integer, got {jobs!r}")
+    if backend == "local":
+        _require_main_guard()
     scenario = load(name)
     name = str(Path(name).resolve()) if (str(name).endswith(".py") or "/" in str(name)) else name
     overlap = [k for k in grid if k in fixed]
     if overlap:
         raise UsageError(f"{overlap[0]!r} is both swept (--grid) and fixed (--set)")
     values = parse_grid(scenario.params, grid)
+    require_cells_fit([len(v) for v in values.values()], seeds)
     seed_list = parse_seeds(seeds)
     fixed_values = {k: scenario.params[k].parse(k, v) if k in scenario.params else v for k, v in fixed.items()}
     todo = cells(values, seed_list)
     for params, seed in todo:  # every cell is checked before any runs: one line for the first bad one
         _prepare(name, seed, "cpu", False, fixed_values | params)
     identity = Identity(scenario.name, cell_key(fixed_values), tuple(values))
-    st = Store(store, identity)
-    try:
-        done = st.done()
-        tasks = [(name, seed, fixed_values | params) for params, seed in todo if (cell_key(params), seed) not in done]
-        keys = [(cell_key(params), seed) for params, seed in todo if (cell_key(params), seed) not in done]
-        jobs = jobs or os.cpu_count() or 1
-        bar = tqdm(total=len(todo), initial=len(todo) - len(tasks), unit="cell", desc=f"sweep {scenario.name}",
-                   disable=not progress)
-        runner = _local(tasks, jobs) if backend == "local" else _ray(tasks, jobs, address)
-        failed = 0
-        if tasks:
-            for k, outcome in runner:
-                st.record(keys[k][0], keys[k][1], outcome)
-                failed += outcome["status"] == "failed"
-                bar.update(1)
-                bar.set_postfix(failed=failed)
-        bar.close()
-    finally:
-        st.close()
+    with _sole_writer(Path(store)):
+        new = not Path(store).exists()
+        started = _start_ray(jobs, address) if backend == "ray" else False
+        try:
+            st = Store(store, identity)
+        except BaseException:
+            if started:
+                import ray
+
+                ray.shutdown()
+            raise
+        recorded = 0
+        try:
+            done = st.done()
+            pending = [(params, seed) for params, seed in todo if (cell_key(params), seed) not in done]
+            tasks = [(name, seed, fixed_values | params) for params, seed in pending]
+            keys = [(cell_key(params), seed) for params, seed in pending]
+            jobs = jobs or os.cpu_count() or 1
+            bar = tqdm(total=len(todo), initial=len(todo) - len(tasks), unit="cell", desc=f"sweep {scenario.name}",
+                       disable=not progress)
+            failed = 0
+            if tasks:
+                runner = _local(tasks, jobs) if backend == "local" else _ray(tasks, started)
+                for k, outcome in runner:
+                    st.record(keys[k][0], keys[k][1], outcome)
+                    recorded += 1
+                    failed += outcome["status"] == "failed"
+                    bar.update(1)
+                    bar.set_postfix(failed=failed)
+            elif started:
+                import ray
+
+                ray.shutdown()
+            bar.close()
+        finally:
+            st.close()
+            if new and recorded == 0:  # a sweep that never finished a cell leaves no store behind
+                for suffix in ("", "-wal", "-shm", "-journal"):
+                    Path(f"{store}{suffix}").unlink(missing_ok=True)
     return SweepResult(store)
+
+
+@contextmanager
+def _sole_writer(store: Path):
+    """Hold the store's lock for the whole sweep: a second sweep on the same store is refused in
+    one line instead of computing every cell again."""
+    import fcntl
+
+    store.parent.mkdir(parents=True, exist_ok=True)
+    lock = store.parent / f".{store.name}.lock"
+    with open(lock, "a+") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            who = handle.read().strip() or "another process"
+            raise UsageError(f"--store: {str(store)!r} is being written by another sweep ({who}); wait for it to "
+                             "finish, or use another --store") from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"pid {os.getpid()}")
+        handle.flush()
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _require_main_guard() -> None:
+    """A script that calls ``sweep`` at its top level is run again in every spawned worker (that
+    is how spawn imports ``__main__``), which breaks the pool: refuse it and say what to add."""
+    import ast
+    import inspect
+    import multiprocessing
+    import sys
+
+    main = sys.modules.get("__main__")
+    script = getattr(main, "__file__", None)
+    if multiprocessing.parent_process() is not None and getattr(main, "__name__", "") == "__mp_main__":
+        raise UsageError("sweep(...) ran again inside a sweep's worker: guard it with "
+                         "'if __name__ == \"__main__\":' in your script")
+    if not script or not str(script).endswith(".py"):
+        return
+    calls = [f.lineno for f in inspect.stack(context=0) if f.frame.f_globals is vars(main)
+             and f.function == "<module>"]
+    if not calls:
+        return
+    try:
+        tree = ast.parse(Path(script).read_text())
+    except (OSError, SyntaxError, ValueError):
+        return
+    guarded = [range(node.lineno, (node.end_lineno or node.lineno) + 1) for node in ast.walk(tree)
+               if isinstance(node, ast.If) and "__name__" in ast.unparse(node.test)
+               and "__main__" in ast.unparse(node.test)]
+    if not any(line in block for line in calls for block in guarded):
+        raise UsageError(f"{script}:{calls[0]} calls sweep(...) at the top level of the script: its workers are "
+                         "spawned and import the script again, so put the call under "
+                         "'if __name__ == \"__main__\":'")
 
 
 def load_store(path: str | Path):

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from layers.checkpoint import WeightFileError, save_weights
 from layers.training import CheckpointError, TrainingDiverged
-from scenarios.library.trained.trained_vs_handbuilt import TRAIN_PARAMS, train_networks
+from scenarios.library.trained.trained_vs_handbuilt import TRAIN_PARAMS, require_training_memory, train_networks
 from scenarios.outputs import check_out_file
 from scenarios.params import UsageError, resolve
 from scenarios.registry import BUILTIN, Context, load, parse_device
@@ -18,18 +18,33 @@ RUN_FILES = ("checkpoint.safetensors", "checkpoint.json", "model.safetensors", "
              "probes.safetensors", "probes.json")
 
 
+# What ``train`` needs of a scenario: a circuit's networks and the sizes the trained one copies.
+NEEDS = ("m", "n", "active")
+
+
+def trainable(scenario) -> bool:
+    """A scenario trains when it passes ``networks=`` (returning {"superposed", "dedicated"}
+    compiled from one circuit) and has the parameters m, n and active."""
+    return scenario.networks is not None and all(k in scenario.params for k in NEEDS)
+
+
 def train_command(args: argparse.Namespace, sets: dict[str, str]) -> int:
     scenario = load(args.name)
-    if scenario.networks is None:
-        usable = [n for n in BUILTIN if load(n).networks is not None]
-        raise UsageError(f"scenario {scenario.name!r} builds no circuit to train on; valid: {', '.join(usable)}")
-    if args.seed < 0:
-        raise UsageError(f"--seed: must be >= 0, got {args.seed}")
+    if not trainable(scenario):
+        usable = [n for n in BUILTIN if trainable(load(n))]
+        raise UsageError(f"scenario {scenario.name!r} builds no circuit to train on: a trainable scenario passes "
+                         "networks=FUNCTION to Scenario(...), returning {'superposed': ..., 'dedicated': ...} "
+                         f"compiled from one circuit, and has the parameters {', '.join(NEEDS)} (as "
+                         f"examples/my_relay.py does); trainable built-ins: {', '.join(usable)}")
+    seed = 0 if args.seed is None else args.seed
+    if seed < 0:
+        raise UsageError(f"--seed: must be >= 0, got {seed}")
     spec = dict(scenario.params) | {k: v for k, v in TRAIN_PARAMS.items() if k not in scenario.params}
     values = resolve(spec, sets)
     if scenario.check is not None:
         scenario.check(values)
-    ctx = Context(seed=args.seed, device=parse_device("cpu"), progress=not args.quiet)
+    require_training_memory(values)
+    ctx = Context(seed=seed, device=parse_device("cpu"), progress=not args.quiet)
     out = Path(args.out) if args.out else None
     if out is None or not str(args.out).strip():
         raise UsageError("--out: expected a folder, got an empty path")

@@ -111,7 +111,8 @@ def test_saving_leaves_no_temporary_file_and_usual_permissions(tmp_path):
 
     r = scenarios.run("circuit", seed=0, **SMALL)
     r.save(tmp_path)
-    assert sorted(p.name for p in Path(tmp_path).iterdir()) == ["bit_errors.png", "result.json"]
+    assert sorted(p.name for p in Path(tmp_path).iterdir()) == [".superposim-run.json", "bit_errors.png", "result.json"]
+    assert json.loads((tmp_path / ".superposim-run.json").read_text())["files"] == ["result.json", "bit_errors.png"]
     umask = os.umask(0)
     os.umask(umask)
     assert (tmp_path / "result.json").stat().st_mode & 0o777 == 0o666 & ~umask

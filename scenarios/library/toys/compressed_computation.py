@@ -45,7 +45,7 @@ PARAMS = {
     "p_default": Param(0.01, "the p of the summary", kind="float", low=1e-5, high=1.0),
     "steps": Param(5000, "training steps", low=1),
     "batch": Param(1024, "samples per step", low=1),
-    "lr": Param(3e-3, "Adam learning rate (cosine schedule to 0)", kind="float", low=0.0, high=10.0),
+    "lr": Param(3e-3, "Adam learning rate (cosine schedule to 0)", kind="float", above=0.0, high=10.0),
     "eval_samples": Param(100_000, "samples to measure each loss", low=100),
 }
 

@@ -36,7 +36,7 @@ PARAMS = {
     "samples": Param(20000, "held-out samples per setting", low=100),
     "steps": Param(1500, "training steps of the linear autoencoder (0: skip it)", low=0),
     "batch": Param(512, "samples per training step", low=1),
-    "lr": Param(0.01, "Adam learning rate of the autoencoder", kind="float", low=0.0, high=10.0),
+    "lr": Param(0.01, "Adam learning rate of the autoencoder", kind="float", above=0.0, high=10.0),
 }
 
 

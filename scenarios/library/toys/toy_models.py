@@ -37,7 +37,7 @@ PARAMS = {
     "instances": Param(4, "models trained per sparsity (the lowest loss is kept)", low=1, high=64),
     "steps": Param(4000, "training steps", low=1),
     "batch": Param(1024, "samples per step", low=1),
-    "lr": Param(1e-2, "Adam learning rate", kind="float", low=0.0, high=10.0),
+    "lr": Param(1e-2, "Adam learning rate", kind="float", above=0.0, high=10.0),
 }
 
 

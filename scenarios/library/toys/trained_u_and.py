@@ -53,7 +53,7 @@ PARAMS = {
     "loss": Param("bce", "training loss", kind="str", choices=LOSSES),
     "steps": Param(3000, "training steps", low=1),
     "batch": Param(1024, "samples per step", low=1),
-    "lr": Param(0.01, "Adam learning rate (cosine schedule to 0)", kind="float", low=0.0, high=10.0),
+    "lr": Param(0.01, "Adam learning rate (cosine schedule to 0)", kind="float", above=0.0, high=10.0),
     "samples": Param(20000, "samples to measure each network", low=100),
 }
 

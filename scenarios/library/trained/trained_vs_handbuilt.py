@@ -22,6 +22,8 @@ heads, logit > 0, instead of the linear probes).
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import torch
 
 from circuits.graph import FeatureGraph
@@ -41,7 +43,7 @@ TRAIN_PARAMS = {
     "hidden": Param(64, "neurons per layer of the trained network", low=1),
     "steps": Param(3000, "training steps at most", low=1),
     "batch": Param(512, "samples per step", low=1),
-    "lr": Param(3e-3, "AdamW learning rate", kind="float", low=0.0),
+    "lr": Param(3e-3, "AdamW learning rate", kind="float", above=0.0),
     "weight_decay": Param(1e-4, "AdamW weight decay", kind="float", low=0.0),
     "loss": Param("bce", "training loss", kind="str", choices=LOSSES),
     "lp": Param(4.0, "the p of the L^p loss", kind="float", low=2.0),
@@ -57,16 +59,28 @@ TRAIN_PARAMS = {
 }
 
 DEFAULTS = {"m": 128, "n": 96, "layers": 2, "width": 32, "active": 2, "samples": 20000}
-PARAMS = {k: (Param(DEFAULTS[k], p.help, p.kind, p.choices, p.low, p.high) if k in DEFAULTS else p)
+PARAMS = {k: (replace(p, default=DEFAULTS[k]) if k in DEFAULTS else p)
           for k, p in CIRCUIT_PARAMS.items()} | TRAIN_PARAMS
+
+
+def require_training_memory(p) -> None:
+    """Refuse, before any work, a training run whose network, batches or probes cannot fit.
+    A batch holds the inputs and every layer's stream, neurons and targets, each about three
+    times (values, gradients, AdamW's view); the probes hold probe_samples read-outs per layer."""
+    layers = p.get("layers", 1)
+    widths = p.get("width", p["m"]) * layers
+    weights = 10 * p["hidden"] * p["n"] * layers
+    batch = 3 * p["batch"] * (p["m"] + layers * (p["n"] + p["hidden"]) + 2 * widths)
+    probes = 4 * p["probe_samples"] * p["n"] * (layers + 1)
+    require_memory(FLOAT * (weights + batch + probes),
+                   f"hidden={p['hidden']}, n={p['n']}, batch={p['batch']}, probe_samples={p['probe_samples']}: "
+                   "the trained network, its batches and its probes")
 
 
 def check(p) -> None:
     circuit_check(p)
     require(p["probe_samples"] > p["n"], f"probe_samples: must exceed n={p['n']} to fit a probe")
-    need = FLOAT * (10 * p["hidden"] * p["n"] * p["layers"] + 4 * p["probe_samples"] * p["n"] * (p["layers"] + 1))
-    require_memory(need, f"hidden={p['hidden']}, n={p['n']}, probe_samples={p['probe_samples']}: the trained network "
-                         "and its probes")
+    require_training_memory(p)
 
 
 def train_config(p, circuit, seed: int) -> TrainConfig:
@@ -162,4 +176,4 @@ def body(p, ctx) -> Outcome:
 
 scenario = Scenario("trained-vs-handbuilt",
                     "a trained network against the hand-built superposed one and the dedicated twin",
-                    PARAMS, body, check)
+                    PARAMS, body, check, networks)
