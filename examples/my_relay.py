@@ -1,6 +1,7 @@
 """my-relay: a superposed relay's read-out noise against sqrt(l/n), beside the dedicated twin.
 
 Run it with:  superposim run examples/my_relay.py --set n=64
+(and superposim graph / train take it too, through `networks`)
 """
 
 from circuits import theory
@@ -23,10 +24,16 @@ def check(p) -> None:
     require(p["active"] <= p["m"], f"active: at most m={p['m']}, got {p['active']}")
 
 
-def body(p, ctx) -> Outcome:
+def networks(p, ctx) -> dict:
+    """The relay compiled both ways: what `superposim graph` draws and `superposim train` copies."""
     circuit = relay(p["m"], p["layers"], ctx.generator("circuit"))
-    nets = {"superposed": compile_superposed(circuit, p["n"], generator=ctx.generator("embedding")),
+    return {"superposed": compile_superposed(circuit, p["n"], generator=ctx.generator("embedding")),
             "dedicated": compile_dedicated(circuit)}
+
+
+def body(p, ctx) -> Outcome:
+    nets = networks(p, ctx)
+    circuit = nets["dedicated"].circuit
     sampler = ExactlyActive(p["m"], p["active"], ctx.seed_for("inputs"))
     trace = trace_noise(circuit, {name: net.read_features for name, net in nets.items()}, sampler,
                         p["samples"], progress=ctx.progress)
@@ -38,4 +45,5 @@ def body(p, ctx) -> Outcome:
     return Outcome(rows, {"features": p["m"], "stream_width": p["n"]})
 
 
-scenario = Scenario("my-relay", "a superposed relay against sqrt(l/n) and the dedicated twin", PARAMS, body, check)
+scenario = Scenario("my-relay", "a superposed relay against sqrt(l/n) and the dedicated twin", PARAMS, body, check,
+                    networks=networks)

@@ -46,6 +46,12 @@ def _read_only_mount(path: Path) -> bool:
         return False
 
 
+def unwritable(path: Path, reason: str) -> UsageError:
+    """The one message for a store a sweep cannot write."""
+    return UsageError(f"--store: {str(path)!r} cannot be written ({reason}); a sweep writes its store: copy it "
+                      "somewhere writable or use another --store")
+
+
 def cell_key(params: dict[str, Any]) -> str:
     """The canonical text of a cell's grid parameters (lists as lists, keys sorted)."""
     return json.dumps({k: list(v) if isinstance(v, tuple) else v for k, v in params.items()}, sort_keys=True)
@@ -81,8 +87,7 @@ class Store:
             meta = dict(self.db.execute("SELECT key, value FROM meta"))
         except sqlite3.DatabaseError as err:
             if "readonly" in str(err) or "read-only" in str(err):
-                raise UsageError(f"--store: {str(self.path)!r} lies on a read-only place; a sweep needs to write its "
-                                 "store: copy it somewhere writable or use another --store") from None
+                raise unwritable(self.path, "read-only") from None
             if isinstance(err, sqlite3.OperationalError) and "no such table" in str(err):
                 raise UsageError(f"store: {str(self.path)!r} holds no sweep") from None
             raise UsageError(f"store: {str(self.path)!r} is not a superposim sweep store ({err})") from None

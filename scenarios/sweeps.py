@@ -23,7 +23,7 @@ from tqdm import tqdm
 
 from scenarios.catalog import VERSION
 from scenarios.params import Param, UsageError
-from scenarios.store import Identity, Store, cell_key
+from scenarios.store import Identity, Store, cell_key, unwritable
 
 BACKENDS = ("local", "ray")
 RAY_INSTALL = "pip install 'superposim[ray]'"
@@ -364,46 +364,49 @@ def sweep(name: str, grid: Mapping[str, Any], seeds: str | Iterable[int], store:
     for params, seed in todo:  # every cell is checked before any runs: one line for the first bad one
         _prepare(name, seed, "cpu", False, fixed_values | params)
     identity = Identity(scenario.name, cell_key(fixed_values), tuple(values))
-    with _sole_writer(Path(store)):
-        new = not Path(store).exists()
-        started = _start_ray(jobs, address) if backend == "ray" else False
-        try:
-            st = Store(store, identity)
-        except BaseException:
-            if started:
-                import ray
+    started = _start_ray(jobs, address) if backend == "ray" else False  # fails before anything is written
+    try:
+        with _sole_writer(Path(store)):
+            _run_cells(Path(store), identity, todo, name, fixed_values, scenario.name, backend, jobs, started,
+                       progress)
+    finally:
+        if started:
+            import ray
 
-                ray.shutdown()
-            raise
-        recorded = 0
-        try:
-            done = st.done()
-            pending = [(params, seed) for params, seed in todo if (cell_key(params), seed) not in done]
-            tasks = [(name, seed, fixed_values | params) for params, seed in pending]
-            keys = [(cell_key(params), seed) for params, seed in pending]
-            jobs = jobs or os.cpu_count() or 1
-            bar = tqdm(total=len(todo), initial=len(todo) - len(tasks), unit="cell", desc=f"sweep {scenario.name}",
-                       disable=not progress)
-            failed = 0
-            if tasks:
-                runner = _local(tasks, jobs) if backend == "local" else _ray(tasks, started)
-                for k, outcome in runner:
-                    st.record(keys[k][0], keys[k][1], outcome)
-                    recorded += 1
-                    failed += outcome["status"] == "failed"
-                    bar.update(1)
-                    bar.set_postfix(failed=failed)
-            elif started:
-                import ray
-
-                ray.shutdown()
-            bar.close()
-        finally:
-            st.close()
-            if new and recorded == 0:  # a sweep that never finished a cell leaves no store behind
-                for suffix in ("", "-wal", "-shm", "-journal"):
-                    Path(f"{store}{suffix}").unlink(missing_ok=True)
+            ray.shutdown()
     return SweepResult(store)
+
+
+def _run_cells(store: Path, identity: Identity, todo: list, name: str, fixed_values: dict, label: str,
+               backend: str, jobs: int | None, started: bool, progress: bool) -> None:
+    """Run the cells not yet done and record each as it finishes; a store made here that never
+    recorded a cell is removed again."""
+    new = not store.exists()
+    st = Store(store, identity)
+    recorded = 0
+    try:
+        done = st.done()
+        pending = [(params, seed) for params, seed in todo if (cell_key(params), seed) not in done]
+        tasks = [(name, seed, fixed_values | params) for params, seed in pending]
+        keys = [(cell_key(params), seed) for params, seed in pending]
+        bar = tqdm(total=len(todo), initial=len(todo) - len(tasks), unit="cell", desc=f"sweep {label}",
+                   disable=not progress)
+        failed = 0
+        if tasks:
+            runner = _local(tasks, jobs or os.cpu_count() or 1) if backend == "local" else _ray(tasks, started)
+            for k, outcome in runner:
+                st.record(keys[k][0], keys[k][1], outcome)
+                recorded += 1
+                failed += outcome["status"] == "failed"
+                bar.update(1)
+                bar.set_postfix(failed=failed)
+        bar.close()
+    finally:
+        st.close()
+        if new and recorded == 0:  # a sweep that never finished a cell leaves no store behind
+            for suffix in ("", "-wal", "-shm", "-journal"):
+                Path(f"{store}{suffix}").unlink(missing_ok=True)
+            store.parent.joinpath(f".{store.name}.lock").unlink(missing_ok=True)
 
 
 @contextmanager
@@ -412,9 +415,13 @@ def _sole_writer(store: Path):
     one line instead of computing every cell again."""
     import fcntl
 
-    store.parent.mkdir(parents=True, exist_ok=True)
     lock = store.parent / f".{store.name}.lock"
-    with open(lock, "a+") as handle:
+    try:
+        store.parent.mkdir(parents=True, exist_ok=True)
+        handle = open(lock, "a+")
+    except OSError as err:
+        raise unwritable(store, (err.strerror or str(err)).lower()) from None
+    with handle:
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

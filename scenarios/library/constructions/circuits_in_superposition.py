@@ -77,6 +77,8 @@ def capacity_of(construction: str, D: int, d: int, S: int) -> int | None:
 
 def check(p) -> None:
     require(max(p["z"]) <= p["T"], f"z: at most T={p['T']} circuits can be active, got {max(p['z'])}")
+    require(p["d"] >= 2, f"d: each small circuit's AND / OR gates read two of the d features of the layer "
+                         f"before, so d must be >= 2, got {p['d']}")
     width = small_width(p)
     if p["construction"] == "2025":
         require(p["D"] % width == 0, f"D: the 2025 construction needs a multiple of 2 (d + 1) = {width} "

@@ -29,6 +29,7 @@ import torch
 from einops import einsum
 from tqdm import tqdm
 
+from layers.threads import sized_threads
 from scenarios import plots
 from scenarios.memory import FLOAT, require_memory
 from scenarios.params import Param, require
@@ -84,14 +85,15 @@ def train(p, ctx, m: torch.Tensor, probs: torch.Tensor) -> tuple[torch.Tensor, t
     opt = torch.optim.Adam([w_in, w_out], lr=p["lr"])
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, p["steps"])
     data = ctx.generator("data")
-    for _ in tqdm(range(p["steps"]), desc="training", disable=not ctx.progress, leave=False):
-        x = sample(probs, p["batch"], f, data)
-        out = einsum(w_out, torch.relu(einsum(w_in, x, "k h f, k b f -> k b h")), "k f h, k b h -> k b f")
-        loss = ((out - labels(x, m)) ** 2).mean(dim=(1, 2)).sum()
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        sched.step()
+    with sized_threads(w_in.shape[0] * p["batch"] * f):
+        for _ in tqdm(range(p["steps"]), desc="training", disable=not ctx.progress, leave=False):
+            x = sample(probs, p["batch"], f, data)
+            out = einsum(w_out, torch.relu(einsum(w_in, x, "k h f, k b f -> k b h")), "k f h, k b h -> k b f")
+            loss = ((out - labels(x, m)) ** 2).mean(dim=(1, 2)).sum()
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            sched.step()
     return w_in.detach(), w_out.detach()
 
 

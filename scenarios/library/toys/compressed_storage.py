@@ -24,6 +24,7 @@ from circuits import theory
 from circuits.readout import best_scale
 from circuits.sampling import Bernoulli
 from layers import make_embedding
+from layers.threads import sized_threads
 from scenarios import plots
 from scenarios.memory import FLOAT, require_memory
 from scenarios.params import Param
@@ -50,12 +51,13 @@ def _trained(T: int, D: int, prob: float, p, gen: torch.Generator, sampler: Bern
     w = torch.nn.Parameter(torch.randn(D, T, generator=gen) / T**0.5)
     b = torch.nn.Parameter(torch.zeros(T))
     opt = torch.optim.Adam([w, b], lr=p["lr"])
-    for _ in range(p["steps"]):
-        x = sampler.sample(p["batch"])
-        loss = ((x @ w.T @ w + b - x) ** 2).mean()
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
+    with sized_threads(p["batch"] * T):
+        for _ in range(p["steps"]):
+            x = sampler.sample(p["batch"])
+            loss = ((x @ w.T @ w + b - x) ** 2).mean()
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
     return w.detach(), b.detach()
 
 

@@ -22,6 +22,7 @@ import torch
 from einops import einsum
 from tqdm import tqdm
 
+from layers.threads import sized_threads
 from scenarios import plots
 from scenarios.memory import FLOAT, require_memory
 from scenarios.params import Param
@@ -59,17 +60,18 @@ def train(p, ctx) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     opt = torch.optim.Adam([w, b], lr=p["lr"])
     data = ctx.generator("data")
     losses = torch.zeros(models)
-    for step in tqdm(range(p["steps"]), desc="training", disable=not ctx.progress, leave=False):
-        on = torch.rand(models, p["batch"], m, generator=data) >= S[:, None, None]
-        x = torch.rand(models, p["batch"], m, generator=data) * on
-        hidden = einsum(w, x, "k n m, k b m -> k b n")
-        out = torch.relu(einsum(w, hidden, "k n m, k b n -> k b m") + b[:, None, :])
-        per_model = (importance * (x - out) ** 2).sum(-1).mean(-1)  # weighted MSE summed over features
-        opt.zero_grad(set_to_none=True)
-        per_model.sum().backward()
-        opt.step()
-        if step >= p["steps"] - 50:  # the loss of each model, averaged over its last steps
-            losses += per_model.detach() / min(50, p["steps"])
+    with sized_threads(models * p["batch"] * m):
+        for step in tqdm(range(p["steps"]), desc="training", disable=not ctx.progress, leave=False):
+            on = torch.rand(models, p["batch"], m, generator=data) >= S[:, None, None]
+            x = torch.rand(models, p["batch"], m, generator=data) * on
+            hidden = einsum(w, x, "k n m, k b m -> k b n")
+            out = torch.relu(einsum(w, hidden, "k n m, k b n -> k b m") + b[:, None, :])
+            per_model = (importance * (x - out) ** 2).sum(-1).mean(-1)  # weighted MSE summed over features
+            opt.zero_grad(set_to_none=True)
+            per_model.sum().backward()
+            opt.step()
+            if step >= p["steps"] - 50:  # the loss of each model, averaged over its last steps
+                losses += per_model.detach() / min(50, p["steps"])
     return w.detach(), b.detach(), losses
 
 

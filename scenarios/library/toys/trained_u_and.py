@@ -36,6 +36,7 @@ from circuits.sampling import ExactlyActive
 from circuits.trace import trace_noise
 from circuits.uand import compile_uand
 from layers import Network, ReLUBlock, make_embedding
+from layers.threads import sized_threads
 from scenarios import plots
 from scenarios.memory import FLOAT, require_memory
 from scenarios.params import Param, require
@@ -83,19 +84,20 @@ def train(p, d: int, circuit, phi, ctx) -> tuple[torch.Tensor, ...]:
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, p["steps"])
     sampler = ExactlyActive(m, p["active"], ctx.seed_for(f"train:{d}"))
     ii, jj = _pairs(circuit)
-    for _ in range(p["steps"]):
-        x = sampler.sample(p["batch"])
-        a = x if phi is None else x @ phi
-        y = torch.relu(a @ w.T + b) @ u.T + c
-        target = x[:, ii] * x[:, jj]
-        if p["loss"] == "bce":
-            loss = torch.nn.functional.binary_cross_entropy_with_logits(y, target)
-        else:
-            loss = ((y - target) ** 2).mean()
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        sched.step()
+    with sized_threads(p["batch"] * max(m, len(ii))):
+        for _ in range(p["steps"]):
+            x = sampler.sample(p["batch"])
+            a = x if phi is None else x @ phi
+            y = torch.relu(a @ w.T + b) @ u.T + c
+            target = x[:, ii] * x[:, jj]
+            if p["loss"] == "bce":
+                loss = torch.nn.functional.binary_cross_entropy_with_logits(y, target)
+            else:
+                loss = ((y - target) ** 2).mean()
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            sched.step()
     return w.detach(), b.detach(), u.detach(), c.detach()
 
 
