@@ -143,6 +143,11 @@ def overlaps(design: torch.Tensor, n: int) -> torch.Tensor:
     return hot @ hot.T
 
 
+def placement_loads(design: torch.Tensor, n: int) -> torch.Tensor:
+    """(n,) how many circuits each of the n neurons carries (0 for an idle neuron)."""
+    return torch.bincount(design.reshape(-1), minlength=n)
+
+
 def mean_squared_overlap(design: torch.Tensor, n: int) -> float:
     """E over pairs t != u of (<e_t|e_u> / S)^2, computed from the neuron degrees without the
     T x T matrix: sum_n deg_n (deg_n - 1) counts ordered pairs sharing each neuron, and with at
@@ -150,5 +155,5 @@ def mean_squared_overlap(design: torch.Tensor, n: int) -> float:
     T, S = design.shape
     if T < 2:
         return 0.0
-    deg = torch.bincount(design.reshape(-1), minlength=n).double()
+    deg = placement_loads(design, n).double()
     return float((deg * (deg - 1)).sum()) / (T * (T - 1) * S * S)

@@ -53,7 +53,8 @@ def random_connections(d: int, m: int, p: float, generator: torch.Generator | No
         neuron, feature = block.nonzero(as_tuple=True)
         found.append(torch.stack([neuron + start, feature]))
     index = torch.cat(found, dim=1)
-    return torch.sparse_coo_tensor(index, torch.ones(index.shape[1]), (d, m), is_coalesced=True)
+    return torch.sparse_coo_tensor(index, torch.ones(index.shape[1]), (d, m), is_coalesced=True,
+                                   check_invariants=False)  # built sorted and unique above
 
 
 def input_neurons(connections: torch.Tensor) -> torch.Tensor:

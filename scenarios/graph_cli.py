@@ -51,7 +51,7 @@ def _format_and_out(args: argparse.Namespace, stem: str) -> tuple[str, Path]:
 
 
 # What the graph command does when an option is not given.
-DEFAULTS = {"prune": 3.0, "paths": 5, "network": "superposed", "device": "cpu", "seed": 0}
+DEFAULTS = {"prune": 3.0, "paths": 5, "device": "cpu", "seed": 0}
 # Beyond this many a list of top paths is no longer read, and the search only costs memory.
 MAX_PATHS = 10_000
 
@@ -100,6 +100,8 @@ def graph_command(args: argparse.Namespace, sets: dict[str, str]) -> int:
             raise UsageError("graph: name a scenario (see 'superposim list') or give --load FILE")
         active = _parse_input(args.input) if args.input is not None else None
         nets = networks(args.name, seed=args.seed, device=args.device, **sets)
+        if args.network is None:  # superposed, or the first network that is not the dedicated twin
+            args.network = "superposed" if "superposed" in nets else next(k for k in nets if k != "dedicated")
         if args.network not in nets:
             raise UsageError(f"--network: {args.network!r} is not one of {', '.join(nets)}")
         widths = nets[args.network].circuit.widths

@@ -22,10 +22,16 @@ def figure(title: str, xlabel: str, ylabel: str, log_y: bool = False) -> tuple[F
     return fig, ax
 
 
-def line(ax, x: Sequence, y: Sequence, label: str, color: str, style: str = "-o") -> None:
+def line(ax, x: Sequence, y: Sequence, label: str, color: str, style: str = "-o", **style_kw) -> None:
+    """One series, skipping missing points; ``style_kw`` goes to matplotlib (ms, mfc, zorder)."""
     pts = [(a, b) for a, b in zip(x, y) if b is not None]
     if pts:
-        ax.plot([p[0] for p in pts], [p[1] for p in pts], style, label=label, color=color, ms=4)
+        ax.plot([p[0] for p in pts], [p[1] for p in pts], style, label=label, color=color, **({"ms": 4} | style_kw))
+
+
+def count(n: int, noun: str) -> str:
+    """'1 dimension', '2 dimensions'."""
+    return f"{n} {noun}" + ("" if n == 1 else "s")
 
 
 def finish(ax, integer_x: bool = False) -> None:

@@ -74,9 +74,13 @@ def build(store: str | Path, x: str | None = None, y: str | None = None, metric:
             raise UsageError(f"report: the sweep also varies {still[0]!r}; fix it with --where {still[0]}=VALUE")
     sizes = frame.groupby(by + ["seed"], dropna=False).size()
     if len(sizes) and sizes.max() > 1:
+        groups = frame.groupby(by + ["seed"], dropna=False)
         varying = [c for c in frame.columns if c not in by + ["seed", metric] and not str(c).startswith("predicted_")
-                   and frame[c].dtype.kind not in "f" and frame.groupby(by + ["seed"])[c].nunique().max() > 1]
-        differ = ", ".join(map(str, varying[:3])) or "?"
+                   and groups[c].nunique().max() > 1]
+        # a row's setting (an int, a label, or a float such as a spread) repeats across cells; a
+        # measurement takes a new value in nearly every row
+        settings = [c for c in varying if frame[c].dtype.kind not in "f" or frame[c].nunique() <= sizes.max()]
+        differ = ", ".join(map(str, (settings or varying)[:3]))
         raise UsageError(f"report: each cell has several rows (they differ in {differ}); "
                          "choose one with --where KEY=VALUE or put it on --x/--y")
     cols = [c for c in (metric, predicted) if c]
@@ -168,7 +172,9 @@ def figure(rep: dict[str, Any], level: float | None):
             (line,) = ax.plot(_positions(lx, xs), _positions(ly, ys), ":", color=f"C{(k + 1) % 10}", lw=2,
                               label=label)
             handles.append(line)
-    ax.set_xticks(range(len(xs)), [f"{v:g}" if isinstance(v, float) else str(v) for v in xs])
+    xlabels = [f"{v:g}" if isinstance(v, float) else str(v) for v in xs]
+    crowded = sum(len(t) + 1 for t in xlabels) > 40  # more characters than the axis holds side by side
+    ax.set_xticks(range(len(xs)), xlabels, rotation=45 if crowded else 0, ha="right" if crowded else "center")
     ax.set_yticks(range(len(ys)), [f"{v:g}" if isinstance(v, float) else str(v) for v in ys])
     ax.set_xlim(-0.5, len(xs) - 0.5)
     ax.set_ylim(-0.5, len(ys) - 0.5)

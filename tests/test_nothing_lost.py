@@ -20,13 +20,14 @@ RELAY = str(ROOT / "examples" / "my_relay.py")
 QUICK = ["--set", "samples=100", "--set", "m=20", "--set", "width=10", "--quiet"]
 TRAIN = ["--set", "m=40", "--set", "n=24", "--set", "width=10", "--set", "layers=2", "--set", "hidden=16",
          "--set", "batch=64", "--set", "probe_samples=300", "--quiet"]
-# A tiny scenario for sweeps: several rows per cell, so that a plot needs a choice.
+# A tiny scenario for sweeps: two rows per cell that differ in a float setting (as booleanish's
+# sigma_on), so that a plot needs a choice.
 ROWS = '''
 from scenarios import Outcome, Param, Scenario
 
 def body(p, ctx):
-    rows = [{"x": p["x"], "part": k, "value": p["x"] * 10 + k + ctx.seed, "predicted_value": p["x"] * 10}
-            for k in range(2)]
+    rows = [{"x": p["x"], "spread": k / 2, "value": p["x"] * 10 + k + ctx.seed + ctx.seed_for("v") % 7 / 7,
+             "predicted_value": p["x"] * 10} for k in range(2)]
     return Outcome(rows, {"total": sum(r["value"] for r in rows)})
 
 scenario = Scenario("rows", "two rows per cell", {"x": Param(1, "a number", low=0)}, body)
@@ -317,8 +318,8 @@ def test_report_exports_without_a_plot_and_names_what_rows_differ_in(store, tmp_
     assert main(["report", str(store), "--csv", str(csv)]) == 0
     assert len(csv.read_text().strip().splitlines()) == 1 + 2 * 2 * 2  # header, cells x seeds x rows
     assert main(["report", str(store), "--x", "x"]) == 2
-    assert "they differ in part" in _one_error(capsys)
-    assert main(["report", str(store), "--x", "x", "--where", "part=0", "--out", str(tmp_path / "fig")]) == 0
+    assert "they differ in spread)" in _one_error(capsys)
+    assert main(["report", str(store), "--x", "x", "--where", "spread=0.5", "--out", str(tmp_path / "fig")]) == 0
     assert (tmp_path / "fig" / "value_by_x.png").is_file()
 
 
@@ -328,7 +329,7 @@ def test_a_store_on_a_read_only_mount_reads_and_is_refused_for_writing(store, tm
         pytest.skip("a read-only bind mount needs root (CI runs as root)")
     try:
         ro_store = place / store.name
-        assert main(["report", str(ro_store), "--x", "x", "--where", "part=1", "--out", str(tmp_path / "f")]) == 0
+        assert main(["report", str(ro_store), "--x", "x", "--where", "spread=0.5", "--out", str(tmp_path / "f")]) == 0
         capsys.readouterr()
         assert main(["sweep", str(place / "rows.py"), "--grid", "x=1,2", "--seeds", "0-2", "--store",
                      str(ro_store), "--quiet"]) == 2

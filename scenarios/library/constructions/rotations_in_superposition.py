@@ -196,6 +196,7 @@ def _seizures(rows, p, title):
     for k, z in enumerate(p["z"]):
         sel = [r for r in rows if r["z"] == z]
         plots.line(ax, [r["layer"] for r in sel], [r["switched_on"] for r in sel], f"z={z}", COLORS[k % len(COLORS)])
+    ax.set_ylim(bottom=0)  # counts: no negative half on the symmetric log axis
     plots.finish(ax, integer_x=True)
     return fig
 

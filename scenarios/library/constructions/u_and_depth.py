@@ -49,15 +49,21 @@ def check(p) -> None:
     require_memory(need, f"k={p['k']}, d={p['d']}, layers={p['layers']}: the U-AND blocks")
 
 
+def networks(p, ctx) -> dict:
+    """The naive and the corrected U-AND stack over one copy relay, and its dedicated twin."""
+    circuit = copy_relay(p["k"], p["layers"], ctx.generator("circuit"))
+    return {
+        "naive": compile_uand_stack(circuit, p["d"], p["p"], "none", ctx.generator("uand")),
+        "corrected": compile_uand_stack(circuit, p["d"], p["p"], "cleanup", ctx.generator("uand")),
+        "dedicated": compile_dedicated(circuit),
+    }
+
+
 def body(p, ctx) -> Outcome:
     k, d, prob, l = p["k"], p["d"], p["p"], p["active"]
     m, on = 2 * k, 2 * l
-    circuit = copy_relay(k, p["layers"], ctx.generator("circuit"))
-    nets = {
-        "naive": compile_uand_stack(circuit, d, prob, "none", ctx.generator("uand")),
-        "corrected": compile_uand_stack(circuit, d, prob, "cleanup", ctx.generator("uand")),
-        "dedicated": compile_dedicated(circuit),
-    }
+    nets = networks(p, ctx)
+    circuit = nets["dedicated"].circuit
     sampler = Duplicated(ExactlyActive(k, l, ctx.seed_for("inputs")))
     trace = trace_noise(circuit, {name: net.read_features for name, net in nets.items()}, sampler,
                         p["samples"], batch_size=512, progress=ctx.progress)
@@ -115,4 +121,4 @@ def _blocks_into(net, layer: int) -> range:
 
 
 scenario = Scenario("u-and-depth", "stacked U-AND layers: the naive stack against one with error correction",
-                    PARAMS, body, check)
+                    PARAMS, body, check, networks)

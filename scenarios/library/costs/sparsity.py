@@ -100,8 +100,9 @@ def body(p, ctx) -> Outcome:
     }
 
     def noise_figure():
+        # a log axis: the post's bound is many times the measurement and would squeeze it flat
         fig, ax = plots.figure(f"interference on an inactive feature, m={m}, n={n}", "active features l",
-                               "read-out std")
+                               "read-out std (log; the dedicated 0 at the bottom)", log_y=True)
         x = [r["active"] for r in rows]
         plots.line(ax, x, [r["interference_std"] for r in rows], "measured", plots.MEASURED)
         plots.line(ax, x, [r["predicted_std"] for r in rows], "sqrt(l/n)", plots.PREDICTED, "--")

@@ -113,9 +113,11 @@ def body(p, ctx) -> Outcome:
             tag = f"T={T}, p={prob:g}"
             plots.line(ax, d, [r["mse_random"] for r in sel], f"{tag}: random", c, "o")
             plots.line(ax, d, [r["predicted_random"] for r in sel], f"{tag}: T p / (T + D)", c, "-")
-            plots.line(ax, d, [r["mse_dedicated"] or None for r in sel], f"{tag}: dedicated", c, "s")
+            # dedicated as large hollow squares, trained as crosses on top: they often coincide
+            plots.line(ax, d, [r["mse_dedicated"] or None for r in sel], f"{tag}: dedicated", c, "s", ms=9,
+                       mfc="none")
             plots.line(ax, d, [r["predicted_dedicated"] or None for r in sel], f"{tag}: p (1 - p)(T - D) / T", c, ":")
-            plots.line(ax, d, [r["mse_trained"] for r in sel], f"{tag}: trained linear", c, "x")
+            plots.line(ax, d, [r["mse_trained"] for r in sel], f"{tag}: trained linear", c, "x", ms=6, zorder=3)
         plots.finish(ax)
         return fig
 

@@ -45,7 +45,7 @@ PARAMS = {
 def check(p) -> None:
     models = len(p["sparsity"]) * p["instances"]
     need = FLOAT * models * (8 * p["features"] * p["dims"] + 6 * p["batch"] * (p["features"] + p["dims"]))
-    require_memory(need, f"{models} models of {p['features']} features in {p['dims']} dimensions, batch {p['batch']}")
+    require_memory(need, f"{models} models of {p['features']} features in {p['dims']} dimension(s), batch {p['batch']}")
 
 
 def train(p, ctx) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -120,7 +120,8 @@ FRACTIONS = (1.0, 3 / 4, 2 / 3, 1 / 2, 2 / 5, 3 / 8, 1 / 3)
 
 
 def _dims_figure(p, rows, per_dim):
-    fig, ax = plots.figure(f"{p['features']} features in {p['dims']} dimensions", "1 / (1 - S)",
+    fig, ax = plots.figure(f"{plots.count(p['features'], 'feature')} in {plots.count(p['dims'], 'dimension')}",
+                           "1 / (1 - S)",
                            "dimensions per feature")
     ax.set_xscale("log")
     inv = [1 / (1 - s) for s in p["sparsity"]]

@@ -1,0 +1,66 @@
+"""The README's quoted numbers, recomputed: from the code where that is cheap, from the stored
+sweep where it is not. A number that drifts from what the code or the store gives fails here."""
+
+import math
+import re
+import statistics
+from pathlib import Path
+
+import pytest
+
+import scenarios
+from circuits.designs import make_design, placement_loads
+from circuits.graph import FeatureGraph
+from scenarios.store import Store
+from scenarios.sweeps import t95
+
+ROOT = Path(__file__).resolve().parent.parent
+README = (ROOT / "README.md").read_text()
+
+
+def _placement_rows() -> dict[tuple[int, int, int], list[str]]:
+    rows = {}
+    for line in README.splitlines():
+        match = re.match(r"\| (\d+), (\d+), (\d+)( \(published\))? \|(.*)", line)
+        if match:
+            rows[tuple(int(g) for g in match.groups()[:3])] = [c.strip() for c in match.group(5).split("|")]
+    return rows
+
+
+@pytest.mark.parametrize("T,D,S", [(557, 1000, 6), (400, 800, 4), (900, 2000, 5)])
+def test_placement_loads_are_the_designs_own(T, D, S):
+    row = _placement_rows()[(T, D, S)]
+    n = D // 4
+    published = placement_loads(make_design(n, S, T, "progression"), n)
+    transversal = placement_loads(make_design(n, S, T, "transversal"), n)
+    used = transversal[transversal > 0]
+    idle = int((transversal == 0).sum())
+    assert row[0] == f"{int(published.min())} to {int(published.max())}"
+    assert row[1] == f"{int(used.min())} to {int(used.max())} ({idle} of {n})"
+    above = published > used.max()
+    if above.any():
+        share = float(above[make_design(n, S, T, "progression")].any(dim=1).float().mean())
+        assert row[2] == f"{int(above.sum())} of {n} ({share:.0%})"
+    else:
+        assert row[2] == "none"
+
+
+def test_the_graphs_intended_share_is_what_the_graph_gives():
+    nets = scenarios.networks("circuit", seed=0, m=8, width=6, n=6)
+    shares = [s for s in FeatureGraph.build(nets["superposed"]).intended_share_by_layer() if s is not None]
+    assert " / ".join(f"{s:.3f}" for s in shares) + " by layer for" in README.replace("\n", " ")
+
+
+def test_capacities_are_the_stored_sweeps():
+    store = Store(ROOT / "docs" / "results" / "cis-capacity.sqlite")
+    cells = store.cells()
+    store.close()
+    assert len(cells) == 8 and all(c["status"] == "done" for c in cells)
+    for construction, column in (("2025", 2), ("2024", 3)):
+        values = [c["summary"][f"capacity_T_measured_{construction}"] for c in cells]
+        for i, D in enumerate((1000, 2000)):
+            v = [x[i] for x in values]
+            half = t95(len(v)) * statistics.stdev(v) / math.sqrt(len(v))
+            quoted = f"{statistics.mean(v):.1f} ± {half:.1f} ({min(v)} to {max(v)})"
+            row = next(line for line in README.splitlines() if line.startswith(f"| {D} | **"))
+            assert quoted in row.split("|")[column].replace("**", ""), (D, construction, quoted)
