@@ -29,6 +29,17 @@ def line(ax, x: Sequence, y: Sequence, label: str, color: str, style: str = "-o"
         ax.plot([p[0] for p in pts], [p[1] for p in pts], style, label=label, color=color, **({"ms": 4} | style_kw))
 
 
+def value_ticks(ax, values: Sequence[float]) -> None:
+    """Ticks on a log x axis at the values measured, labelled plainly (25, 50, 100) and nothing
+    else: the default minor labels (3 x 10^1, 4 x 10^1, ...) run into each other."""
+    from matplotlib.ticker import NullFormatter, NullLocator
+
+    ticks = sorted(set(values))
+    ax.xaxis.set_minor_locator(NullLocator())
+    ax.xaxis.set_minor_formatter(NullFormatter())
+    ax.set_xticks(ticks, [f"{v:g}" for v in ticks])
+
+
 def count(n: int, noun: str) -> str:
     """'1 dimension', '2 dimensions'."""
     return f"{n} {noun}" + ("" if n == 1 else "s")

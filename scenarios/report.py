@@ -16,6 +16,15 @@ from scenarios.sweeps import SweepResult, aggregate
 PARQUET_INSTALL = "pip install 'superposim[parquet]'"
 
 
+def _predicts(column: str, metric: str) -> bool:
+    """``predicted_X`` names the metric X, X_..., or ..._X (``predicted_std`` names
+    ``interference_std``)."""
+    if not str(column).startswith("predicted_") or str(metric).startswith("predicted_"):
+        return False
+    what = str(column)[len("predicted_"):]
+    return bool(what) and (str(metric).startswith(what) or str(metric).endswith("_" + what))
+
+
 def _pick(frame, text: str | None, what: str, choices: list[str]) -> str:
     if text is None:
         if not choices:
@@ -48,7 +57,7 @@ def build(store: str | Path, x: str | None = None, y: str | None = None, metric:
     numeric = {name: [c for c in f.columns if c not in grid + ["seed"] and f[c].dtype.kind in "if"]
                for name, f in (("rows", rows), ("summary", sums))}
     measured = [c for c in numeric["rows"] if not c.startswith("predicted_")
-                and any(p.startswith("predicted_") and c.startswith(p[len("predicted_"):]) for p in rows.columns)]
+                and any(_predicts(p, c) for p in rows.columns)]
     if metric is None:
         metric = (measured or numeric["rows"] or numeric["summary"] or [None])[0]
     source = rows if metric in rows.columns else sums if metric in sums.columns else None
@@ -63,7 +72,7 @@ def build(store: str | Path, x: str | None = None, y: str | None = None, metric:
         if y == x:
             raise UsageError("--y must differ from --x")
     if predicted is None:  # predicted_METRIC, or the prediction named by the start of METRIC
-        named = [c for c in frame.columns if c.startswith("predicted_") and metric.startswith(c[len("predicted_"):])]
+        named = [c for c in frame.columns if _predicts(c, metric)]
         predicted = max(named, key=len) if named else None
     if predicted is not None and predicted not in frame.columns:
         raise UsageError(f"--predicted: {predicted!r} is not in the store")
@@ -124,12 +133,19 @@ def figure(rep: dict[str, Any], level: float | None):
             label = ", ".join(f"{s}={v}" for s, v in zip(series, key if isinstance(key, tuple) else (key,)))
             color = f"C{k % 10}"
             ax.plot(g[x], g[f"{m}_mean"], "-o", color=color, ms=4, label=label or "measured")
-            ax.fill_between(g[x], g[f"{m}_ci_low"], g[f"{m}_ci_high"], color=color, alpha=0.2)
+            if len(g) > 1:
+                ax.fill_between(g[x], g[f"{m}_ci_low"], g[f"{m}_ci_high"], color=color, alpha=0.2)
+            else:  # one value on the axis: an interval of no width would not show
+                mean = g[f"{m}_mean"].iloc[0]
+                ax.errorbar(g[x], g[f"{m}_mean"], yerr=[[mean - g[f"{m}_ci_low"].iloc[0]],
+                                                        [g[f"{m}_ci_high"].iloc[0] - mean]], color=color, capsize=4)
             if p:  # markers too: a sweep axis with one value still shows its prediction
                 ax.plot(g[x], g[f"{p}_mean"], "--x", color=color, ms=6, label=(label + ": " if label else "") + p)
         if (t[f"{m}_mean"] > 0).all() and t[f"{m}_mean"].max() > 100 * t[f"{m}_mean"].min():
             ax.set_yscale("log")
         plots.finish(ax, integer_x=t[x].dtype.kind == "i")
+        if t[x].dtype.kind in "if" and t[x].nunique() <= 3:  # a few values: ticks at them, not between
+            ax.set_xticks(sorted(t[x].unique()))
         return fig
     xs, ys = sorted(t[x].unique()), sorted(t[y].unique())
     grid = np.full((len(ys), len(xs)), np.nan)

@@ -371,3 +371,36 @@ def test_toy_training_picks_one_thread_for_small_work():
     with sized_threads(10) as n:
         assert n == 1 and torch.get_num_threads() == 1
     assert torch.get_num_threads() == before
+
+
+# ---- figures ----------------------------------------------------------------------------------------
+
+def _axes(result, name):
+    return result.figures[name]().axes[0]
+
+
+def test_figures_show_what_they_measure():
+    import scenarios
+
+    sparsity = scenarios.run("sparsity", m=256, n=64, active=[1, 4, 16], samples=200, capacity_n=[32])
+    assert _axes(sparsity, "interference").get_yscale() == "symlog"  # the post's bound no longer squeezes it
+    rotations = scenarios.run("rotations-in-superposition", T=60, D=200, S=4, L=3, z=[1, 2], samples=100)
+    assert _axes(rotations, "seizures").get_ylim()[0] == 0  # counts: no negative half
+    toy = scenarios.run("toy-models", features=3, dims=1, sparsity=[0.0, 0.9], instances=2, steps=20)
+    assert _axes(toy, "dims_per_feature").get_title() == "3 features in 1 dimension"
+    storage = scenarios.run("compressed-storage", T=[60], D=[10, 20], p=[0.1], samples=200, steps=20)
+    ax = _axes(storage, "mse_by_D")
+    lines = {line.get_label().split(": ")[-1]: line for line in ax.get_lines()}
+    assert lines["dedicated"].get_markerfacecolor() == "none"  # hollow: the trained crosses show inside
+    assert lines["trained linear"].get_zorder() > lines["dedicated"].get_zorder()
+    assert not [t for t in ax.xaxis.get_minorticklabels() if t.get_text()]  # no crowded 3 x 10^1 labels
+
+
+def test_a_sweep_axis_with_one_value_still_shows_its_prediction_and_interval(store):
+    from scenarios import report
+
+    rep = report.build(store, "x", None, "value", None, {"spread": "0.5", "x": "1"})
+    ax = report.figure(rep, None).axes[0]
+    predicted = [line for line in ax.get_lines() if line.get_label() == "predicted_value"]
+    assert predicted and predicted[0].get_marker() == "x"
+    assert ax.containers  # the interval as an error bar

@@ -118,6 +118,7 @@ def body(p, ctx) -> Outcome:
                        mfc="none")
             plots.line(ax, d, [r["predicted_dedicated"] or None for r in sel], f"{tag}: p (1 - p)(T - D) / T", c, ":")
             plots.line(ax, d, [r["mse_trained"] for r in sel], f"{tag}: trained linear", c, "x", ms=6, zorder=3)
+        plots.value_ticks(ax, [r["D"] for r in rows])
         plots.finish(ax)
         return fig
 

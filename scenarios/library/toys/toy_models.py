@@ -117,6 +117,7 @@ def body(p, ctx) -> Outcome:
 
 
 FRACTIONS = (1.0, 3 / 4, 2 / 3, 1 / 2, 2 / 5, 3 / 8, 1 / 3)
+FRACTION_NAMES = ("1", "3/4", "2/3", "1/2", "2/5", "3/8", "1/3")
 
 
 def _dims_figure(p, rows, per_dim):
@@ -130,11 +131,18 @@ def _dims_figure(p, rows, per_dim):
         d = [r["dimensionality"] for r in rows if r["sparsity"] == s and r["norm"] > 0.5]
         ax.scatter([x] * len(d), d, s=10, color=plots.MEASURED, alpha=0.5)
     ax.scatter([], [], s=10, color=plots.MEASURED, label="D_f of represented features")
-    for frac in FRACTIONS:
+    # the fractions beside the axes, in two columns where they crowd (2/5, 3/8, 1/3 lie close)
+    column, previous = 0, None
+    for frac, name in zip(FRACTIONS, FRACTION_NAMES):
         ax.axhline(frac, color="grey", lw=0.5, ls=":")
-        ax.text(max(inv), frac, f" {frac:.3g}", va="center", fontsize=7, color="grey")
+        column = 1 - column if previous is not None and previous - frac < 0.05 else 0
+        ax.text(1.01 + 0.06 * column, frac, name, va="center", fontsize=7, color="grey",
+                transform=ax.get_yaxis_transform())
+        previous = frac
     ax.set_ylim(0, 1.1)
+    plots.value_ticks(ax, [round(x, 3) for x in inv])
     plots.finish(ax)
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.14, 1.0), frameon=False)
     return fig
 
 
