@@ -67,8 +67,12 @@ def _refuse_unused(args: argparse.Namespace, sets: dict[str, str]) -> None:
             raise UsageError(f"{given[0]} has no effect with --load, which redraws a saved graph as it is")
     if args.paths is not None and args.source is None:
         raise UsageError("--paths counts the top paths of --from/--to; give those too")
-    if args.all and args.source is not None and args.out is None and args.format is None:
-        raise UsageError("--all draws every node of a picture; give --out or --format as well")
+    if args.source is not None and args.out is None and args.format is None:  # paths only: nothing is drawn
+        shaping = [flag for flag, on in (("--all", args.all), ("--neurons", args.neurons),
+                                         ("--prune", args.prune is not None)) if on]
+        if shaping:
+            raise UsageError(f"{shaping[0]} shapes the graph that is drawn or saved; the top paths are searched in "
+                             "the whole graph: give --out or --format as well, or drop it")
 
 
 def graph_command(args: argparse.Namespace, sets: dict[str, str]) -> int:
@@ -131,6 +135,9 @@ def graph_command(args: argparse.Namespace, sets: dict[str, str]) -> int:
               f"({g.number_of_nodes()} nodes, {g.number_of_edges()} edges); --all draws everything, "
               "--prune, --from/--to or a graph file (graphml, gexf, json) keep it whole")
         title += " (strongest paths)"
+    elif fmt == "png" and g.number_of_nodes() > READABLE_NODES:
+        print(f"note: a picture of {g.number_of_nodes()} nodes cannot be read; the HTML page (--format html) "
+              "highlights a feature's paths on a click, and a graph file (graphml, gexf) opens in a graph viewer")
     if fmt == "png":
         draw_png(g, out, title)
     elif fmt == "html":

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import time
 from pathlib import Path
 
@@ -26,6 +27,16 @@ def trainable(scenario) -> bool:
     """A scenario trains when it passes ``networks=`` (returning {"superposed", "dedicated"}
     compiled from one circuit) and has the parameters m, n and active."""
     return scenario.networks is not None and all(k in scenario.params for k in NEEDS)
+
+
+def _checkpoint_step(twin: Path) -> int | None:
+    """The step a checkpoint holds, from its JSON twin (None when that cannot be read: the
+    resume itself then says what is wrong with the checkpoint)."""
+    try:
+        step = json.loads(twin.read_text()).get("step")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return step if isinstance(step, int) else None
 
 
 def train_command(args: argparse.Namespace, sets: dict[str, str]) -> int:
@@ -53,6 +64,11 @@ def train_command(args: argparse.Namespace, sets: dict[str, str]) -> int:
     ckpt = out / "checkpoint.safetensors"
     if args.resume and not ckpt.is_file():
         raise UsageError(f"--resume: no checkpoint in {str(out)!r}")
+    if args.resume:
+        done = _checkpoint_step(out / "checkpoint.json")
+        if done is not None and done > values["steps"]:
+            raise UsageError(f"--resume: the checkpoint in {str(out)!r} is at step {done}, past steps="
+                             f"{values['steps']}: nothing would be trained; raise steps to continue")
     if not args.resume and any((out / name).exists() for name in RUN_FILES):
         raise UsageError(f"--out: {str(out)!r} holds an earlier training run; continue it with --resume "
                          "or choose another --out")

@@ -185,6 +185,7 @@ def test_sweep_refuses_seed_and_names_seeds(tmp_path, capsys):
     (["graph", "--load", "g.json", "--prune", "0.1"], "--prune has no effect with --load"),
     (["graph", "circuit", "--paths", "3"], "--paths counts the top paths of --from/--to"),
     (["graph", "circuit", "--all", "--format", "json"], "--all draws every node of a png or html"),
+    (["graph", "circuit", "--from", "x0", "--to", "L3:2", "--neurons"], "--neurons shapes the graph"),
     (["sweep", "circuit", "--grid", "n=8", "--store", "s", "--address", "1.2.3.4:1"], "it needs --backend ray"),
     (["report", "s", "--where", "a=1", "--where", "a=2"], "--where a is given twice"),
     (["report", "s", "--level", "nan", "--y", "n"], "--level: expected a finite number"),
@@ -287,6 +288,8 @@ def test_resume_names_the_setting_that_differs(tmp_path, capsys):
     assert main(["train", "circuit", *TRAIN, "--set", "steps=20", "--set", "lr=0.01", "--out", str(out),
                  "--resume"]) == 2
     assert "lr=0.003 there, 0.01 now" in _one_error(capsys)
+    assert main(["train", "circuit", *TRAIN, "--set", "steps=10", "--out", str(out), "--resume"]) == 2
+    assert "at step 20, past steps=10: nothing would be trained" in _one_error(capsys)
 
 
 def test_graph_without_out_writes_beside_the_run_folders(tmp_path, capsys, monkeypatch):
@@ -404,3 +407,9 @@ def test_a_sweep_axis_with_one_value_still_shows_its_prediction_and_interval(sto
     predicted = [line for line in ax.get_lines() if line.get_label() == "predicted_value"]
     assert predicted and predicted[0].get_marker() == "x"
     assert ax.containers  # the interval as an error bar
+
+
+def test_an_unreadable_picture_says_where_to_look_instead(tmp_path, capsys):
+    args = ["graph", "compounding-noise", "--set", "m=120", "--set", "n=48", "--set", "layers=3", "--all"]
+    assert main(args + ["--out", str(tmp_path / "g.png")]) == 0
+    assert "a picture of 483 nodes cannot be read; the HTML page" in capsys.readouterr().out  # 4 x 120 + 3 interference
