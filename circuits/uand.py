@@ -97,7 +97,8 @@ def _uand_block(
     if has_or:  # pass-through neurons last: neuron d + j carries input j
         index = torch.cat([index, torch.arange(m_prev).expand(2, m_prev) + torch.tensor([[d], [0]])], dim=1)
     hidden = d + (m_prev if has_or else 0)
-    feature_read = torch.sparse_coo_tensor(index, torch.ones(index.shape[1]), (hidden, m_prev)).coalesce()
+    feature_read = torch.sparse_coo_tensor(index, torch.ones(index.shape[1]), (hidden, m_prev),
+                                           check_invariants=True).coalesce()
     relu = torch.cat([torch.ones(d, dtype=torch.bool), torch.zeros(hidden - d, dtype=torch.bool)])
     bias = torch.cat([torch.full((d,), -(k - 1.0)), torch.zeros(hidden - d)])
     read = feature_read if prev_read is None else torch.sparse.mm(feature_read, prev_read)

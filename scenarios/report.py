@@ -120,7 +120,7 @@ def _positions(values: list, sorted_values: list) -> np.ndarray:
 
 def figure(rep: dict[str, Any], level: float | None):
     from scenarios import plots
-    from scenarios.registry import load
+    from scenarios.registry import BUILTIN, load
 
     t, x, y, m, p = rep["table"], rep["x"], rep["y"], rep["metric"], rep["predicted"]
     title = f"{rep['scenario']}: {m}"
@@ -182,7 +182,8 @@ def figure(rep: dict[str, Any], level: float | None):
             ax.contour(np.arange(len(xs)), np.arange(len(ys)), pred, levels=[level], colors="red",
                        linestyles="--", linewidths=2)
             handles.append(Line2D([], [], color="red", ls="--", lw=2, label=f"{p} = {level:g}"))
-    scenario = load(rep["scenario"]) if rep["scenario"] else None
+    # a built-in's closed-form lines; a script's store holds its name, not where the script was
+    scenario = load(rep["scenario"]) if rep["scenario"] in BUILTIN else None
     if scenario is not None and scenario.phase_lines is not None:
         for k, (label, lx, ly) in enumerate(scenario.phase_lines(x, y, rep["fixed"])):
             (line,) = ax.plot(_positions(lx, xs), _positions(ly, ys), ":", color=f"C{(k + 1) % 10}", lw=2,

@@ -413,3 +413,36 @@ def test_an_unreadable_picture_says_where_to_look_instead(tmp_path, capsys):
     args = ["graph", "compounding-noise", "--set", "m=120", "--set", "n=48", "--set", "layers=3", "--all"]
     assert main(args + ["--out", str(tmp_path / "g.png")]) == 0
     assert "a picture of 483 nodes cannot be read; the HTML page" in capsys.readouterr().out  # 4 x 120 + 3 interference
+
+
+def test_a_contour_level_outside_the_data_is_said(tmp_path, capsys):
+    script = tmp_path / "grid.py"
+    script.write_text('''
+from scenarios import Outcome, Param, Scenario
+
+def body(p, ctx):
+    return Outcome([{"value": p["a"] * p["b"]}], {})
+
+scenario = Scenario("grid", "a times b", {"a": Param(1, "a", low=0), "b": Param(1, "b", low=0)}, body)
+''')
+    store = tmp_path / "g.sqlite"
+    assert main(["sweep", str(script), "--grid", "a=1,2", "--grid", "b=1,2", "--store", str(store), "--jobs", "1",
+                 "--quiet"]) == 0
+    capsys.readouterr()
+    assert main(["report", str(store), "--x", "a", "--y", "b", "--level", "9"]) == 0
+    assert "no contour drawn: --level 9 lies outside the measured value (1 to 4)" in capsys.readouterr().out
+    assert main(["report", str(store), "--x", "a", "--y", "b", "--level", "2.5"]) == 0
+    assert "no contour drawn" not in capsys.readouterr().out
+
+
+def test_the_toys_train_small_steps_on_one_thread(monkeypatch):
+    import torch
+
+    import scenarios
+
+    asked = []
+    real = torch.set_num_threads
+    monkeypatch.setattr(torch, "set_num_threads", lambda n: (asked.append(n), real(n)))
+    scenarios.run("toy-models", features=5, dims=2, sparsity=[0.0], instances=2, steps=5)
+    scenarios.run("trained-u-and", m=8, d=[4], steps=5)
+    assert asked.count(1) >= 2
