@@ -71,10 +71,12 @@ class Store:
         """Open (or, with ``identity``, create) a store; a store of another sweep, or a file that is
         not a store, is refused with one line."""
         self.path = Path(path)
+        if self.path.is_dir():
+            raise UsageError(f"store: {str(self.path)!r} is a folder, not a sweep store")
+        if self.path.exists() and not self.path.is_file():
+            raise UsageError(f"store: {str(self.path)!r} is not a regular file")
         if identity is None and not self.path.is_file():
             raise UsageError(f"store: {str(self.path)!r} does not exist")
-        if self.path.exists() and not self.path.is_file():
-            raise UsageError(f"--store: {str(self.path)!r} is a folder, not a file")
         if self.path.is_file():
             with open(self.path, "rb") as f:
                 head = f.read(16)
