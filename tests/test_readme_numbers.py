@@ -64,3 +64,21 @@ def test_capacities_are_the_stored_sweeps():
             quoted = f"{statistics.mean(v):.1f} ± {half:.1f} ({min(v)} to {max(v)})"
             row = next(line for line in README.splitlines() if line.startswith(f"| {D} | **"))
             assert quoted in row.split("|")[column].replace("**", ""), (D, construction, quoted)
+
+
+def _sig(value: float) -> str:
+    return f"{value:#.3g}".rstrip(".")
+
+
+@pytest.mark.slow
+def test_what_the_defaults_measure_is_what_they_measure():
+    """The section 'What the defaults measure' against the default runs themselves (seed 0)."""
+    text = " ".join(README.split("## What the defaults measure")[1].split("## Speed")[0].split())
+    rows = {r["active"]: r for r in scenarios.run("sparsity").rows}
+    stds = " / ".join(_sig(rows[l]["interference_std"]) for l in (1, 4, 16, 64))
+    assert f"inactive feature is {stds} for l = 1 / 4 / 16 / 64" in text
+    fps = " / ".join(_sig(rows[l]["false_positives_per_sample"]) for l in (8, 16, 32, 64))
+    assert f"false positives per sample {fps} for l = 8 / 16 / 32 / 64" in text
+    noise = scenarios.run("compounding-noise").rows
+    cleaned = ", ".join(_sig(r["mse_superposed"]) for r in noise if r["cleanup"] == "threshold")
+    assert f"With clean-up it is {cleaned};" in text
