@@ -28,7 +28,12 @@ import torch
 from circuits.compile import CompiledNetwork
 from circuits.evaluate import evaluate
 from layers import capture
+from layers.errors import SuperposimError
 from layers.matrices import to_dense
+
+
+class GraphQueryError(SuperposimError, ValueError):
+    """A feature, input or query the graph does not have."""
 
 GRAPH_SCHEMA = 1
 
@@ -82,7 +87,7 @@ class FeatureGraph:
         if active is not None:
             bad = [i for i in active if not 0 <= i < circuit.n_inputs]
             if bad:
-                raise ValueError(f"input feature {bad[0]} is out of range 0..{circuit.n_inputs - 1}")
+                raise GraphQueryError(f"--input: input feature {bad[0]} is out of range 0..{circuit.n_inputs - 1}")
             x = torch.zeros(1, circuit.n_inputs)
             x[0, list(active)] = 1.0
             values = [v[0] for v in evaluate(circuit, x)]
@@ -145,7 +150,8 @@ class FeatureGraph:
             for i in range(width):
                 if self.label(t, i).lower() == text.lower():
                     return t, i
-        raise ValueError(f"no feature {spec!r}; use L<layer>:<index> with layer 0..{self.circuit.depth} or a label")
+        raise GraphQueryError(f"no feature {spec!r}; use L<layer>:<index> with layer 0..{self.circuit.depth} "
+                              "or a label")
 
     def intended_share(self) -> list[torch.Tensor]:
         """Per block, for each output feature: the share of its incoming |weight| (|attribution|
@@ -170,7 +176,7 @@ class FeatureGraph:
         (attributions for a given input), exactly, by dynamic programming over the layers."""
         (t0, i0), (t1, j1) = source, target
         if t1 <= t0:
-            raise ValueError(f"paths run forward: {feature_id(t0, i0)} is not before {feature_id(t1, j1)}")
+            raise GraphQueryError(f"paths run forward: {feature_id(t0, i0)} is not before {feature_id(t1, j1)}")
         mats = [(b.attribution if b.attribution is not None else b.weight) for b in self.blocks[t0:t1]]
         scores = torch.full((k, mats[0].shape[1]), -math.inf, dtype=torch.float64)
         scores[0, i0] = 0.0
@@ -225,7 +231,7 @@ class FeatureGraph:
         it is a threshold on |weight| (|attribution| for an input); k >= 1 keeps the k strongest
         crosstalk edges into each node. Intended edges are always kept."""
         if prune < 0 or math.isnan(prune):
-            raise ValueError(f"prune must be >= 0, got {prune}")
+            raise GraphQueryError(f"prune must be >= 0, got {prune}")
         g = nx.DiGraph(superposim_graph=GRAPH_SCHEMA, network=self.net.name,
                        input=",".join(map(str, self.active)) if self.active is not None else "")
         for t, width in enumerate(self.circuit.widths):
@@ -305,7 +311,7 @@ def top_paths_nx(g: nx.DiGraph, source: str, target: str, k: int = 5) -> list[di
     added to every -log|w| keeps their order and makes the costs positive for Yen's algorithm."""
     for node in (source, target):
         if node not in g:
-            raise ValueError(f"no node {node!r} in the graph")
+            raise GraphQueryError(f"no node {node!r} in the graph")
     h = nx.DiGraph()
     for u, v, d in g.edges(data=True):
         if d.get("kind") != "interference" and d["weight"] != 0:

@@ -10,6 +10,7 @@ from pathlib import Path
 import networkx as nx
 
 from circuits.graph import GRAPH_SCHEMA
+from layers.errors import SuperposimError
 from layers.files import write_atomic
 
 FORMATS = ("graphml", "gexf", "json")
@@ -17,7 +18,7 @@ NODE_KINDS = ("feature", "neuron", "interference")
 EDGE_KINDS = ("intended", "crosstalk", "interference")
 
 
-class GraphFileError(ValueError):
+class GraphFileError(SuperposimError, ValueError):
     """A graph file that cannot be read as a superposim graph."""
 
 

@@ -13,11 +13,13 @@ from dataclasses import dataclass
 import networkx as nx
 import torch
 
+from layers.errors import SuperposimError
+
 GATES = ("AND", "OR", "BUF", "NOT", "ANDNOT")
 INPUT = "INPUT"
 
 
-class CircuitError(ValueError):
+class CircuitError(SuperposimError, ValueError):
     """A circuit that cannot be built or compiled, with the reason."""
 
 

@@ -1,29 +1,31 @@
-"""Neural building blocks in torch; nothing here knows about boolean logic."""
+"""Neural building blocks in torch; nothing here knows about boolean logic.
 
-import warnings
+Importing the package is cheap (``layers.errors`` needs no torch, so the command's help and its
+errors answer at once); the parts that need torch load on first use."""
 
-from layers.embeddings import EMBEDDINGS, Coherence, coherence, make_embedding, welch_bound
-from layers.hooks import HookPoint, capture, hook_names, hooks
-from layers.matrices import compact, times_transpose, to_dense
-from layers.network import Network, ReLUBlock
+import importlib
 
-# torch calls its CSR products "beta"; the ones used here are tested, and the notice would only
-# reach users as noise
-warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta state", category=UserWarning)
+_LAZY = {
+    "EMBEDDINGS": "layers.embeddings",
+    "Coherence": "layers.embeddings",
+    "coherence": "layers.embeddings",
+    "make_embedding": "layers.embeddings",
+    "welch_bound": "layers.embeddings",
+    "HookPoint": "layers.hook_points",
+    "capture": "layers.hook_points",
+    "hook_names": "layers.hook_points",
+    "hooks": "layers.hook_points",
+    "compact": "layers.matrices",
+    "times_transpose": "layers.matrices",
+    "to_dense": "layers.matrices",
+    "Network": "layers.network",
+    "ReLUBlock": "layers.network",
+}
 
-__all__ = [
-    "EMBEDDINGS",
-    "Coherence",
-    "HookPoint",
-    "Network",
-    "ReLUBlock",
-    "capture",
-    "coherence",
-    "compact",
-    "hook_names",
-    "hooks",
-    "make_embedding",
-    "times_transpose",
-    "to_dense",
-    "welch_bound",
-]
+__all__ = list(_LAZY)
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'layers' has no attribute {name!r}")

@@ -17,13 +17,14 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
+from layers.errors import SuperposimError
 from layers.files import write_atomic
 
 SCHEMA = "superposim-weights"
 SCHEMA_VERSION = 1
 
 
-class WeightFileError(ValueError):
+class WeightFileError(SuperposimError, ValueError):
     """A weight file that is missing, truncated, foreign or of an unknown schema."""
 
 

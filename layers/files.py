@@ -9,8 +9,10 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
+from layers.errors import SuperposimError
 
-class NotARegularFile(OSError):
+
+class NotARegularFile(SuperposimError, OSError):
     """The target exists and is a folder, a device, a pipe or a socket: renaming over it would
     destroy it (a device node replaced by a file), so it is refused."""
 

@@ -11,6 +11,10 @@ import warnings
 
 import torch
 
+# torch calls its CSR products "beta"; the ones used here are tested, and the notice would only
+# reach users as noise
+warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta state", category=UserWarning)
+
 # Below this fraction of non-zeros a CSR product beats a dense one on CPU.
 SPARSE_DENSITY = 0.05
 # Up to this many (row of x, non-zero) products, x @ CSR is faster as a gather of x's columns

@@ -17,7 +17,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from layers.hooks import HookPoint
+from layers.hook_points import HookPoint
 from layers.matrices import nonzeros, shape, times_transpose, to_dense
 
 

@@ -18,8 +18,9 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from layers.checkpoint import load_weights, save_weights
+from layers.checkpoint import WeightFileError, load_weights, save_weights
 from layers.embeddings import make_embedding
+from layers.errors import SuperposimError
 from layers.network import Network, ReLUBlock
 
 LOSSES = ("bce", "lp")
@@ -27,11 +28,11 @@ LOSSES = ("bce", "lp")
 RESUMABLE = ("steps", "target_accuracy", "patience", "checkpoint_every")
 
 
-class TrainingDiverged(RuntimeError):
+class TrainingDiverged(SuperposimError, RuntimeError):
     """The loss or the weights stopped being finite; the last finite checkpoint is kept."""
 
 
-class CheckpointError(ValueError):
+class CheckpointError(SuperposimError, ValueError):
     """A checkpoint that cannot be resumed (another run's, another shape, not a checkpoint)."""
 
 
@@ -269,16 +270,16 @@ def load_trained(path: str | Path) -> tuple[TrainedMLP, dict]:
     """A model saved by ``train`` (model.safetensors or a checkpoint), with its metadata."""
     tensors, meta = load_weights(path)
     if meta.get("kind") != "trained-mlp" or "train_config" not in meta:
-        raise ValueError(f"{path} holds no trained network")
+        raise WeightFileError(f"{path} holds no trained network")
     try:
         raw = dict(meta["train_config"])
         raw["widths"] = tuple(raw["widths"])
         cfg = TrainConfig(**raw)
     except (TypeError, KeyError, ValueError) as err:
-        raise ValueError(f"{path}: its training config is not one this superposim knows ({err})") from None
+        raise WeightFileError(f"{path}: its training config is not one this superposim knows ({err})") from None
     model = TrainedMLP(cfg)
     try:
         model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
     except RuntimeError as err:
-        raise ValueError(f"{path}: the weights do not fit the network its config describes ({err})") from None
+        raise WeightFileError(f"{path}: the weights do not fit the network its config describes ({err})") from None
     return model, meta

@@ -13,6 +13,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from layers.errors import SuperposimError
 from scenarios.catalog import BUILTIN, VERSION, check_name
 from scenarios.params import UsageError
 
@@ -187,7 +188,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if not args.name:
             raise UsageError("run: name a scenario (see 'superposim list') or a script path")
         return _run(args)
-    except UsageError as err:
+    except SuperposimError as err:  # bad input, a foreign file, a setting that cannot be built
         print(f"superposim: error: {err}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:

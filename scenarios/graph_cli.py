@@ -7,7 +7,7 @@ import math
 from pathlib import Path
 
 from circuits.graph import FeatureGraph, top_paths_nx
-from circuits.graph_io import GraphFileError, load_graph, save_graph
+from circuits.graph_io import load_graph, save_graph
 from scenarios.graph_draw import draw_png, strongest_paths, write_html
 from scenarios.memory import FLOAT, require_memory
 from scenarios.outputs import check_distinct, check_out_file, default_folder
@@ -94,10 +94,7 @@ def graph_command(args: argparse.Namespace, sets: dict[str, str]) -> int:
     if args.load:
         if out is not None:
             check_distinct({"--out": out}, {"--load file": args.load})
-        try:
-            g = load_graph(args.load)
-        except GraphFileError as err:
-            raise UsageError(str(err)) from None
+        g = load_graph(args.load)
         fg = None
     else:
         if not args.name:
@@ -115,10 +112,7 @@ def graph_command(args: argparse.Namespace, sets: dict[str, str]) -> int:
         if args.source is not None:
             require_memory(_paths_bytes(widths, args.paths), f"--paths {args.paths}: the search for the top paths "
                                                              f"through layers of up to {max(widths)} features")
-        try:
-            fg = FeatureGraph.build(nets[args.network], active)
-        except ValueError as err:
-            raise UsageError(f"--input: {err}") from None
+        fg = FeatureGraph.build(nets[args.network], active)
         g = fg.to_networkx(prune=args.prune, neurons=args.neurons)
         shares = fg.intended_share_by_layer()
         print("intended share of incoming weight by layer: "
@@ -155,17 +149,14 @@ def _paths_bytes(widths: list[int], k: int) -> int:
 
 
 def _print_paths(g, fg: FeatureGraph | None, source: str, target: str, k: int) -> None:
-    try:
-        if fg is not None:
-            src, dst = fg.resolve(source), fg.resolve(target)
-            paths = fg.top_paths(src, dst, k)
-        else:
-            labels = {d.get("label"): n for n, d in g.nodes(data=True)}
-            src_id = source if source in g else labels.get(source, source)
-            dst_id = target if target in g else labels.get(target, target)
-            paths = top_paths_nx(g, src_id, dst_id, k)
-    except ValueError as err:
-        raise UsageError(str(err)) from None
+    if fg is not None:
+        src, dst = fg.resolve(source), fg.resolve(target)
+        paths = fg.top_paths(src, dst, k)
+    else:
+        labels = {d.get("label"): n for n, d in g.nodes(data=True)}
+        src_id = source if source in g else labels.get(source, source)
+        dst_id = target if target in g else labels.get(target, target)
+        paths = top_paths_nx(g, src_id, dst_id, k)
     if not paths:
         print(f"no path from {source} to {target}")
         return

@@ -12,8 +12,10 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
 
+from layers.errors import SuperposimError
 
-class UsageError(ValueError):
+
+class UsageError(SuperposimError, ValueError):
     """Bad input from a user: reported as one line, exit code 2."""
 
 

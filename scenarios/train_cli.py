@@ -7,8 +7,7 @@ import json
 import time
 from pathlib import Path
 
-from layers.checkpoint import WeightFileError, save_weights
-from layers.training import CheckpointError, TrainingDiverged
+from layers.checkpoint import save_weights
 from scenarios.library.trained.trained_vs_handbuilt import TRAIN_PARAMS, require_training_memory, train_networks
 from scenarios.outputs import check_out_file
 from scenarios.params import UsageError, resolve
@@ -74,10 +73,7 @@ def train_command(args: argparse.Namespace, sets: dict[str, str]) -> int:
                          "or choose another --out")
     before = ckpt.stat().st_mtime_ns if ckpt.is_file() else None
     start = time.perf_counter()
-    try:
-        built = train_networks(values, ctx, out_dir=out, resume=args.resume, build=scenario.networks)
-    except (WeightFileError, CheckpointError, TrainingDiverged) as err:
-        raise UsageError(str(err)) from None
+    built = train_networks(values, ctx, out_dir=out, resume=args.resume, build=scenario.networks)
     state, trained = built["state"], built["trained"]
     probes = {f"probe.{t}.weight": w for t, w in enumerate(trained.readouts)}
     probes |= {f"probe.{t}.bias": b for t, b in enumerate(trained.readout_bias)}

@@ -446,3 +446,19 @@ def test_the_toys_train_small_steps_on_one_thread(monkeypatch):
     scenarios.run("toy-models", features=5, dims=2, sparsity=[0.0], instances=2, steps=5)
     scenarios.run("trained-u-and", m=8, d=[4], steps=5)
     assert asked.count(1) >= 2
+
+
+def test_every_error_of_superposim_derives_from_one_root():
+    import importlib
+    import inspect
+    import pkgutil
+
+    from layers.errors import SuperposimError
+
+    found = []
+    for package in ("layers", "circuits", "scenarios"):
+        for info in pkgutil.walk_packages([str(ROOT / package)], prefix=f"{package}."):
+            module = importlib.import_module(info.name)
+            found += [cls for _, cls in inspect.getmembers(module, inspect.isclass)
+                      if issubclass(cls, BaseException) and cls.__module__ == module.__name__]
+    assert len(found) >= 8 and all(issubclass(cls, SuperposimError) for cls in found), found
