@@ -23,9 +23,12 @@ they take any compiled network.
 
 from __future__ import annotations
 
+import math
+
 import torch
 
 from circuits.compile import CompiledNetwork, gate_pre
+from circuits.designs import largest_prime_at_most
 from circuits.generators import random_circuit
 from circuits.spec import Circuit, CircuitError, Gate
 from layers import Network, ReLUBlock, compact
@@ -38,26 +41,31 @@ def _sparse(rows: torch.Tensor, cols: torch.Tensor, vals: torch.Tensor, shape: t
     return torch.sparse_coo_tensor(torch.stack([rows, cols]), vals.float(), shape, check_invariants=True).coalesce()
 
 
-def largest_prime_at_most(n: int) -> int:
-    for q in range(n, 1, -1):
-        if all(q % f for f in range(2, int(q**0.5) + 1)):
-            return q
-    raise ValueError(f"no prime <= {n}")
+def _plane_prime(D: int) -> int:
+    """The prime q of the affine plane over Z_q whose q^2 points the D neurons hold."""
+    q = largest_prime_at_most(math.isqrt(D))
+    if q is None:
+        raise CircuitError(f"D={D} holds no affine plane: it needs at least 4 neurons")
+    return q
 
 
-def design_capacity(D: int, size: int) -> int:
-    """How many circuits of ``size`` neurons per layer fit in D with at most one shared neuron."""
-    q = largest_prime_at_most(int(D**0.5))
+def plane_capacity(D: int, size: int) -> int:
+    """How many circuits of ``size`` neurons per layer the 2024 placement fits in D (blocks of
+    ``size`` points on each line of the affine plane), any two sharing at most one neuron; 0 when
+    D holds no plane. (``circuits.designs.design_capacity`` is the 2025 placements' count.)"""
+    if D < 4:
+        return 0
+    q = _plane_prime(D)
     return (q * q + q) * (q // size)
 
 
 def line_design(D: int, size: int, count: int, generator: torch.Generator) -> torch.Tensor:
     """(count, size) neuron indices in [0, D): rows distinct within, two rows share <= 1 neuron."""
-    q = largest_prime_at_most(int(D**0.5))
+    q = _plane_prime(D)
     per_line = q // size
     if per_line == 0 or count > (q * q + q) * per_line:
         raise CircuitError(
-            f"D={D} holds at most {design_capacity(D, size)} circuits of {size} neurons per layer "
+            f"D={D} holds at most {plane_capacity(D, size)} circuits of {size} neurons per layer "
             f"that share at most one neuron (affine plane over Z_{q}); asked for {count}")
     x = torch.arange(q)
     lines = [x * q + (a * x + b) % q for a in range(q) for b in range(q)]  # y = a x + b

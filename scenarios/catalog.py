@@ -7,7 +7,18 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-VERSION = "0.1.0"
+
+def _version() -> str:
+    """The installed package's version (pyproject.toml decides it once)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("superposim")
+    except PackageNotFoundError:  # run from a source tree that was never installed
+        return "0+source"
+
+
+VERSION = _version()
 
 BUILTIN: dict[str, tuple[str, str]] = {
     "circuit": ("scenarios.library.costs.circuit",

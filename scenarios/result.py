@@ -9,12 +9,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import matplotlib
+from matplotlib.figure import Figure  # a Figure draws with its own canvas: no backend is chosen
 
-matplotlib.use("Agg")
-from matplotlib.figure import Figure  # noqa: E402
-
-from layers.files import write_atomic  # noqa: E402
+from layers.files import write_atomic
 
 FigureMaker = Callable[[], Figure]
 

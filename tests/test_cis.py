@@ -5,7 +5,7 @@ import pytest
 import torch
 from conftest import gen
 
-from circuits.cis import cis_circuit, compile_cis, design_capacity, line_design, small_circuits
+from circuits.cis import cis_circuit, compile_cis, line_design, plane_capacity, small_circuits
 from circuits.compile import compile_dedicated
 from circuits.evaluate import evaluate
 from circuits.spec import CircuitError
@@ -20,7 +20,7 @@ def test_line_design_shares_at_most_one_neuron():
     shared = member @ member.T
     shared.fill_diagonal_(0)
     assert shared.max() == 1
-    assert design_capacity(1000, 30) == 31 * 32  # one block of 30 per line of the plane over Z_31
+    assert plane_capacity(1000, 30) == 31 * 32  # one block of 30 per line of the plane over Z_31
     with pytest.raises(CircuitError, match="at most 992"):
         line_design(1000, 30, 993, gen(0))
 

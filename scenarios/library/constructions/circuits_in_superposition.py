@@ -27,7 +27,7 @@ import torch
 from tqdm import tqdm
 
 from circuits import cis2025
-from circuits.cis import compile_cis, design_capacity, small_circuits
+from circuits.cis import compile_cis, plane_capacity, small_circuits
 from circuits.compile import compile_dedicated
 from circuits.evaluate import Evaluator
 from circuits.small import boolean_inputs
@@ -69,10 +69,7 @@ def small_width(p) -> int:
 def capacity_of(construction: str, D: int, d: int, S: int) -> int | None:
     if construction == "2025":
         return cis2025.capacity(D, 2 * (d + 1), S)
-    try:
-        return design_capacity(D, S * (d + 1))
-    except ValueError:  # no prime fits
-        return 0
+    return plane_capacity(D, S * (d + 1))
 
 
 def check(p) -> None:
