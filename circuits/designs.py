@@ -108,18 +108,35 @@ def _progressions(n: int, S: int, T: int) -> torch.Tensor:
     return torch.stack(rows)
 
 
+FAMILIES = ("best", "transversal", "progression")
+
+
+def chosen_family(n: int, S: int, T: int, family: str = "best") -> str:
+    """The family ``make_design`` builds for these sizes: ``reuse`` for S = 1 (any number of
+    circuits, neurons reused), ``pairs`` for S = 2 with ``best`` (every pair of neurons), else
+    transversal when it holds T (``best``) or the family asked for."""
+    if family not in FAMILIES:
+        raise CircuitError(f"unknown design family {family!r}; valid: {', '.join(FAMILIES)}")
+    if S == 1:
+        return "reuse"
+    if S == 2 and family == "best":
+        return "pairs"
+    if family == "best":
+        return "transversal" if transversal_capacity(n, S) >= T else "progression"
+    return family
+
+
 def make_design(n: int, S: int, T: int, family: str = "best") -> torch.Tensor:
     """(T, S) neuron indices in [0, n): S distinct per row, two rows share at most one.
-    ``family``: best | transversal | progression."""
+    ``family``: best | transversal | progression (``chosen_family`` says which is built)."""
     if T < 1:
         raise CircuitError(f"need at least one circuit, got T={T}")
     if S < 1 or S > n:
         raise CircuitError(f"S={S} neurons per small neuron does not fit in D/d={n} neurons per group")
-    if family not in ("best", "transversal", "progression"):
-        raise CircuitError(f"unknown design family {family!r}; valid: best, transversal, progression")
-    if S == 1:
+    built = chosen_family(n, S, T, family)
+    if built == "reuse":
         return (torch.arange(T) % n)[:, None]
-    if S == 2 and family == "best":
+    if built == "pairs":
         pairs = torch.combinations(torch.arange(n), 2)
         if T > len(pairs):
             raise CircuitError(f"D/d={n} holds at most {len(pairs)} circuits with S=2, asked for T={T}")
@@ -127,13 +144,11 @@ def make_design(n: int, S: int, T: int, family: str = "best") -> torch.Tensor:
         order = torch.argsort((pairs[:, 1] - pairs[:, 0]) * n + pairs[:, 0])
         return pairs[order[:T]]
     caps = {"transversal": transversal_capacity(n, S), "progression": progression_capacity(n, S)}
-    if family == "best":
-        family = "transversal" if caps["transversal"] >= T else "progression"
-    if T > caps[family]:
+    if T > caps[built]:
         best = design_capacity(n, S)
         raise CircuitError(f"D/d={n} holds at most {best} circuits of S={S} neurons that share at most one "
-                           f"neuron ({family} design: {caps[family]}); asked for T={T}")
-    return _transversal(n, S, T) if family == "transversal" else _progressions(n, S, T)
+                           f"neuron ({built} design: {caps[built]}); asked for T={T}")
+    return _transversal(n, S, T) if built == "transversal" else _progressions(n, S, T)
 
 
 def overlaps(design: torch.Tensor, n: int) -> torch.Tensor:

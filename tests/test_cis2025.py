@@ -316,3 +316,13 @@ def test_a_users_mlp_goes_through_as_the_readme_shows():
     assert estimate[0, inactive].pow(2).mean() < 0.1 * exact.pow(2).mean()  # overlaps, propagated
     with pytest.raises(CircuitError, match="deviation below 0.05"):
         check_assumptions(small, margin=0.05)
+
+
+def test_the_summary_names_the_family_that_was_built():
+    from circuits.designs import chosen_family
+
+    assert [chosen_family(50, S, 40) for S in (1, 2, 3)] == ["reuse", "pairs", "transversal"]
+    assert chosen_family(50, 2, 40, "transversal") == "transversal"
+    for S, family in ((1, "reuse"), (2, "pairs")):
+        r = scenarios.run("rotations-in-superposition", T=30, D=200, S=S, L=2, z=[1], samples=50)
+        assert r.summary["design"] == family

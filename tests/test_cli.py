@@ -31,10 +31,10 @@ def test_run_writes_result_json_equal_to_the_python_result(tmp_path, capsys):
     saved = json.loads((tmp_path / "result.json").read_text())
     assert set(saved) == {"scenario", "params", "seed", "version", "rows", "summary"}
     assert saved["params"]["m"] == 40 and saved["params"]["cleanup"] == "threshold"
-    assert (tmp_path / "bit_errors.png").stat().st_size > 1000
+    assert (tmp_path / "wrong_features.png").stat().st_size > 1000
     result = scenarios.run("circuit", seed=3, **SMALL)
     assert result.to_dict() == saved
-    assert "bit_errors_superposed" in capsys.readouterr().out
+    assert "wrong_features_superposed" in capsys.readouterr().out
 
 
 def test_same_seed_same_rows_other_seed_other_rows():
@@ -111,8 +111,9 @@ def test_saving_leaves_no_temporary_file_and_usual_permissions(tmp_path):
 
     r = scenarios.run("circuit", seed=0, **SMALL)
     r.save(tmp_path)
-    assert sorted(p.name for p in Path(tmp_path).iterdir()) == [".superposim-run.json", "bit_errors.png", "result.json"]
-    assert json.loads((tmp_path / ".superposim-run.json").read_text())["files"] == ["result.json", "bit_errors.png"]
+    names = sorted(p.name for p in Path(tmp_path).iterdir())
+    assert names == [".superposim-run.json", "result.json", "wrong_features.png"]
+    assert json.loads((tmp_path / ".superposim-run.json").read_text())["files"] == ["result.json", "wrong_features.png"]
     umask = os.umask(0)
     os.umask(umask)
     assert (tmp_path / "result.json").stat().st_mode & 0o777 == 0o666 & ~umask

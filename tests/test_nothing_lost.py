@@ -95,7 +95,7 @@ def test_a_new_run_keeps_the_files_a_user_put_in_the_run_folder(tmp_path, capsys
     assert (out / "notes.txt").read_text() == "my notes" and (out / "graph.png").read_bytes() == graph
     assert (out / "mine" / "graph.png").read_bytes() == b"a picture"
     assert json.loads((out / "result.json").read_text())["scenario"] == "booleanish"
-    assert not (out / "bit_errors.png").exists()  # the earlier run's own figure went with it
+    assert not (out / "wrong_features.png").exists()  # the earlier run's own figure went with it
 
 
 def test_a_run_folder_from_before_manifests_keeps_what_the_new_run_does_not_write(tmp_path, capsys):
@@ -111,12 +111,12 @@ def test_a_users_file_named_like_a_new_figure_is_never_replaced(tmp_path, capsys
     out = tmp_path / "run"
     assert main(["run", "booleanish", "--set", "samples=100", "--set", "sigma_on=0", "--set", "sigma_off=0",
                  "--quiet", "--out", str(out)]) == 0
-    (out / "bit_errors.png").write_bytes(b"the user's own")  # a name the next run (circuit) writes
+    (out / "wrong_features.png").write_bytes(b"the user's own")  # a name the next run (circuit) writes
     capsys.readouterr()
     assert main(["run", "circuit", *QUICK, "--out", str(out)]) == 2
     error = _one_error(capsys)
-    assert "bit_errors.png" in error and "nothing there was changed" in error
-    assert (out / "bit_errors.png").read_bytes() == b"the user's own"
+    assert "wrong_features.png" in error and "nothing there was changed" in error
+    assert (out / "wrong_features.png").read_bytes() == b"the user's own"
     assert json.loads((out / "result.json").read_text())["scenario"] == "booleanish"
     aside = Path(error.split("this run is in ")[1].strip("'"))
     assert json.loads((aside / "result.json").read_text())["scenario"] == "circuit"  # the work is not lost

@@ -71,15 +71,15 @@ def test_compressed_computation_beats_naive_only_through_the_mixing_matrix():
 def test_a_trained_layer_computes_every_and_densely_where_the_hand_built_one_cannot():
     r = scenarios.run("trained-u-and", m=12, d=[3, 16], steps=1500, samples=4000)
     small, big = r.rows
-    assert big["wrong_trained"] == 0 and big["wrong_trained"] < big["wrong_handbuilt"]
-    assert small["wrong_trained"] > 0  # fewer neurons, more errors: it trades one for the other
+    assert big["wrong_features_trained"] == 0 and big["wrong_features_trained"] < big["wrong_features_handbuilt"]
+    assert small["wrong_features_trained"] > 0  # fewer neurons, more errors: it trades one for the other
     assert big["density"] > 5 * big["density_handbuilt"]  # every neuron serves (almost) every AND
     assert big["intended_share_trained"] < big["intended_share_handbuilt"]
     for row in r.rows:  # every neuron is in exactly one class for every AND
         assert row["class_a"] + row["class_b"] + row["class_c"] == pytest.approx(row["d"])
     assert r.summary["pairs"] == 66 and r.summary["smallest_exact_d"] == 16
     sup = scenarios.run("trained-u-and", m=8, d=[16], d0=6, steps=800, samples=2000)  # inputs in superposition
-    assert sup.rows[0]["wrong_trained"] < 1
+    assert sup.rows[0]["wrong_features_trained"] < 1
 
 
 def test_class_and_binarity_measures_on_hand_made_weights():

@@ -124,5 +124,5 @@ def test_default_comparison_trains_to_99_percent():
     assert s["accuracy_trained"] >= 0.99 and s["accuracy_trained_heads"] >= 0.99
     assert s["accuracy_handbuilt"] >= 0.99 and s["accuracy_dedicated"] == 1.0
     assert s["intended_share_dedicated"] == 1.0 and s["intended_share_handbuilt"] < 1.0
-    assert all(row["bit_errors_dedicated"] == 0 for row in r.rows)
+    assert all(row["wrong_features_dedicated"] == 0 for row in r.rows)
     assert r.rows[1]["neurons_trained"] == r.rows[1]["neurons_handbuilt"] == 64

@@ -32,7 +32,7 @@ from tqdm import tqdm
 
 from circuits import theory
 from circuits.cis2025 import WEIGHT_FORMS, CiS2025, build_cis2025, dedicated_network
-from circuits.designs import design_capacity, progression_capacity, transversal_capacity
+from circuits.designs import chosen_family, design_capacity, progression_capacity, transversal_capacity
 from circuits.designs import mean_squared_overlap as placement_overlap
 from circuits.small import robust_radius, rotation_circuits, rotation_inputs, rotation_readout
 from scenarios import plots
@@ -154,8 +154,7 @@ def body(p, ctx) -> Outcome:
     n = D // D_SMALL
     base = net.patterns[0].cpu()
     summary = {
-        "design": p["design"] if p["design"] != "best" else
-        ("transversal" if transversal_capacity(n, S) >= T else "progression"),
+        "design": chosen_family(n, S, T, p["design"]),
         "capacity": design_capacity(n, S),
         "capacity_progression": progression_capacity(n, S),
         "neurons_per_large_neuron": T * S / n,

@@ -11,7 +11,8 @@ booleans, so every layer should show the single-layer law of docs/theory.md 3.2 
 uand_case``), which the prediction columns give.
 
 Row keys (one row per layer, 0 = the inputs): ``layer``, ``mse_naive``, ``mse_corrected``,
-``predicted_mse``, ``mse_dedicated``, ``wrong_naive``, ``wrong_corrected``, ``wrong_dedicated``
+``predicted_mse``, ``mse_dedicated``, ``wrong_features_naive``, ``wrong_features_corrected``,
+``wrong_features_dedicated``
 (wrong features per sample), ``interference_mean_naive``, ``interference_mean_corrected``,
 ``predicted_interference_mean`` (read-out of off features), ``signal_mean_naive``,
 ``signal_mean_corrected``, ``predicted_signal_mean``, ``neurons_naive``, ``neurons_corrected``,
@@ -74,10 +75,10 @@ def body(p, ctx) -> Outcome:
     rows = []
     for t in range(circuit.depth + 1):
         row = {"layer": t}
-        for key in ("mse", "wrong", "interference_mean", "signal_mean"):
-            for name in ("naive", "corrected") + (("dedicated",) if key in ("mse", "wrong") else ()):
+        for key in ("mse", "wrong_features", "interference_mean", "signal_mean"):
+            for name in ("naive", "corrected") + (("dedicated",) if key in ("mse", "wrong_features") else ()):
                 r = trace[name][t]
-                row[f"{key}_{name}"] = {"mse": r.mse, "wrong": r.wrong_features,
+                row[f"{key}_{name}"] = {"mse": r.mse, "wrong_features": r.wrong_features,
                                         "interference_mean": r.interference_mean, "signal_mean": r.signal_mean}[key]
             if key == "mse":
                 row["predicted_mse"] = predicted_mse if t else 0.0
@@ -91,13 +92,14 @@ def body(p, ctx) -> Outcome:
         rows.append(row)
 
     def first_failing(name: str):
-        bad = [r["layer"] for r in rows if r[f"wrong_{name}"] > 1]
+        bad = [r["layer"] for r in rows if r[f"wrong_features_{name}"] > 1]
         return bad[0] if bad else None
 
     summary = {"features": m, "pairs": m * (m - 1) // 2, "first_failing_layer_naive": first_failing("naive"),
                "first_failing_layer_corrected": first_failing("corrected")}
-    columns = ["layer", "mse_naive", "mse_corrected", "predicted_mse", "mse_dedicated", "wrong_naive",
-               "wrong_corrected", "wrong_dedicated", "interference_mean_naive", "interference_mean_corrected",
+    columns = ["layer", "mse_naive", "mse_corrected", "predicted_mse", "mse_dedicated", "wrong_features_naive",
+               "wrong_features_corrected", "wrong_features_dedicated", "interference_mean_naive",
+               "interference_mean_corrected",
                "predicted_interference_mean", "signal_mean_naive", "signal_mean_corrected",
                "predicted_signal_mean", "neurons_naive", "neurons_corrected", "neurons_dedicated"]
 

@@ -10,8 +10,8 @@ Row keys (one row per setting): ``setting``, ``sigma_on``, ``sigma_off``, ``mse_
 ``mse_cleaned_superposed``, ``predicted_cleaned_superposed``, ``mse_raw_dedicated``,
 ``mse_cleaned_dedicated``, ``predicted_cleaned_dedicated``, ``mse_cleaned_active_superposed``,
 ``mse_cleaned_active_dedicated`` (after h, over the active features only: where a continuous
-value is destroyed), ``bit_errors_superposed``,
-``bit_errors_dedicated`` (features per sample on the wrong side of 1/2 after h; null for
+value is destroyed), ``wrong_features_superposed``,
+``wrong_features_dedicated`` (features per sample on the wrong side of 1/2 after h; null for
 continuous features). Predictions treat each read-out as Gaussian around its value, with the
 interference variance (sum of the other squared values) / n, and integrate h numerically.
 Summary keys: ``readout_noise_std``, ``predicted_noise_std`` (sqrt(l / n)),
@@ -118,8 +118,8 @@ def body(p, ctx) -> Outcome:
             "predicted_cleaned_dedicated": _predicted(p, so or 0.0, sf or 0.0, cont, False),
             "mse_cleaned_active_superposed": on_s,
             "mse_cleaned_active_dedicated": on_d,
-            "bit_errors_superposed": None if cont else bits_s,
-            "bit_errors_dedicated": None if cont else bits_d,
+            "wrong_features_superposed": None if cont else bits_s,
+            "wrong_features_dedicated": None if cont else bits_d,
         })
     noise = math.sqrt(rows[0]["mse_raw_superposed"] - rows[0]["mse_raw_dedicated"])
     summary = {

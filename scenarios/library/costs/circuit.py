@@ -1,7 +1,7 @@
 """circuit: one random layered circuit, compiled superposed and dedicated, run on the same inputs.
 
 Row keys (one row per layer t, t = 0 the read-out of the input stream): ``layer``, ``features``,
-``bit_errors_superposed``, ``bit_errors_dedicated`` (wrong features per sample after thresholding
+``wrong_features_superposed``, ``wrong_features_dedicated`` (wrong features per sample after thresholding
 the read-out at 1/2), ``mse_superposed``, ``mse_dedicated``, ``neurons_superposed``,
 ``neurons_dedicated``.
 Summary keys: ``stream_width_superposed``, ``stream_width_dedicated``, ``parameters_superposed``,
@@ -78,8 +78,8 @@ def body(p, ctx) -> Outcome:
         rows.append({
             "layer": t,
             "features": s.features,
-            "bit_errors_superposed": s.wrong_features,
-            "bit_errors_dedicated": d.wrong_features,
+            "wrong_features_superposed": s.wrong_features,
+            "wrong_features_dedicated": d.wrong_features,
             "mse_superposed": s.mse,
             "mse_dedicated": d.mse,
             "neurons_superposed": 0 if t == 0 else cs.neurons[t - 1],
@@ -97,8 +97,8 @@ def body(p, ctx) -> Outcome:
         "rms_overlap": coh.rms_overlap,
         "max_overlap": coh.max_overlap,
         "welch_bound": coh.welch_bound,
-        "accuracy_superposed": 1 - sum(r["bit_errors_superposed"] for r in rows[1:]) / gates_total,
-        "accuracy_dedicated": 1 - sum(r["bit_errors_dedicated"] for r in rows[1:]) / gates_total,
+        "accuracy_superposed": 1 - sum(r["wrong_features_superposed"] for r in rows[1:]) / gates_total,
+        "accuracy_dedicated": 1 - sum(r["wrong_features_dedicated"] for r in rows[1:]) / gates_total,
     }
 
     def figure():
@@ -106,12 +106,12 @@ def body(p, ctx) -> Outcome:
             f"random circuit: m={p['m']} in n={p['n']}, {p['active']} active, cleanup={p['cleanup']}",
             "layer", "wrong features per sample")
         x = [r["layer"] for r in rows]
-        plots.line(ax, x, [r["bit_errors_superposed"] for r in rows], "superposed", plots.MEASURED)
-        plots.line(ax, x, [r["bit_errors_dedicated"] for r in rows], "dedicated", plots.DEDICATED)
+        plots.line(ax, x, [r["wrong_features_superposed"] for r in rows], "superposed", plots.MEASURED)
+        plots.line(ax, x, [r["wrong_features_dedicated"] for r in rows], "dedicated", plots.DEDICATED)
         plots.finish(ax, integer_x=True)
         return fig
 
-    return Outcome(rows, summary, {"bit_errors": figure})
+    return Outcome(rows, summary, {"wrong_features": figure})
 
 
 scenario = Scenario("circuit", "a random circuit compiled superposed and dedicated: wrong gate outputs per layer",

@@ -8,7 +8,7 @@ Row keys (one row per network): ``network``, ``stream_width``, ``neurons_per_lay
 ``total_neurons``, ``parameters``, ``nonzero_parameters``, ``max_active_measured`` (largest l of
 ``active`` within the target; the dedicated one is also run with all m on),
 ``max_active_predicted`` (largest integer l within the target by the predictions: Gaussian tails
-of the relay recursion without clean-up, the mean-field model with it), ``wrong_at_max_active``.
+of the relay recursion without clean-up, the mean-field model with it), ``wrong_features_at_max_active``.
 Summary keys: ``target``, ``m``, ``n``, ``layers``, ``neurons_per_active_<network>``.
 """
 
@@ -87,7 +87,7 @@ def body(p, ctx) -> Outcome:
             "nonzero_parameters": cost.nonzero_parameters,
             "max_active_measured": max(ok) if ok else 0,
             "max_active_predicted": predicted,
-            "wrong_at_max_active": wrong[max(ok)] if ok else None,
+            "wrong_features_at_max_active": wrong[max(ok)] if ok else None,
         })
     summary = {"target": p["target"], "m": m, "n": p["n"], "layers": depth}
     for r in rows:

@@ -9,7 +9,7 @@ at these sparsities settles on outputs that hedge below 1/2); the hand-built one
 fewest ANDs wrong at that d.
 
 Row keys (one row per d): ``d``, ``error_trained``, ``error_handbuilt`` (MSE per AND of the
-probability, resp. the read-out, against the exact value), ``wrong_trained``, ``wrong_handbuilt``
+probability, resp. the read-out, against the exact value), ``wrong_features_trained``, ``wrong_features_handbuilt``
 (ANDs on the wrong side of the decision, per input), ``p_handbuilt``, ``density`` (share of the
 trained neuron-to-output weights above a tenth of the largest), ``density_handbuilt`` (the same
 for the hand-built read-out), ``binarity`` (how well two values per neuron describe its input
@@ -191,12 +191,12 @@ def body(p, ctx) -> Outcome:
         shares = {name: FeatureGraph.build(net).intended_share_by_layer()[0] for name, net in
                   (("trained", trained), ("handbuilt", hand))}
         per_feature = w if phi is None else w @ phi.T  # what each neuron reads of each input feature
-        rows.append({"d": d, "error_trained": err, "error_handbuilt": err_h, "wrong_trained": wrong,
-                     "wrong_handbuilt": wrong_h, "p_handbuilt": prob, "density": density(u),
+        rows.append({"d": d, "error_trained": err, "error_handbuilt": err_h, "wrong_features_trained": wrong,
+                     "wrong_features_handbuilt": wrong_h, "p_handbuilt": prob, "density": density(u),
                      "density_handbuilt": density(hand.directions(1) if hand.readouts[1] is not None else u),
                      "binarity": binarity(per_feature), **classes(circuit, per_feature, u),
                      "intended_share_trained": shares["trained"], "intended_share_handbuilt": shares["handbuilt"]})
-    exact = [r["d"] for r in rows if r["wrong_trained"] == 0]
+    exact = [r["d"] for r in rows if r["wrong_features_trained"] == 0]
     summary = {"pairs": circuit.widths[1], "dedicated_neurons": circuit.widths[1],
                "smallest_exact_d": min(exact) if exact else None}
 
@@ -204,9 +204,9 @@ def body(p, ctx) -> Outcome:
         fig, ax = plots.figure(f"all {circuit.widths[1]} ANDs of m={m}, {p['active']} active", "d (neurons)",
                                "ANDs wrong per input")
         ax.set_yscale("symlog", linthresh=1e-2)
-        plots.line(ax, [r["d"] for r in rows], [r["wrong_trained"] for r in rows], "trained", plots.MEASURED)
-        plots.line(ax, [r["d"] for r in rows], [r["wrong_handbuilt"] for r in rows], "hand-built U-AND", "tab:red",
-                   "--s")
+        plots.line(ax, [r["d"] for r in rows], [r["wrong_features_trained"] for r in rows], "trained", plots.MEASURED)
+        plots.line(ax, [r["d"] for r in rows], [r["wrong_features_handbuilt"] for r in rows], "hand-built U-AND",
+                   "tab:red", "--s")
         plots.finish(ax)
         return fig
 

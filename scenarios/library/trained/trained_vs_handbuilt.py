@@ -6,8 +6,8 @@ hand-built one (its neurons per layer set by ``hidden``), trained with AdamW on 
 exact gate values (binary cross-entropy or L^p) and read by least-squares probes fitted on
 held-out inputs, so that all three are read and traced the same way.
 
-Row keys (one row per layer, 0 = the input read-out): ``layer``, ``bit_errors_trained``,
-``bit_errors_handbuilt``, ``bit_errors_dedicated``, ``mse_trained``, ``mse_handbuilt``,
+Row keys (one row per layer, 0 = the input read-out): ``layer``, ``wrong_features_trained``,
+``wrong_features_handbuilt``, ``wrong_features_dedicated``, ``mse_trained``, ``mse_handbuilt``,
 ``mse_dedicated``, ``neurons_trained``, ``neurons_handbuilt``, ``neurons_dedicated``,
 ``parameters_trained``, ``parameters_handbuilt``, ``parameters_dedicated`` (of the block
 writing that layer).
@@ -127,7 +127,7 @@ def body(p, ctx) -> Outcome:
     for t in range(circuit.depth + 1):
         row = {"layer": t}
         for key in ("trained", "handbuilt", "dedicated"):
-            row[f"bit_errors_{key}"] = trace[key][t].wrong_features
+            row[f"wrong_features_{key}"] = trace[key][t].wrong_features
         for key in ("trained", "handbuilt", "dedicated"):
             row[f"mse_{key}"] = trace[key][t].mse
         for key in ("trained", "handbuilt", "dedicated"):
@@ -165,9 +165,9 @@ def body(p, ctx) -> Outcome:
         fig, ax = plots.figure(f"wrong features per sample: m={p['m']} in n={p['n']}, l={p['active']}",
                                "layer", "wrong features per sample")
         x = [r["layer"] for r in rows]
-        plots.line(ax, x, [r["bit_errors_trained"] for r in rows], "trained (probes)", "tab:purple")
-        plots.line(ax, x, [r["bit_errors_handbuilt"] for r in rows], "hand-built superposed", plots.MEASURED)
-        plots.line(ax, x, [r["bit_errors_dedicated"] for r in rows], "dedicated", plots.DEDICATED, "-s")
+        plots.line(ax, x, [r["wrong_features_trained"] for r in rows], "trained (probes)", "tab:purple")
+        plots.line(ax, x, [r["wrong_features_handbuilt"] for r in rows], "hand-built superposed", plots.MEASURED)
+        plots.line(ax, x, [r["wrong_features_dedicated"] for r in rows], "dedicated", plots.DEDICATED, "-s")
         plots.finish(ax, integer_x=True)
         return fig
 
