@@ -72,7 +72,7 @@ class Cost:
     def total_neurons(self) -> int:
         return sum(self.neurons)
 
-    def as_dict(self) -> dict:
+    def to_dict(self) -> dict:
         return asdict(self) | {"total_neurons": self.total_neurons}
 
 

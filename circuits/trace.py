@@ -60,7 +60,7 @@ class LayerNoise:
     def wrong_features(self) -> float:
         return self.false_positives + self.false_negatives
 
-    def as_dict(self) -> dict:
+    def to_dict(self) -> dict:
         return asdict(self) | {"wrong_features": self.wrong_features}
 
 

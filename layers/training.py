@@ -57,7 +57,7 @@ class TrainConfig:
     patience: int = 3  # ... on this many evaluations in a row
     seed: int = 0
 
-    def as_dict(self) -> dict:
+    def to_dict(self) -> dict:
         return asdict(self) | {"widths": list(self.widths)}
 
 
@@ -179,7 +179,7 @@ def train(
         if meta.get("kind") != "trained-mlp" or not {"step", "history", "seconds", "stopped_early"} <= meta.keys():
             raise CheckpointError(f"{ckpt} is not a training checkpoint")
         saved = dict(meta.get("train_config", {}))
-        now = cfg.as_dict()
+        now = cfg.to_dict()
         differ = [k for k in dict.fromkeys([*saved, *now]) if k not in RESUMABLE and saved.get(k) != now.get(k)]
         if differ:
             said = ", ".join(f"{k}={saved.get(k)!r} there, {now.get(k)!r} now" for k in differ[:3])
@@ -262,7 +262,7 @@ def _tail_streak(history: list[dict], target: float) -> int:
 
 
 def _meta(cfg: TrainConfig, state: TrainState) -> dict:
-    return {"kind": "trained-mlp", "train_config": cfg.as_dict(), "step": state.step, "history": state.history,
+    return {"kind": "trained-mlp", "train_config": cfg.to_dict(), "step": state.step, "history": state.history,
             "seconds": state.seconds, "stopped_early": state.stopped_early}
 
 

@@ -111,8 +111,8 @@ def test_streamed_network_gives_the_stored_numbers(gates, cleanup):
     assert streamed.fused == [gates == "relay"] * 3
     for name in "sd":
         for a, b in zip(want[name], got[name]):
-            for key, value in a.as_dict().items():
-                assert b.as_dict()[key] == pytest.approx(value, rel=1e-5, abs=1e-7), (name, a.layer, key)
+            for key, value in a.to_dict().items():
+                assert b.to_dict()[key] == pytest.approx(value, rel=1e-5, abs=1e-7), (name, a.layer, key)
     assert streamed.cost().parameters == stored.cost().parameters
     assert streamed.cost().neurons == stored.cost().neurons
 
