@@ -29,7 +29,7 @@ bench: $(BIN)/superposim
 
 # After changing a built-in scenario's parameters: the tables that help shows without torch.
 parameters: $(BIN)/superposim
-	$(BIN)/python -c "from scenarios.catalog import write_parameter_tables as w; print('wrote', w())"
+	$(BIN)/python -c "from scenarios.engine.catalog import write_parameter_tables as w; print('wrote', w())"
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache .ruff_cache

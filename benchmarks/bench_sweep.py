@@ -18,7 +18,7 @@ from pathlib import Path
 
 import torch
 
-from scenarios.sweeps import run_cell, sweep
+from scenarios.engine.sweeps import run_cell, sweep
 
 NAME, FIXED = "compounding-noise", {"m": 1024, "n": 256, "layers": 6, "cleanup": ["none"]}
 

@@ -20,7 +20,7 @@ from circuits.compile import compile_dedicated, compile_superposed
 from circuits.generators import relay
 from circuits.sampling import ExactlyActive
 from layers.matrices import times_transpose
-from scenarios.registry import Context
+from scenarios.engine.registry import Context
 
 M, N, L, ACTIVE, BATCH = 1024, 256, 6, 4, 4096
 

@@ -5,21 +5,21 @@ Importing this package is cheap: the parts that need torch load on first use.
 
 import importlib
 
-from scenarios.catalog import VERSION
-from scenarios.params import Param, UsageError, require
+from scenarios.engine.catalog import VERSION
+from scenarios.engine.params import Param, UsageError, require
 
 _LAZY = {
-    "Context": "scenarios.registry",
-    "Outcome": "scenarios.registry",
-    "Scenario": "scenarios.registry",
-    "describe": "scenarios.registry",
-    "load": "scenarios.registry",
-    "run": "scenarios.registry",
-    "networks": "scenarios.registry",
-    "Result": "scenarios.result",
-    "sweep": "scenarios.sweeps",
-    "load_store": "scenarios.sweeps",
-    "SweepResult": "scenarios.sweeps",
+    "Context": "scenarios.engine.registry",
+    "Outcome": "scenarios.engine.registry",
+    "Scenario": "scenarios.engine.registry",
+    "describe": "scenarios.engine.registry",
+    "load": "scenarios.engine.registry",
+    "run": "scenarios.engine.registry",
+    "networks": "scenarios.engine.registry",
+    "Result": "scenarios.engine.result",
+    "sweep": "scenarios.engine.sweeps",
+    "load_store": "scenarios.engine.sweeps",
+    "SweepResult": "scenarios.engine.sweeps",
 }
 
 __all__ = ["VERSION", "Param", "UsageError", "require", *_LAZY]

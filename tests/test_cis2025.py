@@ -35,7 +35,7 @@ from circuits.small import (
     rotation_readout,
 )
 from circuits.spec import CircuitError
-from scenarios.params import UsageError
+from scenarios.engine.params import UsageError
 
 
 def _valid(design: torch.Tensor, n: int, S: int) -> None:

@@ -10,7 +10,7 @@ import pytest
 
 import scenarios
 from scenarios.cli import main
-from scenarios.result import jsonable
+from scenarios.engine.result import jsonable
 
 SMALL = {"m": "40", "n": "16", "layers": "2", "width": "20", "samples": "500", "active": "2"}
 

@@ -18,9 +18,9 @@ from circuits.generators import random_circuit
 from circuits.train import train_on_circuit
 from layers.checkpoint import load_weights
 from layers.training import CheckpointError, TrainConfig, TrainingDiverged
-from scenarios.catalog import BUILTIN
 from scenarios.cli import main
-from scenarios.params import UsageError
+from scenarios.engine.catalog import BUILTIN
+from scenarios.engine.params import UsageError
 
 ROOT = Path(__file__).resolve().parent.parent
 CIRCUIT = random_circuit(24, 2, 8, 2, ("AND", "OR"), gen(0))
@@ -174,7 +174,7 @@ def test_scenario_names_cannot_escape_the_runs_folder(tmp_path, capsys):
                                                                             'Scenario("../../evil"'))
     assert main(["run", str(script)]) == 2
     assert "may hold letters" in _one_error(capsys)
-    from scenarios.outputs import default_folder
+    from scenarios.engine.outputs import default_folder
 
     assert default_folder("../x/../y") == Path("runs") / "x-..-y" or ".." not in default_folder("../x").parts
 

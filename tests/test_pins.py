@@ -59,7 +59,7 @@ def _close(a, b, where: str) -> None:
 
 
 def test_every_builtin_has_a_pin():
-    from scenarios.catalog import BUILTIN
+    from scenarios.engine.catalog import BUILTIN
 
     assert set(SMALL) == set(BUILTIN) == set(json.loads(PINS.read_text()))
 

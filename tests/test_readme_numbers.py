@@ -11,8 +11,8 @@ import pytest
 import scenarios
 from circuits.designs import make_design, placement_loads
 from circuits.graph import FeatureGraph
-from scenarios.store import Store
-from scenarios.sweeps import t95
+from scenarios.engine.store import Store
+from scenarios.engine.sweeps import t95
 
 ROOT = Path(__file__).resolve().parent.parent
 README = (ROOT / "README.md").read_text()

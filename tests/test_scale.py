@@ -190,7 +190,7 @@ def test_device_parity_script_skips_cleanly_without_a_gpu():
 
 def test_device_parity_cases_are_valid_runs():
     from benchmarks.device_parity import CASES, LARGE
-    from scenarios.registry import _prepare
+    from scenarios.engine.registry import _prepare
 
     for name, params in list(CASES.values()) + list(LARGE.values()):
         _prepare(name, 0, "cpu", False, params)  # resolves and checks every parameter

@@ -14,11 +14,11 @@ import pandas as pd
 import pytest
 
 import scenarios
-from scenarios import report
 from scenarios.cli import main
-from scenarios.params import UsageError
-from scenarios.store import Store
-from scenarios.sweeps import parse_grid, parse_seeds, t95
+from scenarios.engine import report
+from scenarios.engine.params import UsageError
+from scenarios.engine.store import Store
+from scenarios.engine.sweeps import parse_grid, parse_seeds, t95
 
 ROOT = Path(__file__).resolve().parent.parent
 RELAY = str(ROOT / "examples" / "my_relay.py")
@@ -141,7 +141,7 @@ def test_summary_gives_mean_std_and_a_student_interval_over_seeds(tmp_path):
     assert table.loc[3, "double_mean"] == 6 and table.loc[3, "double_std"] == 0
     frame = result.to_pandas()
     values = frame[frame.x == 1].value.to_numpy(dtype=float)  # 10, 11, 12, 13
-    rows = scenarios.sweeps.aggregate(frame[["x", "seed", "value"]], ["x"]).set_index("x")
+    rows = scenarios.engine.sweeps.aggregate(frame[["x", "seed", "value"]], ["x"]).set_index("x")
     half = t95(4) * values.std(ddof=1) / math.sqrt(4)
     assert rows.loc[1, "value_mean"] == pytest.approx(values.mean())
     assert rows.loc[1, "value_ci_low"] == pytest.approx(values.mean() - half)
@@ -172,7 +172,7 @@ def test_a_sweep_of_105_cells_stopped_half_way_resumes_running_no_cell_twice(tmp
     first = sqlite3.connect(store).execute("SELECT count(*) FROM cells").fetchone()[0]
     assert 20 <= first < 105
     assert subprocess.run(cmd, cwd=tmp_path, capture_output=True).returncode == 0
-    cells = scenarios.sweeps.SweepResult(store).cells()
+    cells = scenarios.engine.sweeps.SweepResult(store).cells()
     assert len(cells) == 105 and set(cells.status) == {"done"} and set(cells.attempts) == {1}
 
 

@@ -27,8 +27,8 @@ from circuits.block import block_circuits, compile_block
 from circuits.compile import compile_dedicated
 from circuits.evaluate import Evaluator
 from scenarios import plots
-from scenarios.params import Param, require
-from scenarios.registry import Outcome, Scenario
+from scenarios.engine.params import Param, require
+from scenarios.engine.registry import Outcome, Scenario
 
 PARAMS = {
     "D": Param(200, "neurons per layer (without the one-hot neurons)", low=2, high=2000),

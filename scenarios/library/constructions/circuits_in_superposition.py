@@ -34,9 +34,9 @@ from circuits.small import boolean_inputs
 from circuits.spec import CircuitError
 from layers import times_transpose
 from scenarios import plots
-from scenarios.memory import require_memory
-from scenarios.params import Param, require
-from scenarios.registry import Outcome, Scenario
+from scenarios.engine.memory import require_memory
+from scenarios.engine.params import Param, require
+from scenarios.engine.registry import Outcome, Scenario
 
 CONSTRUCTIONS = ("2025", "2024")
 

@@ -36,8 +36,8 @@ from circuits.designs import chosen_family, design_capacity, progression_capacit
 from circuits.designs import mean_squared_overlap as placement_overlap
 from circuits.small import robust_radius, rotation_circuits, rotation_inputs, rotation_readout
 from scenarios import plots
-from scenarios.params import Param, require
-from scenarios.registry import Outcome, Scenario
+from scenarios.engine.params import Param, require
+from scenarios.engine.registry import Outcome, Scenario
 
 D_SMALL = 4
 DESIGNS = ("best", "transversal", "progression")

@@ -26,9 +26,9 @@ from circuits.sampling import ExactlyActive
 from circuits.spec import Circuit, Gate
 from circuits.uand import WIRING_CHUNK, and_reads, compile_uand
 from scenarios import plots
-from scenarios.memory import FLOAT, require_memory
-from scenarios.params import Param, require
-from scenarios.registry import Outcome, Scenario
+from scenarios.engine.memory import FLOAT, require_memory
+from scenarios.engine.params import Param, require
+from scenarios.engine.registry import Outcome, Scenario
 
 PARAMS = {
     "m": Param(1000, "input features", low=2),

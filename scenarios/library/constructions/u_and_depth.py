@@ -30,9 +30,9 @@ from circuits.sampling import Duplicated, ExactlyActive
 from circuits.trace import trace_noise
 from circuits.uand import compile_uand_stack
 from scenarios import plots
-from scenarios.memory import FLOAT, require_memory
-from scenarios.params import Param, require
-from scenarios.registry import Outcome, Scenario
+from scenarios.engine.memory import FLOAT, require_memory
+from scenarios.engine.params import Param, require
+from scenarios.engine.registry import Outcome, Scenario
 
 PARAMS = {
     "k": Param(500, "features (each carried as two copies)", low=1),

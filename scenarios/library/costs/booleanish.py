@@ -28,9 +28,9 @@ from tqdm import tqdm
 from circuits import theory
 from layers import make_embedding
 from scenarios import plots
-from scenarios.memory import FLOAT, require_memory
-from scenarios.params import Param, require
-from scenarios.registry import Outcome, Scenario
+from scenarios.engine.memory import FLOAT, require_memory
+from scenarios.engine.params import Param, require
+from scenarios.engine.registry import Outcome, Scenario
 
 PARAMS = {
     "m": Param(1000, "features", low=2),

@@ -11,57 +11,12 @@ Summary keys: ``stream_width_superposed``, ``stream_width_dedicated``, ``paramet
 
 from __future__ import annotations
 
-from circuits.compile import CLEANUPS, compile_dedicated, compile_superposed
-from circuits.generators import random_circuit
 from circuits.sampling import ExactlyActive
-from circuits.spec import GATES
 from circuits.trace import trace_noise
-from layers import EMBEDDINGS, coherence
+from layers import coherence
 from scenarios import plots
-from scenarios.memory import FLOAT, require_memory
-from scenarios.params import Param, require
-from scenarios.registry import Outcome, Scenario
-
-PARAMS = {
-    "m": Param(200, "input features", low=1),
-    "n": Param(64, "stream width of the superposed network", low=1),
-    "layers": Param(3, "gate layers", low=1, high=64),
-    "width": Param(100, "gates per layer", low=1),
-    "fan_in": Param(2, "inputs per AND / OR gate", low=2),
-    "gates": Param(("and", "or"), "gate kinds to draw from", kind="list[str]",
-                   choices=tuple(g.lower() for g in GATES)),
-    "active": Param(3, "input features on per sample", low=0),
-    "samples": Param(10000, "sampled inputs", low=1),
-    "embedding": Param("random", "feature directions", kind="str", choices=EMBEDDINGS),
-    "cleanup": Param("threshold", "clean-up before each write", kind="str", choices=CLEANUPS),
-}
-
-
-def check(p) -> None:
-    require(p["active"] <= p["m"], f"active: must be <= m={p['m']}, got {p['active']}")
-    # the widest gate drawn: fan_in for AND / OR, two for ANDNOT, one for BUF / NOT
-    need = max(p["fan_in"] if g in ("and", "or") else 2 if g == "andnot" else 1 for g in p["gates"])
-    require(need <= p["m"], f"fan_in: gates of {need} inputs need m >= {need} (the inputs), got m={p['m']}")
-    require(p["layers"] == 1 or need <= p["width"],
-            f"fan_in: gates of {need} inputs need width >= {need} (the previous layer), got width={p['width']}")
-    if p["embedding"] == "identity":
-        need = max(p["m"], p["width"])
-        require(p["n"] >= need,
-                f"n: the identity embedding needs n >= {need} (one direction per feature), got {p['n']}")
-    features = p["m"] + p["layers"] * p["width"]
-    need = FLOAT * (3 * features * p["n"] + 4 * p["layers"] * p["width"] * p["n"] + 4 * 4096 * features)
-    require_memory(need, f"m={p['m']}, width={p['width']}, layers={p['layers']}, n={p['n']}: "
-                         "the feature directions and the traced batches")
-
-
-def networks(p, ctx) -> dict:
-    circuit = random_circuit(p["m"], p["layers"], p["width"], p["fan_in"],
-                             [g.upper() for g in p["gates"]], ctx.generator("circuit"))
-    return {
-        "superposed": compile_superposed(circuit, p["n"], p["embedding"], p["cleanup"],
-                                         ctx.generator("embedding")).to(ctx.device),
-        "dedicated": compile_dedicated(circuit).to(ctx.device),
-    }
+from scenarios.engine.circuit_shape import PARAMS, check, networks
+from scenarios.engine.registry import Outcome, Scenario
 
 
 def body(p, ctx) -> Outcome:

@@ -30,9 +30,9 @@ from circuits.streamed import ChunkedNetwork, StreamedSuperposed, plan_streamed
 from circuits.trace import trace_noise, trace_streamed
 from layers import EMBEDDINGS
 from scenarios import plots
-from scenarios.memory import FLOAT, require_memory
-from scenarios.params import Param, require
-from scenarios.registry import Outcome, Scenario
+from scenarios.engine.memory import FLOAT, require_memory
+from scenarios.engine.params import Param, require
+from scenarios.engine.registry import Outcome, Scenario
 
 GATE_SETS = {"and": ("AND",), "or": ("OR",), "mixed": ("AND", "OR", "BUF")}
 

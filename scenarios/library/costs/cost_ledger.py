@@ -20,9 +20,9 @@ from circuits.generators import relay
 from circuits.sampling import ExactlyActive
 from circuits.trace import trace_noise
 from scenarios import plots
-from scenarios.memory import FLOAT, require_memory
-from scenarios.params import Param, require
-from scenarios.registry import Outcome, Scenario
+from scenarios.engine.memory import FLOAT, require_memory
+from scenarios.engine.params import Param, require
+from scenarios.engine.registry import Outcome, Scenario
 
 PARAMS = {
     "m": Param(1024, "features per layer", low=2),

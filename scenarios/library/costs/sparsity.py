@@ -27,9 +27,9 @@ from circuits.spec import Circuit
 from circuits.trace import trace_noise
 from layers import EMBEDDINGS, coherence
 from scenarios import plots
-from scenarios.memory import FLOAT, require_memory
-from scenarios.params import Param, require
-from scenarios.registry import Outcome, Scenario
+from scenarios.engine.memory import FLOAT, require_memory
+from scenarios.engine.params import Param, require
+from scenarios.engine.registry import Outcome, Scenario
 
 PARAMS = {
     "m": Param(2048, "features", low=2),

@@ -31,9 +31,9 @@ from tqdm import tqdm
 
 from layers.threads import sized_threads
 from scenarios import plots
-from scenarios.memory import FLOAT, require_memory
-from scenarios.params import Param, require
-from scenarios.registry import Outcome, Scenario
+from scenarios.engine.memory import FLOAT, require_memory
+from scenarios.engine.params import Param, require
+from scenarios.engine.registry import Outcome, Scenario
 
 VARIANTS = ("with_mixing", "without_mixing", "naive_baseline")
 

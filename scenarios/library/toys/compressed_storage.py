@@ -26,9 +26,9 @@ from circuits.sampling import Bernoulli
 from layers import make_embedding
 from layers.threads import sized_threads
 from scenarios import plots
-from scenarios.memory import FLOAT, require_memory
-from scenarios.params import Param
-from scenarios.registry import Outcome, Scenario
+from scenarios.engine.memory import FLOAT, require_memory
+from scenarios.engine.params import Param
+from scenarios.engine.registry import Outcome, Scenario
 
 PARAMS = {
     "T": Param((500,), "features stored", kind="list[int]", low=1, high=100_000),

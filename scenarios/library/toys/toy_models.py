@@ -24,9 +24,9 @@ from tqdm import tqdm
 
 from layers.threads import sized_threads
 from scenarios import plots
-from scenarios.memory import FLOAT, require_memory
-from scenarios.params import Param
-from scenarios.registry import Outcome, Scenario
+from scenarios.engine.memory import FLOAT, require_memory
+from scenarios.engine.params import Param
+from scenarios.engine.registry import Outcome, Scenario
 
 PARAMS = {
     "features": Param(5, "features", low=1, high=10_000),

@@ -38,9 +38,9 @@ from circuits.uand import compile_uand
 from layers import Network, ReLUBlock, make_embedding
 from layers.threads import sized_threads
 from scenarios import plots
-from scenarios.memory import FLOAT, require_memory
-from scenarios.params import Param, require
-from scenarios.registry import Outcome, Scenario
+from scenarios.engine.memory import FLOAT, require_memory
+from scenarios.engine.params import Param, require
+from scenarios.engine.registry import Outcome, Scenario
 
 LOSSES = ("bce", "mse")
 

@@ -107,7 +107,7 @@ class Result:
     def save_run(self, out_dir: str | Path):
         """As ``save``; also says whether an earlier run was replaced and which of the user's
         files in the folder were kept (an ``outputs.Written``)."""
-        from scenarios.outputs import check_out_dir, write_folder
+        from scenarios.engine.outputs import check_out_dir, write_folder
 
         check_out_dir(out_dir)
         return write_folder(out_dir, self.write_into)

@@ -10,8 +10,8 @@ from typing import Any
 
 import numpy as np
 
-from scenarios.params import UsageError
-from scenarios.sweeps import SweepResult, aggregate
+from scenarios.engine.params import UsageError
+from scenarios.engine.sweeps import SweepResult, aggregate
 
 PARQUET_INSTALL = "pip install 'superposim[parquet]'"
 
@@ -103,7 +103,7 @@ def text(rep: dict[str, Any]) -> str:
     t, m, p = rep["table"], rep["metric"], rep["predicted"]
     columns = rep["by"] + ["seeds", f"{m}_mean", f"{m}_std", f"{m}_ci_low", f"{m}_ci_high"]
     columns += [f"{p}_mean"] if p else []
-    from scenarios.result import _grid
+    from scenarios.engine.result import _grid
 
     return "\n".join(_grid(columns, t[columns].to_dict("records")))
 
@@ -120,7 +120,7 @@ def _positions(values: list, sorted_values: list) -> np.ndarray:
 
 def figure(rep: dict[str, Any], level: float | None):
     from scenarios import plots
-    from scenarios.registry import BUILTIN, load
+    from scenarios.engine.registry import BUILTIN, load
 
     t, x, y, m, p = rep["table"], rep["x"], rep["y"], rep["metric"], rep["predicted"]
     title = f"{rep['scenario']}: {m}"
@@ -218,7 +218,7 @@ def export(store: str | Path, csv: str | None, parquet: str | None) -> list[Path
     """Every result row of the store, with grid parameters and seed, as CSV and/or Parquet.
     Both targets are checked before either is written."""
     from layers.files import write_atomic
-    from scenarios.outputs import check_out_file
+    from scenarios.engine.outputs import check_out_file
 
     if not csv and not parquet:
         return []

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from scenarios.params import UsageError
+from scenarios.engine.params import UsageError
 
 SCHEMA = "superposim-sweep"
 SCHEMA_VERSION = 1

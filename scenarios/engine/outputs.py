@@ -23,7 +23,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from scenarios.params import UsageError
+from scenarios.engine.params import UsageError
 
 RESULT = "result.json"
 MANIFEST = ".superposim-run.json"  # the files a run wrote into its folder

@@ -8,10 +8,10 @@ import time
 from pathlib import Path
 
 from layers.checkpoint import save_weights
-from scenarios.library.trained.trained_vs_handbuilt import TRAIN_PARAMS, require_training_memory, train_networks
-from scenarios.outputs import check_out_file
-from scenarios.params import UsageError, resolve
-from scenarios.registry import BUILTIN, Context, load, parse_device
+from scenarios.engine.outputs import check_out_file
+from scenarios.engine.params import UsageError, resolve
+from scenarios.engine.registry import BUILTIN, Context, load, parse_device
+from scenarios.engine.training import TRAIN_PARAMS, require_training_memory, train_networks
 
 # What a training run writes into its folder.
 RUN_FILES = ("checkpoint.safetensors", "checkpoint.json", "model.safetensors", "model.json",

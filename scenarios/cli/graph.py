@@ -8,11 +8,11 @@ from pathlib import Path
 
 from circuits.graph import FeatureGraph, top_paths_nx
 from circuits.graph_io import load_graph, save_graph
-from scenarios.graph_draw import draw_png, strongest_paths, write_html
-from scenarios.memory import FLOAT, require_memory
-from scenarios.outputs import check_distinct, check_out_file, default_folder
-from scenarios.params import UsageError
-from scenarios.registry import networks
+from scenarios.engine.memory import FLOAT, require_memory
+from scenarios.engine.outputs import check_distinct, check_out_file, default_folder
+from scenarios.engine.params import UsageError
+from scenarios.engine.registry import networks
+from scenarios.plots.graph_draw import draw_png, strongest_paths, write_html
 
 FORMATS = ("png", "html", "graphml", "gexf", "json")
 # Beyond this many nodes a drawing is a hairball: PNG and HTML show the strongest paths instead.

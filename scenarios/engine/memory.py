@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import os
 
-from scenarios.params import UsageError
+from scenarios.engine.params import UsageError
 
 FLOAT = 4  # bytes of a float32
 

@@ -64,7 +64,7 @@ BUILTIN: dict[str, tuple[str, str]] = {
 
 def check_name(name: str) -> None:
     """A built-in name, or something that reads as a script path; anything else is refused."""
-    from scenarios.params import UsageError
+    from scenarios.engine.params import UsageError
 
     if not (name in BUILTIN or name.endswith(".py") or "/" in name):
         raise UsageError(f"unknown scenario {name!r}; valid: {', '.join(BUILTIN)} or a path to a .py script")
@@ -86,7 +86,7 @@ def live_parameter_tables() -> dict[str, list[list[str]]]:
     """The tables as the scenarios declare them now (imports every scenario, so torch)."""
     import importlib
 
-    from scenarios.library.trained.trained_vs_handbuilt import TRAIN_PARAMS
+    from scenarios.engine.training import TRAIN_PARAMS
 
     def rows(params) -> list[list[str]]:
         return [[key, p.describe(), show_default(p.default), p.help] for key, p in params.items()]

@@ -14,8 +14,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from layers.errors import SuperposimError
-from scenarios.catalog import BUILTIN, VERSION, check_name
-from scenarios.params import UsageError
+from scenarios.engine.catalog import BUILTIN, VERSION, check_name
+from scenarios.engine.params import UsageError
 
 EXIT_USAGE = 2
 
@@ -126,14 +126,14 @@ def parameter_table(name: str, train: bool = False) -> str:
     """Every parameter of a scenario: name, type and bounds, default, help (and, for ``train``,
     the training parameters the scenario does not set itself). A built-in's table is read from
     the catalogue, without importing torch; a script is imported."""
-    from scenarios.catalog import BUILTIN, TRAIN_KEY, check_name, parameter_rows
+    from scenarios.engine.catalog import BUILTIN, TRAIN_KEY, check_name, parameter_rows
 
     check_name(name)
     if name in BUILTIN:
         title, description, rows = name, BUILTIN[name][1], parameter_rows(name)
     else:
-        from scenarios.catalog import show_default
-        from scenarios.registry import load
+        from scenarios.engine.catalog import show_default
+        from scenarios.engine.registry import load
 
         scenario = load(name)
         title, description = scenario.name, scenario.description
@@ -172,13 +172,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         if getattr(args, "help", False):
             return _help(parser, args.command, args.name)
         if args.command == "train":
-            from scenarios.train_cli import train_command
+            from scenarios.cli.train import train_command
 
             if not args.name or args.out is None:
                 raise UsageError("train: give a scenario and --out FOLDER (see superposim train --help)")
             return train_command(args, _split_sets(args.set))
         if args.command == "graph":
-            from scenarios.graph_cli import graph_command
+            from scenarios.cli.graph import graph_command
 
             return graph_command(args, _split_sets(args.set))
         if args.command == "sweep":
@@ -215,7 +215,7 @@ def _os_error(err: OSError) -> str:
 
 
 def _sweep(args: argparse.Namespace) -> int:
-    from scenarios.sweeps import describe_store, grid_from_cli, sweep
+    from scenarios.engine.sweeps import describe_store, grid_from_cli, sweep
 
     if args.seed is not None:
         raise UsageError(f"sweep: --seed is not taken; a sweep runs each cell for every seed of --seeds "
@@ -241,8 +241,8 @@ def _report(args: argparse.Namespace) -> int:
     import math
 
     from layers.files import write_atomic
-    from scenarios import report
-    from scenarios.outputs import check_distinct, check_out_file
+    from scenarios.engine import report
+    from scenarios.engine.outputs import check_distinct, check_out_file
 
     where = _split_sets(args.where, "--where")
     if args.out is not None and not str(args.out).strip():
@@ -277,8 +277,8 @@ def _report(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from scenarios.outputs import check_out_dir, default_folder
-    from scenarios.registry import load, run
+    from scenarios.engine.outputs import check_out_dir, default_folder
+    from scenarios.engine.registry import load, run
 
     if args.out is not None:
         out = check_out_dir(args.out)

@@ -17,13 +17,13 @@ import torch
 
 from circuits.spec import CircuitError
 from layers.training import CheckpointError, TrainingDiverged
-from scenarios.catalog import BUILTIN, VERSION, check_name
-from scenarios.params import Param, UsageError, resolve
-from scenarios.result import FigureMaker, Result
+from scenarios.engine.catalog import BUILTIN, VERSION, check_name
+from scenarios.engine.params import Param, UsageError, resolve
+from scenarios.engine.result import FigureMaker, Result
 
 __all__ = ["BUILTIN", "VERSION", "Context", "Outcome", "Scenario", "describe", "load", "networks", "run"]
 
-# The built-in scenarios live in ``scenarios.catalog`` (name -> module, description).
+# The built-in scenarios live in ``scenarios.engine.catalog`` (name -> module, description).
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
 

@@ -1,5 +1,5 @@
 """Sweeps: a grid of parameters times a list of seeds, each cell one scenario run, recorded in a
-resumable store (``scenarios.store``), run by a local process pool or by Ray.
+resumable store (``scenarios.engine.store``), run by a local process pool or by Ray.
 
 Every cell runs in a worker process with one torch thread, so a cell gives the same numbers
 whichever backend or number of jobs runs it. Only the driver writes the store; a failing cell
@@ -21,9 +21,9 @@ from typing import Any
 
 from tqdm import tqdm
 
-from scenarios.catalog import VERSION
-from scenarios.params import Param, UsageError
-from scenarios.store import Identity, Store, cell_key, unwritable
+from scenarios.engine.catalog import VERSION
+from scenarios.engine.params import Param, UsageError
+from scenarios.engine.store import Identity, Store, cell_key, unwritable
 
 BACKENDS = ("local", "ray")
 RAY_INSTALL = "pip install 'superposim[ray]'"
@@ -64,7 +64,7 @@ ROW_TEXT_FACTOR = 16
 def require_cells_fit(grid_sizes: Sequence[int], seeds: str | Iterable[int]) -> int:
     """The number of cells; refused in one line, before any is built, when the driver could not
     hold them."""
-    from scenarios.memory import require_memory
+    from scenarios.engine.memory import require_memory
 
     n_seeds = sum(len(part) for part in seed_ranges(seeds))
     n_cells = math.prod(grid_sizes) * n_seeds
@@ -121,7 +121,7 @@ def run_cell(task: tuple[str, int, dict[str, Any]]) -> dict[str, Any]:
     start = time.perf_counter()
     version = VERSION
     try:
-        from scenarios.registry import load, run
+        from scenarios.engine.registry import load, run
 
         version = scenario_version(load(name))
         result = run(name, seed=seed, **params).to_dict()
@@ -247,7 +247,7 @@ class SweepResult:
         self.path = Path(store)
 
     def _read(self):
-        from scenarios.memory import require_memory
+        from scenarios.engine.memory import require_memory
 
         s = Store(self.path)
         try:
@@ -343,7 +343,7 @@ def sweep(name: str, grid: Mapping[str, Any], seeds: str | Iterable[int], store:
     """Run every cell of ``grid`` x ``seeds`` not yet done in ``store``; return the store's tables.
     ``fixed`` sets the other parameters. Bad names, keys or values fail here, before any cell runs
     and before the store is made; a store that another sweep is writing is refused."""
-    from scenarios.registry import _prepare, load
+    from scenarios.engine.registry import _prepare, load
 
     if backend not in BACKENDS:
         raise UsageError(f"--backend: {backend!r} is not one of {', '.join(BACKENDS)}")
@@ -452,8 +452,9 @@ def _require_main_guard() -> None:
     if multiprocessing.parent_process() is not None and getattr(main, "__name__", "") == "__mp_main__":
         raise UsageError("sweep(...) ran again inside a sweep's worker: guard it with "
                          "'if __name__ == \"__main__\":' in your script")
-    if not script or not str(script).endswith(".py"):
-        return
+    spec = getattr(main, "__spec__", None)
+    if not script or not str(script).endswith(".py") or (spec is not None and spec.name.endswith(".__main__")):
+        return  # no script, or a package run with -m, which spawned workers do not import again
     calls = [f.lineno for f in inspect.stack(context=0) if f.frame.f_globals is vars(main)
              and f.function == "<module>"]
     if not calls:
