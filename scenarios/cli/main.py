@@ -15,7 +15,7 @@ from pathlib import Path
 
 from layers.errors import SuperposimError
 from scenarios.engine.catalog import BUILTIN, VERSION, check_name
-from scenarios.engine.params import UsageError
+from scenarios.engine.params import UsageError, split_pairs
 
 EXIT_USAGE = 2
 
@@ -26,16 +26,7 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _split_sets(pairs: Sequence[str], flag: str = "--set") -> dict[str, str]:
-    """KEY=VALUE pairs; a key given twice is refused rather than the last one silently kept."""
-    out = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not key.strip():
-            raise UsageError(f"{flag} expects KEY=VALUE, got {pair!r}")
-        if key.strip() in out:
-            raise UsageError(f"{flag} {key.strip()} is given twice ({out[key.strip()]!r} and {value!r}); give it once")
-        out[key.strip()] = value
-    return out
+    return split_pairs(pairs, flag)
 
 
 def _scenario_arguments(p: argparse.ArgumentParser, name_help: str, set_help: str, optional: bool = False,

@@ -7,7 +7,7 @@ one line naming the item and what is allowed.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
@@ -121,3 +121,18 @@ def require(condition: bool, message: str) -> None:
     """Raise UsageError(message) unless ``condition``: for checks between parameters."""
     if not condition:
         raise UsageError(message)
+
+
+def split_pairs(pairs: Sequence[str], flag: str, form: str = "KEY=VALUE") -> dict[str, str]:
+    """``KEY=VALUE`` items of a repeated flag (--set, --where, --grid) as a dict; a key given
+    twice is refused rather than the last one silently kept."""
+    out: dict[str, str] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise UsageError(f"{flag} expects {form}, got {pair!r}")
+        if key in out:
+            raise UsageError(f"{flag} {key} is given twice ({out[key]!r} and {value!r}); give it once")
+        out[key] = value
+    return out

@@ -22,7 +22,7 @@ from typing import Any
 from tqdm import tqdm
 
 from scenarios.engine.catalog import VERSION
-from scenarios.engine.params import Param, UsageError
+from scenarios.engine.params import Param, UsageError, split_pairs
 from scenarios.engine.store import Identity, Store, cell_key, unwritable
 
 BACKENDS = ("local", "ray")
@@ -478,15 +478,7 @@ def load_store(path: str | Path):
 
 
 def grid_from_cli(items: Sequence[str]) -> dict[str, str]:
-    grid: dict[str, str] = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep or not key.strip():
-            raise UsageError(f"--grid expects KEY=V1,V2,..., got {item!r}")
-        if key.strip() in grid:
-            raise UsageError(f"--grid {key.strip()} is given twice")
-        grid[key.strip()] = value
-    return grid
+    return split_pairs(items, "--grid", "KEY=V1,V2,...")
 
 
 def describe_store(path: str | Path) -> str:
