@@ -29,13 +29,17 @@ def _split_sets(pairs: Sequence[str], flag: str = "--set") -> dict[str, str]:
     return split_pairs(pairs, flag)
 
 
-def _scenario_arguments(p: argparse.ArgumentParser, name_help: str, set_help: str, optional: bool = False,
-                        seed_help: str = "the run's seed (default 0)") -> None:
-    """The arguments every scenario-driven command takes: the scenario, its parameters, the seed
-    (None when not given, so that a command can tell a seed it ignores from the default)."""
-    p.add_argument("name", nargs="?" if optional else None, help=name_help)
+def _scenario_command(sub, command: str, text: str, name_help: str, set_help: str,
+                      seed_help: str = "the run's seed (default 0)") -> argparse.ArgumentParser:
+    """A command driven by a scenario: its own --help (which adds the scenario's parameters), the
+    scenario, its parameters and the seed (None when not given, so that a command can tell a seed
+    it ignores from the default)."""
+    p = sub.add_parser(command, add_help=False, help=text)
+    p.add_argument("-h", "--help", action="store_true", help="this help, and the scenario's parameters")
+    p.add_argument("name", nargs="?", help=name_help)
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help=set_help)
     p.add_argument("--seed", type=int, default=None, help=seed_help)
+    return p
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -44,29 +48,24 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     p_list = sub.add_parser("list", help="every scenario with a one-line description")
     p_list.add_argument("--verbose", "-v", action="store_true", help="also every parameter of every scenario")
-    p_run = sub.add_parser("run", add_help=False,
-                           help="run a scenario: print its table, write result.json and figures")
-    p_run.add_argument("-h", "--help", action="store_true", help="this help, and the scenario's parameters")
-    _scenario_arguments(p_run, "a scenario name (see 'superposim list') or a path to a script",
-                        "set a parameter (lists are comma-separated: --set active=4,16)", optional=True)
+    p_run = _scenario_command(sub, "run", "run a scenario: print its table, write result.json and figures",
+                              "a scenario name (see 'superposim list') or a path to a script",
+                              "set a parameter (lists are comma-separated: --set active=4,16)")
     p_run.add_argument("--out", default=None, help="output folder (default runs/NAME)")
     p_run.add_argument("--device", default="cpu", help="cpu or cuda")
     p_run.add_argument("--quiet", action="store_true", help="no progress bar")
 
-    p_train = sub.add_parser("train", add_help=False,
-                             help="train a network on a scenario's circuit; checkpoints, --resume")
-    p_train.add_argument("-h", "--help", action="store_true", help="this help, and the parameters")
-    _scenario_arguments(p_train, "a scenario that builds a circuit (circuit, compounding-noise, or a script)",
-                        "scenario parameters and training ones (hidden, steps, batch, lr, loss, ...)", optional=True)
+    p_train = _scenario_command(sub, "train", "train a network on a scenario's circuit; checkpoints, --resume",
+                                "a scenario that builds a circuit (circuit, compounding-noise, trained-vs-handbuilt, "
+                                "or a script passing networks=)",
+                                "scenario parameters and training ones (hidden, steps, batch, lr, loss, ...)")
     p_train.add_argument("--out", default=None, help="folder for checkpoint.* and model.* (required)")
     p_train.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.safetensors")
     p_train.add_argument("--quiet", action="store_true", help="no progress bar")
 
-    p_graph = sub.add_parser("graph", add_help=False,
-                             help="the feature graph of a scenario's network: draw, export, query paths")
-    p_graph.add_argument("-h", "--help", action="store_true", help="this help, and the scenario's parameters")
-    _scenario_arguments(p_graph, "a scenario that builds networks, or a script (or use --load)",
-                        "set a parameter of the scenario", optional=True)
+    p_graph = _scenario_command(sub, "graph", "the feature graph of a scenario's network: draw, export, query paths",
+                                "a scenario that builds networks, or a script (or use --load)",
+                                "set a parameter of the scenario")
     p_graph.add_argument("--device", default=None, help="cpu or cuda (default cpu)")
     p_graph.add_argument("--network", default=None, help="superposed or dedicated (default superposed)")
     p_graph.add_argument("--input", default=None, metavar="I,J,...",
@@ -76,16 +75,14 @@ def build_parser() -> argparse.ArgumentParser:
                               "(default 3)")
     p_graph.add_argument("--neurons", action="store_true", help="add neuron nodes")
     p_graph.add_argument("--format", choices=("png", "html", "graphml", "gexf", "json"), default=None)
-    p_graph.add_argument("--out", default=None, help="output file (default runs/NAME/graph.FORMAT)")
+    p_graph.add_argument("--out", default=None, help="output file (default runs/NAME-graph.FORMAT)")
     p_graph.add_argument("--from", dest="source", default=None, metavar="FEATURE", help="L<t>:<i> or a label")
     p_graph.add_argument("--to", dest="target", default=None, metavar="FEATURE")
     p_graph.add_argument("--paths", type=int, default=None, help="how many top paths to print (default 5)")
     p_graph.add_argument("--load", default=None, metavar="FILE", help="re-draw a saved graph (json/graphml/gexf)")
-    p_sweep = sub.add_parser("sweep", add_help=False,
-                             help="run a scenario over a grid of parameters and seeds into a resumable store")
-    p_sweep.add_argument("-h", "--help", action="store_true", help="this help, and the scenario's parameters")
-    _scenario_arguments(p_sweep, "a scenario name or a script path", "fix a parameter for every cell",
-                        optional=True, seed_help="not taken: a sweep runs every cell for each of --seeds")
+    p_sweep = _scenario_command(sub, "sweep", "run a scenario over a grid of parameters and seeds into a resumable "
+                                "store", "a scenario name or a script path", "fix a parameter for every cell",
+                                seed_help="not taken: a sweep runs every cell for each of --seeds")
     p_sweep.add_argument("--grid", action="append", default=[], metavar="KEY=V1,V2,...",
                          help="a swept parameter (the grid is the product; a list parameter's items join with +)")
     p_sweep.add_argument("--seeds", default="0", help="seeds for every cell: a range 0-9 or a list 0,3,7")
