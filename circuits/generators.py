@@ -7,7 +7,7 @@ from itertools import combinations
 
 import torch
 
-from circuits.spec import GATES, Circuit, CircuitError, Gate, GateArray
+from circuits.spec import FIXED_FAN_IN, GATES, Circuit, CircuitError, Gate, GateArray, fan_in_of
 
 
 def random_circuit(
@@ -24,9 +24,9 @@ def random_circuit(
     unknown = [kind for kind in kinds if kind not in GATES]
     if unknown or not kinds:
         raise CircuitError(f"unknown gate {unknown[0] if unknown else ''!r}; valid: {', '.join(GATES)}")
-    if any(k in ("AND", "OR") for k in kinds) and fan_in < 2:
+    if any(FIXED_FAN_IN[k] is None for k in kinds) and fan_in < 2:
         raise CircuitError(f"fan_in must be >= 2 for AND / OR, got {fan_in}")
-    need = max(fan_in if k in ("AND", "OR") else 2 if k == "ANDNOT" else 1 for k in kinds)
+    need = max(fan_in_of(k, fan_in) for k in kinds)
     built, prev = [], m
     for t in range(1, layers + 1):
         if need > prev:
@@ -37,7 +37,7 @@ def random_circuit(
         layer = []
         for i in range(width):
             kind = kinds[int(picks[i])]
-            k = fan_in if kind in ("AND", "OR") else 2 if kind == "ANDNOT" else 1
+            k = fan_in_of(kind, fan_in)
             chosen = [int(j) for j in order[i, :k]]
             layer.append(Gate(kind, tuple(chosen if kind == "ANDNOT" else sorted(chosen))))
         built.append(layer)

@@ -16,6 +16,14 @@ import torch
 from layers.errors import SuperposimError
 
 GATES = ("AND", "OR", "BUF", "NOT", "ANDNOT")
+# The fan-in rule, decided here alone: a fixed number of inputs, or (None) any number >= 2.
+FIXED_FAN_IN = {"AND": None, "OR": None, "BUF": 1, "NOT": 1, "ANDNOT": 2}
+
+
+def fan_in_of(kind: str, fan_in: int) -> int:
+    """How many inputs a gate of ``kind`` reads when AND / OR are given ``fan_in``."""
+    fixed = FIXED_FAN_IN[kind.upper()]
+    return fan_in if fixed is None else fixed
 INPUT = "INPUT"
 
 
@@ -193,12 +201,12 @@ def _check_gate(gate: Gate, where: tuple[int, int], width: int) -> None:
         raise CircuitError(f"gate {where}: unknown gate {gate.kind!r}; valid: {', '.join(GATES)}")
     if gate.fan_in == 0:
         raise CircuitError(f"gate {where} ({gate.kind}) has fan-in 0")
-    if gate.kind in ("AND", "OR") and gate.fan_in < 2:
+    fixed = FIXED_FAN_IN[gate.kind]
+    if fixed is None and gate.fan_in < 2:
         raise CircuitError(f"gate {where}: {gate.kind} needs fan-in >= 2, got {gate.fan_in}")
-    if gate.kind in ("BUF", "NOT") and gate.fan_in != 1:
-        raise CircuitError(f"gate {where}: {gate.kind} takes exactly one input, got {gate.fan_in}")
-    if gate.kind == "ANDNOT" and gate.fan_in != 2:
-        raise CircuitError(f"gate {where}: ANDNOT takes exactly two inputs (a and not b), got {gate.fan_in}")
+    if fixed is not None and gate.fan_in != fixed:
+        what = "one input" if fixed == 1 else "two inputs (a and not b)"
+        raise CircuitError(f"gate {where}: {gate.kind} takes exactly {what}, got {gate.fan_in}")
     if len(set(gate.inputs)) != gate.fan_in:
         raise CircuitError(f"gate {where} reads the same input twice: {gate.inputs}")
     bad = [j for j in gate.inputs if not 0 <= j < width]

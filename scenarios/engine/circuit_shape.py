@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from circuits.compile import CLEANUPS, compile_dedicated, compile_superposed
 from circuits.generators import random_circuit
-from circuits.spec import GATES
+from circuits.spec import GATES, fan_in_of
 from layers import EMBEDDINGS
 from scenarios.engine.memory import FLOAT, require_memory
 from scenarios.engine.params import Param, require
@@ -28,8 +28,7 @@ PARAMS = {
 
 def check(p) -> None:
     require(p["active"] <= p["m"], f"active: must be <= m={p['m']}, got {p['active']}")
-    # the widest gate drawn: fan_in for AND / OR, two for ANDNOT, one for BUF / NOT
-    need = max(p["fan_in"] if g in ("and", "or") else 2 if g == "andnot" else 1 for g in p["gates"])
+    need = max(fan_in_of(g, p["fan_in"]) for g in p["gates"])  # the widest gate drawn
     require(need <= p["m"], f"fan_in: gates of {need} inputs need m >= {need} (the inputs), got m={p['m']}")
     require(p["layers"] == 1 or need <= p["width"],
             f"fan_in: gates of {need} inputs need width >= {need} (the previous layer), got width={p['width']}")
