@@ -68,6 +68,8 @@ class Scenario:
     # Closed-form lines for a phase diagram of a sweep over (x, y), given the fixed parameters:
     # [(label, xs, ys)], drawn by ``superposim report`` over the measured map.
     phase_lines: Callable[[str, str, Mapping[str, Any]], list[tuple[str, list, list]]] | None = None
+    # The devices its body computes on; another is refused rather than silently ignored.
+    devices: tuple[str, ...] = ("cpu", "cuda")
 
 
 def load(name: str | os.PathLike) -> Scenario:
@@ -121,7 +123,18 @@ def _prepare(name: str, seed: int, device: str | torch.device, progress: bool, p
     values = resolve(scenario.params, params)
     if scenario.check is not None:
         scenario.check(values)
+    kind = _device_type(device)
+    if kind is not None and kind not in scenario.devices:
+        raise UsageError(f"device: {scenario.name} computes on the {' or '.join(scenario.devices)} only; "
+                         f"{device!s} would change nothing")
     return scenario, values, Context(seed=seed, device=parse_device(device), progress=progress)
+
+
+def _device_type(device: str | torch.device) -> str | None:
+    try:
+        return torch.device(device).type
+    except (RuntimeError, TypeError):
+        return None  # parse_device says what is wrong with it
 
 
 def networks(name: str, *, seed: int = 0, device: str | torch.device = "cpu", **params: Any) -> dict[str, Any]:

@@ -123,4 +123,4 @@ def _blocks_into(net, layer: int) -> range:
 
 
 scenario = Scenario("u-and-depth", "stacked U-AND layers: the naive stack against one with error correction",
-                    PARAMS, body, check, networks)
+                    PARAMS, body, check, networks, devices=("cpu",))

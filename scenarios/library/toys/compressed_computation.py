@@ -160,4 +160,4 @@ def body(p, ctx) -> Outcome:
 
 scenario = Scenario("compressed-computation",
                     "the residual-MLP toy: does it compute in superposition, or exploit its embedding's mixing?",
-                    PARAMS, body, check)
+                    PARAMS, body, check, devices=("cpu",))

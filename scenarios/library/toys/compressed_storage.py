@@ -127,4 +127,4 @@ def body(p, ctx) -> Outcome:
 
 scenario = Scenario("compressed-storage",
                     "T Bernoulli features in D dimensions, read linearly: random, dedicated and trained storage",
-                    PARAMS, body, check)
+                    PARAMS, body, check, devices=("cpu",))

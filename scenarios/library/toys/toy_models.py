@@ -175,4 +175,4 @@ def plt_color(f: int, m: int) -> tuple:
 scenario = Scenario("toy-models",
                     "Toy Models of Superposition: features in fewer dimensions by sparsity; geometry and "
                     "dimensionality",
-                    PARAMS, body, check)
+                    PARAMS, body, check, devices=("cpu",))

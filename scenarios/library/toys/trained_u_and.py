@@ -216,4 +216,4 @@ def body(p, ctx) -> Outcome:
 scenario = Scenario("trained-u-and",
                     "a layer trained on all pairwise ANDs against the hand-built Universal-AND: error, density, "
                     "classes",
-                    PARAMS, body, check)
+                    PARAMS, body, check, devices=("cpu",))

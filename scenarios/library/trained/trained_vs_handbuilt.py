@@ -119,4 +119,4 @@ def body(p, ctx) -> Outcome:
 
 scenario = Scenario("trained-vs-handbuilt",
                     "a trained network against the hand-built superposed one and the dedicated twin",
-                    PARAMS, body, check, networks)
+                    PARAMS, body, check, networks, devices=("cpu",))
