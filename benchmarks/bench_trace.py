@@ -19,7 +19,6 @@ import scenarios
 from circuits.compile import compile_dedicated, compile_superposed
 from circuits.generators import relay
 from circuits.sampling import ExactlyActive
-from layers.matrices import times_transpose
 from scenarios.engine.registry import Context
 
 M, N, L, ACTIVE, BATCH = 1024, 256, 6, 4, 4096
@@ -32,6 +31,9 @@ def plain_loop(samples: int, ctx: Context) -> float:
             compile_dedicated(circuit)]
     perms = [torch.tensor([g.inputs[0] for g in layer]) for layer in circuit.layers]
     sampler = ExactlyActive(M, ACTIVE, ctx.seed_for("inputs"))
+    # the weights' own products (x @ W.T as a dense, CSR or identity product), nothing around them
+    mats = [(net.network.embed, list(net.readouts), [(b.read, b.bias, b.write) for b in net.network.blocks])
+            for net in nets]
     sq = torch.zeros(2, L + 1, dtype=torch.float64)
     start = time.perf_counter()
     with torch.no_grad():
@@ -42,14 +44,14 @@ def plain_loop(samples: int, ctx: Context) -> float:
             truths = [x]
             for perm in perms:
                 truths.append(truths[-1][:, perm])
-            for k, net in enumerate(nets):
-                stream = times_transpose(x, net.network.embed)
+            for k, (embed, reads, blocks) in enumerate(mats):
+                stream = embed(x)
                 for t in range(L + 1):
-                    read = times_transpose(stream, net.readouts[t])
+                    read = reads[t](stream)
                     sq[k, t] += float(((read - truths[t]) ** 2).sum())
                     if t < L:
-                        block = net.network.blocks[t]
-                        stream = times_transpose(times_transpose(stream, block.read) + block.bias, block.write)
+                        w_in, bias, w_out = blocks[t]
+                        stream = w_out(w_in(stream) + bias)
             done += b
     return time.perf_counter() - start
 

@@ -24,8 +24,8 @@ import torch
 from circuits.cis import cis_circuit, small_circuits
 from circuits.compile import CompiledNetwork
 from circuits.spec import Circuit, CircuitError
-from layers import Network, ReLUBlock
-from layers.matrices import sparse_weight
+from layers.network import Network, ReLUBlock
+from layers.weights import Identity, Weight, sparse_weight
 
 BLOCK_GATES = ("AND", "BUF", "NOT")
 
@@ -54,7 +54,7 @@ def block_of(t: torch.Tensor, layer: int, blocks: int) -> torch.Tensor:
     return t % blocks if layer % 2 == 0 else t // blocks
 
 
-def compile_block(smalls: list[Circuit], D: int) -> CompiledNetwork:
+def compile_block(smalls: list[Circuit], D: int) -> BlockNetwork:
     """The block-structured network for (D/d)^2 small circuits of d - 1 gates each."""
     g, L = smalls[0].n_inputs, smalls[0].depth
     d = g + 1
@@ -88,14 +88,23 @@ def compile_block(smalls: list[Circuit], D: int) -> CompiledNetwork:
                              torch.cat([src[ti] * d + j, gate_cols, carriers]),
                              torch.cat([c[ti, i, j], torch.full((D,), silence), torch.ones(2 * B)]), (width, width))
         bias = torch.cat([torch.full((D,), -silence), torch.zeros(2 * B)])
-        blocks.append(ReLUBlock(read, bias, None))
+        blocks.append(ReLUBlock(read, bias, Identity(width)))
     readouts = []
     for layer in range(L + 1):
         f = torch.arange(T * d)
         readouts.append(sparse_weight(f, block_of(f // d, layer, B) * d + f % d, torch.ones(T * d), (T * d, width)))
-    net = CompiledNetwork(f"block(D={D}, d={d}, T={T})", cis_circuit(smalls), Network(embed, blocks, T * d), readouts)
-    net.blocks, net.silence = B, silence
-    return net
+    return BlockNetwork(f"block(D={D}, d={d}, T={T})", cis_circuit(smalls), Network(embed, blocks), readouts,
+                        B, silence)
+
+
+class BlockNetwork(CompiledNetwork):
+    """Block-structured circuits in superposition: ``block_count`` blocks of d neurons, and the
+    bias that silences a block whose one-hot is off."""
+
+    def __init__(self, name: str, circuit: Circuit, network: Network, readouts: list[Weight],
+                 block_count: int, silence: float) -> None:
+        super().__init__(name, circuit, network, readouts)
+        self.block_count, self.silence = block_count, silence
 
 
 def block_circuits(D: int, d: int, L: int, generator: torch.Generator) -> list[Circuit]:

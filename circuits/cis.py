@@ -31,8 +31,9 @@ from circuits.compile import CompiledNetwork, gate_pre
 from circuits.designs import largest_prime_at_most
 from circuits.generators import random_circuit
 from circuits.spec import Circuit, CircuitError, Gate
-from layers import Network, ReLUBlock, compact
-from layers.matrices import sparse_weight
+from layers.network import Network, ReLUBlock
+from layers.tensor_list import TensorList
+from layers.weights import Identity, Weight, compact, sparse_weight
 
 SMALL_GATES = ("AND", "BUF", "NOT")
 
@@ -103,7 +104,18 @@ def cis_circuit(smalls: list[Circuit]) -> Circuit:
     return Circuit(len(smalls) * (d + 1), layers)
 
 
-def compile_cis(smalls: list[Circuit], D: int, S: int, generator: torch.Generator) -> CompiledNetwork:
+class CiS2024Network(CompiledNetwork):
+    """The 2024 construction, with per layer the placement of every small value on its S
+    neurons (a sparse (width, D) 0/1 matrix) and the small circuits' incidences (width, width)."""
+
+    def __init__(self, name: str, circuit: Circuit, network: Network, readouts: list[Weight],
+                 placements: list[torch.Tensor], incidences: list[torch.Tensor], S: int, d: int) -> None:
+        super().__init__(name, circuit, network, readouts)
+        self.placements, self.incidences = TensorList(placements), TensorList(incidences)
+        self.S, self.d = S, d
+
+
+def compile_cis(smalls: list[Circuit], D: int, S: int, generator: torch.Generator) -> CiS2024Network:
     """The large network computing every small circuit, with read-outs averaging S neurons."""
     if not smalls:
         raise CircuitError("circuits in superposition needs at least one small circuit")
@@ -116,7 +128,7 @@ def compile_cis(smalls: list[Circuit], D: int, S: int, generator: torch.Generato
         raise CircuitError(f"S and D must be positive, got S={S}, D={D}")
     big = cis_circuit(smalls)
     width, T = big.n_inputs, len(smalls)
-    placements, incidences, readouts, blocks = [], [], [None], []
+    placements, incidences, readouts, blocks = [], [], [Identity(width)], []
     prev_read = None  # (width, n_prev) read-out of the previous layer's small values; None: the input
     for gates in big.layers:
         place = line_design(D, S * (d + 1), T, generator).reshape(width, S)
@@ -137,12 +149,11 @@ def compile_cis(smalls: list[Circuit], D: int, S: int, generator: torch.Generato
         inc = _sparse(torch.tensor(rows), torch.tensor(cols), torch.tensor(vals), (width, width))
         small_pre = inc if prev_read is None else torch.sparse.mm(inc, prev_read)  # (width, n_prev)
         read = torch.sparse.mm(assign.t().coalesce(), small_pre)  # (D, n_prev)
-        blocks.append(ReLUBlock(compact(read.to_dense()), torch.zeros(D), None))
+        blocks.append(ReLUBlock(compact(read.to_dense()), torch.zeros(D), Identity(D)))
         placements.append(assign)
         incidences.append(inc)
         prev_read = (assign * (1.0 / S)).coalesce()
         r, c = prev_read.indices()
         readouts.append(sparse_weight(r, c, prev_read.values(), (width, D)))
-    net = CompiledNetwork(f"cis(T={T}, D={D}, d={d}, S={S})", big, Network(None, blocks, width), readouts)
-    net.placements, net.incidences, net.S, net.d = placements, incidences, S, d
-    return net
+    return CiS2024Network(f"cis(T={T}, D={D}, d={d}, S={S})", big, Network(Identity(width), blocks), readouts,
+                          placements, incidences, S, d)

@@ -26,42 +26,36 @@ The network is a plain ``layers.Network``: its input is a^0 of every circuit sid
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 from einops import rearrange, reduce
+from torch import nn
 
 from circuits.cis import cis_circuit
 from circuits.compile import CompiledNetwork
 from circuits.designs import design_capacity, make_design
 from circuits.small import STEP_ON, SmallCircuits, boolean_circuits, check_assumptions
 from circuits.spec import Circuit, CircuitError
-from layers import Network, ReLUBlock
-from layers.matrices import SPARSE_DENSITY, sparse_weight, to_dense
+from layers.network import Network, ReLUBlock
+from layers.weights import Dense, Identity, LowRankPlus, Weight, plan, sparse_weight, stores_sparse
 
 WEIGHT_FORMS = ("capped", "plain")
 
 
-@dataclass
-class CiS2025:
-    """The large network of the 2025 construction and how its circuits are placed."""
+class CiS2025(nn.Module):
+    """The large network of the 2025 construction and how its circuits are placed:
+    ``patterns`` (L, T, S), patterns[l] embeds a^(l+1); ``chi`` per weight layer l >= 2 (capped
+    form; 0 for plain)."""
 
-    small: SmallCircuits
-    D: int
-    S: int
-    form: str
-    patterns: torch.Tensor  # (L, T, S): patterns[l] embeds a^(l+1)
-    network: Network
-    chi: list[float]  # per weight layer l >= 2 (capped form; 0 for plain)
+    def __init__(self, small: SmallCircuits, D: int, S: int, form: str, patterns: torch.Tensor,
+                 network: Network, chi: list[float]) -> None:
+        super().__init__()
+        self.small, self.D, self.S, self.form, self.chi = small, D, S, form, chi
+        self.register_buffer("patterns", patterns)
+        self.network = network
 
     @property
     def n(self) -> int:
         return self.D // self.small.d
-
-    def to(self, device: torch.device | str) -> CiS2025:
-        self.network.to(device)
-        self.patterns = self.patterns.to(device)
-        return self
 
     def inputs(self, which: torch.Tensor, a0: torch.Tensor) -> torch.Tensor:
         """The network's input (batch, T d) for active circuits ``which`` (batch, z) holding a0
@@ -84,7 +78,7 @@ class CiS2025:
         groups = torch.zeros(batch, d, self.n, device=a.device, dtype=a.dtype).index_add_(2, pattern, values)
         return rearrange(groups, "b g n -> b (g n)")
 
-    def readout(self, layer: int) -> torch.Tensor:
+    def readout(self, layer: int) -> Weight:
         """The un-embedding of layer >= 1 as a stored (T d, D) weight (for compiled views)."""
         T, d, S, n = self.small.T, self.small.d, self.S, self.n
         pat = self.patterns[layer - 1].cpu()
@@ -94,30 +88,13 @@ class CiS2025:
         return sparse_weight(rows, cols, torch.full((rows.numel(),), 1.0 / S), (T * d, self.D))
 
 
-@dataclass
-class WeightLayer:
-    """W^l of one layer as stored: ``stored`` (dense, or CSR as ``layers.matrices`` keeps it) plus,
-    for a sparse capped weight, the rank-d part -chi wbar spread over whole groups:
-    W = stored + left @ right, left (D, d) marking each neuron's group and right (d, D) holding
-    -chi wbar[i, j] on every neuron of group j."""
-
-    stored: torch.Tensor
-    left: torch.Tensor | None
-    right: torch.Tensor | None
-    chi: float
-
-    def dense(self) -> torch.Tensor:
-        W = to_dense(self.stored)
-        return W if self.left is None else W + self.left @ self.right
-
-
 def weight_layer(w: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor, n: int,
-                 form: str) -> WeightLayer:
+                 form: str) -> tuple[Weight, float]:
     """W^l (d n, d n) for small weights w (T, d, d) from patterns ``cols`` (layer l - 1) to ``rows``
     (layer l), each (T, S), built from the k neuron pairs some circuit links: every (i, j) block has
     the same k non-zeros (besides the capped form's -chi everywhere), so the weight is d^2 k values
     placed once, never a T-long list of entries per pair. Stored sparse with the rank-d part apart
-    when k / n^2 is small, dense (the rank-d part added in) otherwise."""
+    when k / n^2 is small, dense (the rank-d part added in) otherwise. Returns (W, chi)."""
     T, d, _ = w.shape
     S = rows.shape[1]
     if form not in WEIGHT_FORMS:
@@ -143,32 +120,33 @@ def weight_layer(w: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor, n: int
         chi = leak / (S * rest) if rest > 0 else 0.0
         values += (mean * (1.0 / S + chi))[:, :, None]  # Wcal = 1/S + chi on linked pairs, -chi elsewhere
     row_of, col_of = linked // n, linked % n
-    if k / (n * n) < SPARSE_DENSITY:
+    if stores_sparse((n, n), k):
         i, j, c = (t.reshape(-1) for t in torch.meshgrid(torch.arange(d), torch.arange(d), torch.arange(k),
                                                           indexing="ij"))
         sparse = sparse_weight(i * n + row_of[c], j * n + col_of[c], values.reshape(-1), (d * n, d * n))
         if not chi:
-            return WeightLayer(sparse, None, None, chi)
+            return sparse, chi
         left = torch.zeros(d * n, d)
         left[torch.arange(d * n), torch.arange(d * n) // n] = 1.0
-        return WeightLayer(sparse, left, (-chi * mean).repeat_interleave(n, dim=1), chi)
+        return LowRankPlus(sparse, left, (-chi * mean).repeat_interleave(n, dim=1)), chi
     blocks = (-chi * mean)[:, None, :, None].repeat(1, n, 1, n)  # (i, r, j, c)
     for i in range(d):  # one block row at a time: index tensors of d k entries, not d^2 k
         blocks[i].index_put_((row_of[None, :].expand(d, k), torch.arange(d)[:, None].expand(d, k),
                               col_of[None, :].expand(d, k)), values[i], accumulate=True)
-    return WeightLayer(blocks.reshape(d * n, d * n), None, None, chi)
+    return Dense(blocks.reshape(d * n, d * n)), chi
 
 
 def weight_bytes(T: int, D: int, d: int, S: int) -> tuple[int, int]:
-    """(bytes stored, bytes while building) of one W^l, by the rule ``weight_layer`` applies: at
-    most T S^2 linked pairs per block, sparse below SPARSE_DENSITY of n^2, dense above."""
+    """(bytes stored, bytes while building) of one W^l, as ``weight_layer`` stores it: at most
+    T S^2 linked pairs per (n, n) block, the rank-d part beside a sparse weight."""
     n = D // d
-    k = min(T * S * S, n * n)
     if n == 0:
         return 0, 0
-    if k / (n * n) < SPARSE_DENSITY:  # CSR (index 8 + value 4 bytes) and the rank-d factors
-        return 12 * d * d * k + 8 * D * d, (4 + 2 * 8 + 12) * d * d * k
-    return 4 * D * D, 4 * d * d * k + 3 * 8 * d * k
+    k = min(T * S * S, n * n)
+    stored = plan((D, D), d * d * k, rank=d)
+    if stored.form == "sparse":  # the values (d, d, k), their COO indices and the CSR made from them
+        return stored.nbytes, (4 + 2 * 8 + 12) * d * d * k
+    return stored.nbytes, 4 * d * d * k + 3 * 8 * d * k
 
 
 def memory_bytes(T: int, D: int, d: int, S: int, L: int) -> int:
@@ -178,7 +156,7 @@ def memory_bytes(T: int, D: int, d: int, S: int, L: int) -> int:
     return (L - 1) * stored + building + 12 * T * d * S * (d + 2 * L) + 4 * 2**24
 
 
-def first_layer(w: torch.Tensor, pattern: torch.Tensor, n: int) -> torch.Tensor:
+def first_layer(w: torch.Tensor, pattern: torch.Tensor, n: int) -> Weight:
     """Stored (D, T d) weight of A^1's pre-activation: sum_t e^1_t (x) w^1_t a^0_t, sparse."""
     T, d, _ = w.shape
     S = pattern.shape[1]
@@ -204,14 +182,13 @@ def build_cis2025(small: SmallCircuits, D: int, S: int, form: str, generator: to
     base = make_design(n, S, T, design)
     patterns = torch.stack([base] + [base[torch.randperm(T, generator=generator)] for _ in range(L - 1)])
     bias = [small.bias[layer].repeat_interleave(n) for layer in range(L)]
-    blocks = [ReLUBlock(first_layer(small.weights[0], patterns[0], n), bias[0], None, n_in=T * d)]
+    blocks = [ReLUBlock(first_layer(small.weights[0], patterns[0], n), bias[0], Identity(D))]
     chis = []
     for layer in range(1, L):
-        W = weight_layer(small.weights[layer], patterns[layer], patterns[layer - 1], n, form)
-        chis.append(W.chi)
-        low_rank = None if W.left is None else (W.left, W.right)
-        blocks.append(ReLUBlock(W.stored, bias[layer], None, read_low_rank=low_rank))
-    return CiS2025(small, D, S, form, patterns, Network(None, blocks, T * d), chis)
+        W, chi = weight_layer(small.weights[layer], patterns[layer], patterns[layer - 1], n, form)
+        chis.append(chi)
+        blocks.append(ReLUBlock(W, bias[layer], Identity(D)))
+    return CiS2025(small, D, S, form, patterns, Network(Identity(T * d), blocks), chis)
 
 
 def capacity(D: int, d: int, S: int) -> int | None:
@@ -229,18 +206,18 @@ def dedicated_network(small: SmallCircuits) -> Network:
         vals = small.weights[layer][t, i, j]
         keep = vals != 0
         read = sparse_weight((t * d + i)[keep], (t * d + j)[keep], vals[keep], (T * d, T * d))
-        blocks.append(ReLUBlock(read, small.bias[layer].repeat(T), None))
-    return Network(None, blocks, T * d)
+        blocks.append(ReLUBlock(read, small.bias[layer].repeat(T), Identity(T * d)))
+    return Network(Identity(T * d), blocks)
 
 
 # ---- boolean small circuits as a compiled network (tracer, graph and dedicated twin) -----------
 
 def compile_boolean_cis2025(smalls: list[Circuit], D: int, S: int, form: str, generator: torch.Generator,
-                            design: str = "best", margin: float = 0.05) -> CompiledNetwork:
+                            design: str = "best", margin: float = 0.05) -> CiS2025Network:
     """Boolean small circuits (g gates per layer) in the 2025 construction, as a CompiledNetwork
     of ``cis_circuit(smalls)``: features per circuit are its g gates then its on-indicator, input
     bits are written as step pairs (1.5 v, 0.5 v), and value v is read as the difference of its
-    pair's two read-outs. ``net.cis`` holds the construction."""
+    pair's two read-outs; the network holds the construction as ``net.cis``."""
     small = boolean_circuits(smalls)
     check_assumptions(small, margin)
     cis = build_cis2025(small, D, S, form, generator, design)
@@ -273,8 +250,16 @@ def compile_boolean_cis2025(smalls: list[Circuit], D: int, S: int, form: str, ge
         carriers.append(sparse_weight(rows, first_neurons.reshape(-1), torch.ones(rows.numel()), (T * (g + 1), D)))
     # at a gate's decision point (z = 1/2) the first neuron of its step pair is on, the second off
     boundary = [(torch.arange(D) // n % 2 == 0).float() for _ in range(small.L)]
-    network = Network(embed, list(cis.network.blocks), T * (g + 1))
-    net = CompiledNetwork(f"cis2025(T={T}, D={D}, g={g}, S={S}, {form})", big, network, readouts, boundary=boundary,
-                          carriers=carriers)
-    net.cis = cis
-    return net
+    network = Network(embed, list(cis.network.blocks))
+    return CiS2025Network(f"cis2025(T={T}, D={D}, g={g}, S={S}, {form})", big, network, readouts, cis,
+                          boundary=boundary, carriers=carriers)
+
+
+class CiS2025Network(CompiledNetwork):
+    """Boolean small circuits in the 2025 construction, with the construction (``cis``) it
+    carries for the per-circuit read-outs."""
+
+    def __init__(self, name: str, circuit: Circuit, network: Network, readouts: list[Weight], cis: CiS2025,
+                 boundary: list[torch.Tensor | None], carriers: list[Weight]) -> None:
+        super().__init__(name, circuit, network, readouts, boundary=boundary, carriers=carriers)
+        self.cis = cis

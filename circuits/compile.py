@@ -22,11 +22,13 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 import torch
+from torch import nn
 
 from circuits.spec import GATES, Circuit, gate_arrays
-from layers import Network, ReLUBlock, compact, times_transpose
 from layers.embeddings import Directions, draw_seed
-from layers.matrices import nonzeros, to_dense
+from layers.network import Network, ReLUBlock
+from layers.tensor_list import TensorList
+from layers.weights import Identity, Weight, compact
 
 CLEANUPS = ("none", "threshold")
 
@@ -76,12 +78,14 @@ class Cost:
         return asdict(self) | {"total_neurons": self.total_neurons}
 
 
-class CompiledNetwork:
+class CompiledNetwork(nn.Module):
     """A network with, per layer, the directions along which the circuit's features are read.
 
-    ``readouts[t]`` is an (m_t, n_t) matrix (None: the identity); the features of layer t are
-    ``stream_s @ readouts[t].T`` with s = ``stream_of_layer[t]`` (by default t: one block per
-    layer; a network with extra blocks between layers, such as error correction, says where).
+    ``readouts[t]`` is an (m_t, n_s) weight; the features of layer t are ``readouts[t](stream_s)``
+    with s = ``stream_of_layer[t]`` (by default t: one block per layer; a network with extra blocks
+    between layers, such as error correction, says where). Every tensor it carries is a module or
+    buffer of it, so ``.to(device)`` moves all of it; constructions with more to carry subclass it
+    and register theirs the same way.
     """
 
     def __init__(
@@ -89,60 +93,50 @@ class CompiledNetwork:
         name: str,
         circuit: Circuit,
         network: Network,
-        readouts: list[torch.Tensor | None],
+        readouts: list[Weight],
         neuron_gates: list[torch.Tensor] | None = None,
-        boundary: list[torch.Tensor] | None = None,
+        boundary: list[torch.Tensor | None] | None = None,
         readout_bias: list[torch.Tensor | None] | None = None,
         stream_of_layer: list[int] | None = None,
-        carriers: list[torch.Tensor | None] | None = None,
+        carriers: list[Weight] | None = None,
     ) -> None:
+        super().__init__()
         if len(readouts) != circuit.depth + 1:
             raise ValueError(f"need {circuit.depth + 1} read-outs, got {len(readouts)}")
-        self.name, self.circuit, self.network, self.readouts = name, circuit, network, readouts
+        self.name, self.circuit, self.network = name, circuit, network
+        self.readouts = nn.ModuleList(readouts)
         # Per layer: the gate each neuron computes (-1: none); per block: whether each neuron is
         # active when its gate sits at its decision boundary (where graphs linearise; None: all).
-        self.neuron_gates = neuron_gates
-        self.boundary = boundary
+        self.neuron_gates = None if neuron_gates is None else TensorList(neuron_gates)
+        self.boundary = None if boundary is None else TensorList(boundary)
         # Intercepts of fitted read-outs (probes); compiled read-outs have none.
-        self.readout_bias = readout_bias or [None] * len(readouts)
+        self.readout_bias = TensorList(readout_bias or [None] * len(readouts))
         self.stream_of_layer = stream_of_layer or list(range(len(readouts)))
         # Per layer: the (m_t, n_t) directions along which a unit change of each feature moves the
-        # stream, where they differ from the read-out directions (None: the read-outs themselves).
-        self.carriers = carriers or [None] * len(readouts)
+        # stream (by default the read-out directions themselves).
+        self.carriers = nn.ModuleList(carriers if carriers is not None else readouts)
 
     def read_features(self, x: torch.Tensor) -> list[torch.Tensor]:
         """Read-out of every layer's features for the inputs x, as (batch, m_t) tensors."""
         streams = self.network.streams(x)
-        reads = [times_transpose(streams[s], r) for s, r in zip(self.stream_of_layer, self.readouts)]
+        reads = [r(streams[s]) for s, r in zip(self.stream_of_layer, self.readouts)]
         return [r if b is None else r + b for r, b in zip(reads, self.readout_bias)]
 
-    def to(self, device: torch.device | str) -> CompiledNetwork:
-        self.network.to(device)
-        self.readouts = [None if r is None else r.to(device) for r in self.readouts]
-        self.readout_bias = [None if b is None else b.to(device) for b in self.readout_bias]
-        if self.boundary is not None:
-            self.boundary = [None if b is None else b.to(device) for b in self.boundary]
-        self.carriers = [None if c is None else c.to(device) for c in self.carriers]
-        return self
-
     def cost(self) -> Cost:
-        blocks = self.network.blocks
         return Cost(
             neurons=self.network.neurons(),
             stream_widths=list(self.network.stream_widths),
             parameters=self.network.parameter_count(),
-            nonzero_parameters=sum(b.nonzero_parameters() for b in blocks)
-            + (0 if self.network.embed is None else nonzeros(self.network.embed)),
+            nonzero_parameters=self.network.nonzero_parameters(),
         )
 
     def directions(self, layer: int) -> torch.Tensor:
         """Dense (m_t, n_t) read-out directions of one layer."""
-        return to_dense(self.readouts[layer], self.circuit.widths[layer])
+        return self.readouts[layer].dense()
 
     def carrier(self, layer: int) -> torch.Tensor:
         """Dense (m_t, n_t) directions along which layer t's features are written."""
-        given = self.carriers[layer]
-        return self.directions(layer) if given is None else to_dense(given, self.circuit.widths[layer])
+        return self.carriers[layer].dense()
 
     def blocks_of_layer(self, layer: int) -> range:
         """Indices of the blocks between layer ``layer`` and layer ``layer + 1``."""
@@ -226,8 +220,6 @@ def _layer_block(
         ln.bias,
         compact(write_t.t().coalesce() if write_t.is_sparse else write_t.T.contiguous()),
         relu_mask=ln.relu,
-        n_in=m_prev if phi_prev is None else phi_prev.shape[1],
-        n_out=len(gates) if phi is None else phi.shape[1],
     )
     return block, ln.gate, ln.boundary
 
@@ -242,9 +234,9 @@ def compile_with_embeddings(
         _layer_block(gates, circuit.widths[t], embeddings[t], embeddings[t + 1], cleanup)
         for t, gates in enumerate(circuit.layers)
     ]
-    embed = None if embeddings[0] is None else compact(embeddings[0].T.contiguous())
-    network = Network(embed, [b[0] for b in built], circuit.n_inputs)
-    readouts = [None if e is None else compact(e.contiguous()) for e in embeddings]
+    embed = Identity(circuit.n_inputs) if embeddings[0] is None else compact(embeddings[0].T.contiguous())
+    network = Network(embed, [b[0] for b in built])
+    readouts = [Identity(m_t) if e is None else compact(e.contiguous()) for m_t, e in zip(circuit.widths, embeddings)]
     return CompiledNetwork(name, circuit, network, readouts, [b[1] for b in built], [b[2] for b in built])
 
 

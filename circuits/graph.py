@@ -29,7 +29,6 @@ from circuits.compile import CompiledNetwork
 from circuits.evaluate import evaluate
 from layers import capture
 from layers.errors import SuperposimError
-from layers.matrices import to_dense
 
 
 class GraphQueryError(SuperposimError, ValueError):
@@ -103,8 +102,8 @@ class FeatureGraph:
             neuron_in = neuron_out = None
             for b in ids:
                 block = net.network.blocks[b]
-                read = block.dense_read()  # (h, n_in)
-                write = to_dense(block.write, block.hidden)  # (n_out, h)
+                read = block.read.dense()  # (h, n_in)
+                write = block.write.dense()  # (n_out, h)
                 if pres is not None:
                     gate = torch.where(block.relu_mask, (pres[b] > 0).float(), torch.ones(block.hidden))
                 elif net.boundary is not None and net.boundary[b] is not None:

@@ -18,18 +18,18 @@ from circuits.evaluate import Evaluator, SparseEvaluator
 from circuits.sampling import ExactlyActive
 from circuits.spec import Circuit
 from circuits.streamed import Chunk
+from layers.weights import Weight
 
 # Anything that maps a batch of inputs to one (batch, m_t) read-out per layer.
 Reader = Callable[[torch.Tensor], list[torch.Tensor]]
 
 
-def linear_reader(network: torch.nn.Module, readouts: list[torch.Tensor | None]) -> Reader:
-    """Read layer t as ``stream_t @ readouts[t].T`` (e.g. probes fitted to a network), for any
+def linear_reader(network: torch.nn.Module, readouts: list[Weight]) -> Reader:
+    """Read layer t as ``readouts[t](stream_t)`` (e.g. probes fitted to a network), for any
     module with a ``streams(x)`` method."""
-    from layers import times_transpose
 
     def read(x: torch.Tensor) -> list[torch.Tensor]:
-        return [times_transpose(s, r) for s, r in zip(network.streams(x), readouts)]
+        return [r(s) for s, r in zip(network.streams(x), readouts)]
 
     return read
 

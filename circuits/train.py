@@ -15,6 +15,7 @@ from circuits.compile import CompiledNetwork
 from circuits.evaluate import Evaluator
 from circuits.spec import Circuit
 from layers.training import TrainConfig, TrainedMLP, TrainState, train
+from layers.weights import Dense
 
 
 def circuit_batches(circuit: Circuit, active: int):
@@ -60,6 +61,6 @@ def fit_probes(
         design = torch.cat([s, torch.ones(s.shape[0], 1)], dim=1).double()
         gram = design.T @ design + ridge * samples * torch.eye(design.shape[1], dtype=torch.float64)
         coef = torch.linalg.solve(gram, design.T @ y.double())  # (n + 1, m_t)
-        weights.append(coef[:-1].T.float().contiguous())
+        weights.append(Dense(coef[:-1].T.float().contiguous()))
         biases.append(coef[-1].float())
     return CompiledNetwork("trained", circuit, model.network, weights, readout_bias=biases)

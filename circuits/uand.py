@@ -15,8 +15,9 @@ import torch
 
 from circuits.compile import CompiledNetwork
 from circuits.spec import Circuit, CircuitError
-from layers import Network, ReLUBlock, compact, make_embedding
-from layers.matrices import sparse_weight, to_dense
+from layers.embeddings import make_embedding
+from layers.network import Network, ReLUBlock
+from layers.weights import Identity, Weight, compact, sparse_weight
 
 
 def uand_fan_in(gates: list) -> int:
@@ -88,7 +89,7 @@ def shared_neurons(
 def _uand_block(
     gates: list, m_prev: int, prev_read: torch.Tensor | None, d: int, p: float, k: int,
     generator: torch.Generator | None,
-) -> tuple[ReLUBlock, torch.Tensor, torch.Tensor, torch.Tensor]:
+) -> tuple[ReLUBlock, Weight, torch.Tensor, torch.Tensor]:
     """One U-AND block over features read from the stream as ``stream @ prev_read.T`` (None: the
     stream is the features): (block, read-out of its gates, connections, shared counts)."""
     conn = random_connections(d, m_prev, p, generator)
@@ -102,7 +103,7 @@ def _uand_block(
     relu = torch.cat([torch.ones(d, dtype=torch.bool), torch.zeros(hidden - d, dtype=torch.bool)])
     bias = torch.cat([torch.full((d,), -(k - 1.0)), torch.zeros(hidden - d)])
     read = feature_read if prev_read is None else torch.sparse.mm(feature_read, prev_read)
-    block = ReLUBlock(compact(read), bias, None, relu_mask=relu)
+    block = ReLUBlock(compact(read), bias, Identity(hidden), relu_mask=relu)
     # read-out of each gate: the average of its shared neurons (plus a + b for an OR)
     g_idx, n_idx = shared_neurons(conn, gate_inputs(gates))
     counts = torch.bincount(g_idx, minlength=len(gates)).float()
@@ -119,6 +120,17 @@ def _uand_block(
     return block, readout, conn, counts
 
 
+class UAndNetwork(CompiledNetwork):
+    """One U-AND layer, with its random connections (a sparse (d, m) 0/1 matrix) and the number
+    of neurons each gate's inputs share."""
+
+    def __init__(self, name: str, circuit: Circuit, network: Network, readouts: list[Weight],
+                 connections: torch.Tensor, shared_counts: torch.Tensor) -> None:
+        super().__init__(name, circuit, network, readouts)
+        self.register_buffer("connections", connections)
+        self.register_buffer("shared_counts", shared_counts)
+
+
 def compile_uand(
     circuit: Circuit, d: int, p: float, d0: int = 0, generator: torch.Generator | None = None
 ) -> CompiledNetwork:
@@ -131,12 +143,10 @@ def compile_uand(
     m = circuit.n_inputs
     phi = make_embedding("random", m, d0, generator) if d0 > 0 else None
     block, readout, conn, counts = _uand_block(circuit.layers[0], m, phi, d, p, k, generator)
-    embed = None if phi is None else compact(phi.T.contiguous())
-    net = CompiledNetwork(f"u-and(d={d}, p={p:g}, d0={d0})", circuit, Network(embed, [block], m),
-                          [None if phi is None else compact(phi), readout])
-    net.connections = conn
-    net.shared_counts = counts
-    return net
+    embed = Identity(m) if phi is None else compact(phi.T.contiguous())
+    return UAndNetwork(f"u-and(d={d}, p={p:g}, d0={d0})", circuit, Network(embed, [block]),
+                       [Identity(m) if phi is None else compact(phi), readout], conn, counts)
+
 
 
 CORRECTIONS = ("none", "cleanup")
@@ -152,7 +162,7 @@ def compile_uand_stack(
     booleans. Layer t is read after its U-AND block, before any correction."""
     if correction not in CORRECTIONS:
         raise ValueError(f"unknown correction {correction!r}; valid: {', '.join(CORRECTIONS)}")
-    blocks, readouts, stream_of_layer, prev_read, boundary = [], [None], [0], None, []
+    blocks, readouts, stream_of_layer, prev_read, boundary = [], [Identity(circuit.n_inputs)], [0], None, []
     for t, gates in enumerate(circuit.layers):
         k = uand_fan_in(gates)
         block, readout, _, _ = _uand_block(gates, circuit.widths[t], prev_read, d, p, k, generator)
@@ -160,7 +170,7 @@ def compile_uand_stack(
         boundary.append(None)
         readouts.append(readout)
         stream_of_layer.append(len(blocks))
-        dense = to_dense(readout)  # (m_t, hidden)
+        dense = readout.dense()  # (m_t, hidden)
         if correction == "cleanup" and t + 1 < circuit.depth:
             m_t = dense.shape[0]
             blocks.append(ReLUBlock(
@@ -173,7 +183,7 @@ def compile_uand_stack(
         else:
             prev_read = dense
     name = f"u-and stack(d={d}, p={p:g}, correction={correction})"
-    return CompiledNetwork(name, circuit, Network(None, blocks, circuit.n_inputs), readouts,
+    return CompiledNetwork(name, circuit, Network(Identity(circuit.n_inputs), blocks), readouts,
                            boundary=boundary, stream_of_layer=stream_of_layer)
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import errno
 import json
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +22,14 @@ from layers.errors import SuperposimError
 from layers.files import write_atomic
 
 SCHEMA = "superposim-weights"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+# Version 1 held the embedding and each block's weights as bare tensors ("network.blocks.0.read");
+# version 2 holds weight modules ("network.blocks.0.read.matrix"): the names are all that changed.
+_VERSION_1_WEIGHT = re.compile(r"(network\.(?:embed|blocks\.\d+\.(?:read|write)))(?=\.|$)")
+
+
+def _from_version_1(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    return {_VERSION_1_WEIGHT.sub(r"\1.matrix", key, count=1): value for key, value in tensors.items()}
 
 
 class WeightFileError(SuperposimError, ValueError):
@@ -65,14 +73,17 @@ def load_weights(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, A
             f"{str(path)!r} is not a readable superposim weight file ({type(err).__name__}: {err})") from None
     if config.get("schema") != SCHEMA:
         raise WeightFileError(f"{str(path)!r} is not a superposim weight file (schema {config.get('schema')!r})")
-    if config.get("version") != SCHEMA_VERSION:
-        raise WeightFileError(f"{str(path)!r} has weight schema version {config.get('version')!r}; "
-                              f"this superposim reads {SCHEMA_VERSION}")
-    _check_twin(path.with_suffix(".json"))
+    version = config.get("version")
+    if version not in (1, SCHEMA_VERSION):
+        raise WeightFileError(f"{str(path)!r} has weight schema version {version!r}; "
+                              f"this superposim reads 1 and {SCHEMA_VERSION}")
+    _check_twin(path.with_suffix(".json"), version)
+    if version == 1:
+        tensors = _from_version_1(tensors)
     return tensors, config
 
 
-def _check_twin(twin: Path) -> None:
+def _check_twin(twin: Path, version: int) -> None:
     """The .json beside a weight file must be of the same schema and version, when it is there:
     a twin from another version means the pair was mixed up."""
     if not twin.exists():
@@ -81,7 +92,7 @@ def _check_twin(twin: Path) -> None:
         meta = json.loads(twin.read_text())
     except (OSError, ValueError) as err:
         raise WeightFileError(f"{str(twin)!r} is not readable JSON ({err})") from None
-    if not isinstance(meta, dict) or meta.get("schema") != SCHEMA or meta.get("version") != SCHEMA_VERSION:
+    if not isinstance(meta, dict) or meta.get("schema") != SCHEMA or meta.get("version") != version:
         found = (meta.get("schema"), meta.get("version")) if isinstance(meta, dict) else (None, None)
-        raise WeightFileError(f"{str(twin)!r} has schema {found[0]!r} version {found[1]!r}; this superposim "
-                              f"reads {SCHEMA!r} version {SCHEMA_VERSION}")
+        raise WeightFileError(f"{str(twin)!r} has schema {found[0]!r} version {found[1]!r}; the weight file "
+                              f"beside it is {SCHEMA!r} version {version}")

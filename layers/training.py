@@ -22,6 +22,7 @@ from layers.checkpoint import WeightFileError, load_weights, save_weights
 from layers.embeddings import make_embedding
 from layers.errors import SuperposimError
 from layers.network import Network, ReLUBlock
+from layers.weights import Dense
 
 LOSSES = ("bce", "lp")
 # Settings a resumed run may change: how long to train, when to stop early, how often to save.
@@ -72,12 +73,12 @@ class TrainedMLP(nn.Module):
         blocks = []
         for _ in cfg.widths:
             blocks.append(ReLUBlock(
-                nn.Parameter(torch.randn(cfg.hidden, cfg.n, generator=g) / math.sqrt(cfg.n)),
+                Dense(nn.Parameter(torch.randn(cfg.hidden, cfg.n, generator=g) / math.sqrt(cfg.n))),
                 nn.Parameter(torch.zeros(cfg.hidden)),
-                nn.Parameter(torch.randn(cfg.n, cfg.hidden, generator=g) / math.sqrt(cfg.hidden)),
+                Dense(nn.Parameter(torch.randn(cfg.n, cfg.hidden, generator=g) / math.sqrt(cfg.hidden))),
                 residual=cfg.residual,
             ))
-        self.network = Network(nn.Parameter(embed) if cfg.learn_embedding else embed, blocks, cfg.m)
+        self.network = Network(Dense(nn.Parameter(embed) if cfg.learn_embedding else embed), blocks)
         self.heads = nn.ModuleList(nn.Linear(cfg.n, w) for w in cfg.widths)
         with torch.no_grad():
             for head in self.heads:

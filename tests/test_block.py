@@ -12,7 +12,6 @@ from circuits.evaluate import evaluate
 from circuits.graph import FeatureGraph
 from circuits.spec import CircuitError
 from circuits.trace import trace_noise
-from layers.matrices import to_dense
 
 
 def test_one_active_circuit_is_exact_at_depth_ten():
@@ -35,7 +34,7 @@ def test_every_weight_entry_belongs_to_one_circuit():
     smalls = block_circuits(D, d, 4, gen(0))
     net = compile_block(smalls, D)
     for layer, block in enumerate(net.network.blocks):
-        W = to_dense(block.read, block.hidden)[:D, :D]
+        W = block.read.dense()[:D, :D]
         owned = sum(int(gate_coefficients(s, layer).count_nonzero()) for s in smalls)
         assert int(W.count_nonzero()) == owned  # no two circuits add into one entry
 

@@ -165,7 +165,7 @@ def test_weights_follow_their_definition(form, n):
     w = rotation_circuits(T, 1, gen(3)).weights[0]
     rows = make_design(n, S, T)[torch.randperm(T, generator=gen(4))]
     cols = make_design(n, S, T)
-    W = weight_layer(w, rows, cols, n, form).dense()
+    W = weight_layer(w, rows, cols, n, form)[0].dense()
     assert torch.allclose(W.double(), _reference_weights(w, rows, cols, n, form), atol=1e-5)
 
 

@@ -8,7 +8,7 @@ from conftest import gen
 
 from layers import Network, ReLUBlock, capture, coherence, compact, hook_names, hooks, make_embedding
 from layers.embeddings import welch_bound
-from layers.matrices import times_transpose
+from layers.weights import Dense, Identity, LowRankPlus, Sparse, plan, sparse_weight
 
 
 @pytest.mark.parametrize("kind", ["random", "sign", "identity"])
@@ -43,34 +43,86 @@ def test_welch_bound_is_met_by_the_mercedes_frame():
 
 
 def test_compact_picks_the_cheapest_exact_form():
-    assert compact(torch.eye(6)) is None
+    assert isinstance(compact(torch.eye(6)), Identity) and compact(torch.eye(6)).shape == (6, 6)
     perm = torch.eye(100)[torch.randperm(100, generator=gen(0))]
     sparse = compact(perm)
-    assert sparse.layout == torch.sparse_csr
+    assert isinstance(sparse, Sparse) and sparse.shape == (100, 100)
     x = torch.randn(7, 100, generator=gen(1))
-    assert torch.allclose(times_transpose(x, sparse), x @ perm.T)
+    assert torch.allclose(sparse(x), x @ perm.T)
+    assert torch.equal(sparse.dense(), perm) and torch.equal(compact(perm.to_sparse()).dense(), perm)
     dense = compact(torch.randn(4, 5, generator=gen(2)))
-    assert dense.layout == torch.strided
+    assert isinstance(dense, Dense) and dense.shape == (4, 5)
+
+
+def _forms():
+    """The same kind of (30, 80) matrix in every form, with its dense value."""
+    g = gen(6)
+    W = torch.randn(30, 80, generator=g) * (torch.rand(30, 80, generator=g) < 0.02)
+    left, right = torch.randn(30, 2, generator=g), torch.randn(2, 80, generator=g)
+    r, c = torch.nonzero(W, as_tuple=True)
+    square = torch.randn(80, 80, generator=g)
+    return [
+        (Dense(W.clone()), W),
+        (sparse_weight(r, c, W[r, c], (30, 80)), W),
+        (Identity(80), torch.eye(80)),
+        (LowRankPlus(sparse_weight(r, c, W[r, c], (30, 80)), left, right), W + left @ right),
+        (LowRankPlus(Dense(square), torch.randn(80, 1, generator=g), torch.zeros(1, 80)), square),
+    ]
+
+
+@pytest.mark.parametrize("case", range(5))
+def test_every_weight_form_is_the_matrix_it_stands_for(case):
+    weight, W = _forms()[case]
+    x = torch.randn(9, W.shape[1], generator=gen(7))
+    assert weight.shape == tuple(W.shape)
+    assert torch.allclose(weight(x), x @ W.T, atol=1e-5)
+    assert torch.allclose(weight.apply_to_sparse(x), x @ W.T, atol=1e-5)
+    assert torch.allclose(weight.dense(), W, atol=1e-6)
+    # the low-rank part reaches its whole support (a zero right factor reaches nothing)
+    assert weight.nonzeros() == int((W != 0).sum())
+    moved = weight.to("meta")
+    assert all(t.device.type == "meta" for t in [*moved.parameters(), *moved.buffers()])
+
+
+def test_a_planned_weight_has_the_bytes_of_the_built_one():
+    g = gen(8)
+    for density in (0.01, 0.04, 0.2):
+        W = torch.randn(200, 300, generator=g) * (torch.rand(200, 300, generator=g) < density)
+        built, planned = compact(W), plan((200, 300), int((W != 0).sum()))
+        assert planned.form == ("sparse" if isinstance(built, Sparse) else "dense")
+        assert planned.nbytes == built.nbytes
+    r, c = torch.nonzero(W[:, :10] != 0, as_tuple=True)
+    low = LowRankPlus(sparse_weight(r, c, torch.ones(r.numel()), (200, 300)), torch.ones(200, 3), torch.ones(3, 300))
+    assert plan((200, 300), r.numel(), rank=3).nbytes == low.nbytes
+
+
+def test_gathering_sparse_inputs_is_the_dense_product():
+    g = gen(9)
+    weight = Dense(torch.randn(16, 200, generator=g))
+    x = torch.zeros(40, 200)
+    x[torch.arange(40), torch.randint(0, 200, (40,), generator=g)] = torch.rand(40, generator=g)
+    assert torch.allclose(weight.apply_to_sparse(x), weight(x), atol=1e-6)
 
 
 def _net():
     g = gen(3)
     blocks = [
-        ReLUBlock(torch.randn(5, 4, generator=g), torch.randn(5, generator=g), torch.randn(3, 5, generator=g)),
-        ReLUBlock(torch.randn(2, 3, generator=g), torch.zeros(2), torch.randn(3, 2, generator=g),
+        ReLUBlock(Dense(torch.randn(5, 4, generator=g)), torch.randn(5, generator=g),
+                  Dense(torch.randn(3, 5, generator=g))),
+        ReLUBlock(Dense(torch.randn(2, 3, generator=g)), torch.zeros(2), Dense(torch.randn(3, 2, generator=g)),
                   relu_mask=torch.tensor([True, False])),
     ]
-    return Network(torch.randn(4, 6, generator=g), blocks, 6)
+    return Network(Dense(torch.randn(4, 6, generator=g)), blocks)
 
 
 def test_network_streams_by_hand():
     net = _net()
     x = torch.randn(8, 6, generator=gen(4))
-    s0 = x @ net.embed.T
+    s0 = x @ net.embed.matrix.T
     b0, b1 = net.blocks
-    s1 = torch.relu(s0 @ b0.read.T + b0.bias) @ b0.write.T
-    pre = s1 @ b1.read.T
-    s2 = torch.stack([torch.relu(pre[:, 0]), pre[:, 1]], dim=1) @ b1.write.T
+    s1 = torch.relu(s0 @ b0.read.matrix.T + b0.bias) @ b0.write.matrix.T
+    pre = s1 @ b1.read.matrix.T
+    s2 = torch.stack([torch.relu(pre[:, 0]), pre[:, 1]], dim=1) @ b1.write.matrix.T
     streams = net.streams(x)
     for got, want in zip(streams, [s0, s1, s2]):
         assert torch.allclose(got, want, atol=1e-5)
@@ -96,4 +148,4 @@ def test_hooks_are_scoped_and_can_edit():
 
 def test_width_mismatch_is_refused():
     with pytest.raises(ValueError, match="width"):
-        Network(None, [ReLUBlock(torch.zeros(2, 3), torch.zeros(2), torch.zeros(3, 2))], 5)
+        Network(Identity(5), [ReLUBlock(Dense(torch.zeros(2, 3)), torch.zeros(2), Dense(torch.zeros(3, 2)))])

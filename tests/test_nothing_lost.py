@@ -180,7 +180,7 @@ def test_sweep_refuses_seed_and_names_seeds(tmp_path, capsys):
     (["train", "circuit", "--set", "lr=0", "--out", "unused"], "lr: must be > 0"),
     (["run", "toy-models", "--set", "lr=0"], "lr: must be > 0"),
     (["run", "toy-models", "--device", "cuda"], "toy-models computes on the cpu only; cuda would change nothing"),
-    (["graph", "u-and-depth", "--device", "cuda:0"], "u-and-depth computes on the cpu only"),
+    (["graph", "trained-vs-handbuilt", "--device", "cuda:0"], "trained-vs-handbuilt computes on the cpu only"),
     (["graph", "circuit", "--input", ""], "--input: give at least one feature index"),
     (["graph", "circuit", "--input", "1,1"], "feature 1 is given twice"),
     (["graph", "--load", "g.json", "--set", "m=3"], "--set has no effect with --load"),

@@ -16,7 +16,7 @@ from circuits.streamed import CHUNK_BUDGET, ChunkedNetwork, StreamedSuperposed, 
 from circuits.trace import trace_noise, trace_streamed
 from circuits.uand import compile_uand, random_connections
 from layers.embeddings import Directions, _row_seeds
-from layers.matrices import to_dense
+from layers.weights import LowRankPlus, Sparse
 from scenarios import UsageError, run
 
 # ---- directions on demand -----------------------------------------------------------------------
@@ -162,11 +162,12 @@ def test_capped_cis_weights_are_sparse_plus_rank_d_and_compute_the_same():
     small = rotation_circuits(200, 3, gen(5))
     net = build_cis2025(small, 2000, 3, "capped", gen(6))
     block = net.network.blocks[1]
-    assert block.read.layout == torch.sparse_csr and block.read_left.shape == (2000, small.d)
+    assert isinstance(block.read, LowRankPlus) and isinstance(block.read.base, Sparse)
+    assert block.read.left.shape == (2000, small.d)
     x = torch.randn(5, 2000)
-    assert torch.allclose(block(x), torch.relu(x @ block.dense_read().T + block.bias), atol=1e-5)
+    assert torch.allclose(block(x), torch.relu(x @ block.read.dense().T + block.bias), atol=1e-5)
     # the capped form's dense W: every entry of a group pair whose mean weight is non-zero
-    W = block.dense_read()
+    W = block.read.dense()
     identity_write = block.hidden  # the write is the identity, counted by its diagonal
     assert block.nonzero_parameters() == int(W.count_nonzero()) + int(block.bias.count_nonzero()) + identity_write
 
@@ -176,7 +177,7 @@ def test_uand_wiring_is_drawn_as_coordinate_lists():
     assert conn.is_sparse and conn.shape == (300, 1000)
     assert abs(conn._nnz() / (300 * 1000) - 0.05) < 0.003
     net = compile_uand(Circuit(1000, [[Gate("AND", (0, 1))]]), 300, 0.05, 0, gen(1))
-    assert torch.equal(to_dense(net.network.blocks[0].read), net.connections.to_dense())
+    assert torch.equal(net.network.blocks[0].read.dense(), net.connections.to_dense())
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="a GPU is present: the script runs for real")
@@ -202,19 +203,19 @@ def test_sparse_inputs_are_embedded_by_gathering_with_the_dense_products_result(
     sparse = ExactlyActive(2000, 5, 3).sample(64) * 0.7  # a few non-zeros per row, any value
     dense = torch.rand(8, 2000)
     for x in (sparse, dense):
-        assert torch.allclose(net.streams(x)[0], x @ net.embed.T, atol=1e-5)
+        assert torch.allclose(net.streams(x)[0], x @ net.embed.matrix.T, atol=1e-5)
 
 
 def test_small_batches_multiply_csr_weights_by_gather_and_scatter(monkeypatch):
-    import layers.matrices as matrices
+    import layers.weights as weights
 
     dense = torch.randn(300, 500) * (torch.rand(300, 500) < 0.02)  # (out, in), a few per row
-    weight = matrices.compact(dense)
-    assert weight.layout == torch.sparse_csr
+    weight = weights.compact(dense)
+    assert isinstance(weight, weights.Sparse)
     x = torch.randn(7, 500)
-    gathered = matrices.times_transpose(x, weight)
-    monkeypatch.setattr(matrices, "GATHER_ELEMENTS", 0)
-    assert torch.allclose(gathered, matrices.times_transpose(x, weight), atol=1e-5)
+    gathered = weight(x)
+    monkeypatch.setattr(weights, "GATHER_ELEMENTS", 0)
+    assert torch.allclose(gathered, weight(x), atol=1e-5)
     assert torch.allclose(gathered, x @ dense.T, atol=1e-5)
 
 
@@ -224,13 +225,12 @@ def test_cis_memory_guard_follows_the_weights_stored_form():
     # few linked pairs per block: sparse, a few bytes per pair; many: dense D^2 floats
     sparse_stored, _ = weight_bytes(T=1000, D=20000, d=10, S=6)
     dense_stored, _ = weight_bytes(T=20000, D=20000, d=10, S=6)
-    assert sparse_stored < 12 * 100 * 1000 * 36 + 8 * 20000 * 10 + 1 and dense_stored == 4 * 20000**2
+    # CSR (index 8 + value 4 bytes per entry, 8 per row) and the two rank-d factors
+    assert sparse_stored == 12 * 100 * 1000 * 36 + 8 * 20001 + 2 * 4 * 20000 * 10 and dense_stored == 4 * 20000**2
     small = rotation_circuits(300, 2, gen(1))
     net = build_cis2025(small, 4000, 3, "capped", gen(2))  # 300 x 9 pairs in 1000^2: sparse
     bound, _ = weight_bytes(300, 4000, small.d, 3)
     for block in net.network.blocks[1:]:  # the estimate bounds what is stored
-        assert block.read.layout == torch.sparse_csr
-        low_rank = 0 if block.read_left is None else 4 * (block.read_left.numel() + block.read_right.numel())
-        assert 12 * block.read.values().numel() + low_rank <= bound
+        assert isinstance(block.read, (Sparse, LowRankPlus)) and block.read.nbytes <= bound
     with pytest.raises(UsageError, match="memory needed"):
         run("circuits-in-superposition", T=60000, D=30000, progress=False)

@@ -100,11 +100,12 @@ def test_bad_sizes_are_refused():
 
 def test_any_linear_readout_can_be_traced():
     from circuits.trace import linear_reader
+    from layers.weights import Dense
 
     c = relay(32, 2, gen(0))
     net = compile_superposed(c, 32, "identity", "none")
     # reading every layer with the zero matrix: every on-feature is a false negative, MSE = l/m
-    zeros = [torch.zeros(32, 32) for _ in range(3)]
+    zeros = [Dense(torch.zeros(32, 32)) for _ in range(3)]
     rows = trace_noise(c, {"zero": linear_reader(net.network, zeros)}, ExactlyActive(32, 4, 0), 500,
                        progress=False)["zero"]
     for row in rows:

@@ -19,7 +19,7 @@ from circuits.generators import random_circuit
 from circuits.sampling import ExactlyActive
 from circuits.trace import trace_noise
 from circuits.train import fit_probes, train_on_circuit
-from layers.checkpoint import WeightFileError, load_weights, save_weights
+from layers.checkpoint import SCHEMA_VERSION, WeightFileError, load_weights, save_weights
 from layers.training import TrainConfig, load_trained
 from scenarios.cli import main
 
@@ -88,7 +88,7 @@ def test_weight_files_round_trip_and_bad_ones_are_refused(tmp_path, capsys):
     save_file({"w": torch.zeros(2)}, tmp_path / "foreign.safetensors")  # safetensors, but not ours
     save_weights(tmp_path / "future.safetensors", {"w": torch.zeros(2)}, {})
     raw = json.loads((tmp_path / "future.json").read_text())
-    assert raw["version"] == 1
+    assert raw["version"] == SCHEMA_VERSION
     for name in ("truncated", "noise", "foreign", "missing"):
         with pytest.raises(WeightFileError):
             load_weights(tmp_path / f"{name}.safetensors")
@@ -103,10 +103,25 @@ def test_weight_files_round_trip_and_bad_ones_are_refused(tmp_path, capsys):
     assert len(err) == 1 and "not a readable superposim weight file" in err[0]
 
 
+def test_a_version_1_weight_file_loads_as_the_same_network(tmp_path):
+    """Version 1 named a block's weight ``network.blocks.0.read``; version 2 ``...read.matrix``."""
+    model, _ = train_on_circuit(CIRCUIT, _cfg(steps=5), 2, out_dir=tmp_path, progress=False)
+    from safetensors import safe_open
+
+    with safe_open(tmp_path / "model.safetensors", framework="pt") as f:
+        config = json.loads(f.metadata()["config"]) | {"version": 1}
+        old = {k.replace(".matrix", ""): f.get_tensor(k) for k in f.keys()}
+    assert "model.network.blocks.0.read" in old and "model.network.embed" in old
+    save_file(old, tmp_path / "old.safetensors", metadata={"config": json.dumps(config)})
+    (tmp_path / "old.json").write_text(json.dumps(config))
+    loaded, _ = load_trained(tmp_path / "old.safetensors")
+    assert all(torch.equal(loaded.state_dict()[k], v) for k, v in model.state_dict().items())
+
+
 def test_nothing_is_ever_unpickled():
     root = Path(__file__).resolve().parent.parent
     for folder in ("layers", "circuits", "scenarios"):
-        for path in (root / folder).glob("*.py"):
+        for path in (root / folder).rglob("*.py"):
             text = path.read_text()
             assert "torch.load(" not in text and "import pickle" not in text, path
 

@@ -14,7 +14,6 @@ from circuits.sampling import ExactlyActive
 from circuits.spec import Circuit, CircuitError, Gate
 from circuits.trace import trace_noise
 from circuits.uand import and_reads, compile_uand
-from layers.matrices import to_dense
 
 M, D, P = 24, 300, 0.3
 
@@ -29,7 +28,7 @@ def test_construction_invariants():
     assert set(conn.unique().tolist()) <= {0.0, 1.0}
     assert abs(conn.mean().item() - P) < 0.02
     gram = conn.T @ conn  # neurons shared by each pair of inputs
-    readout = to_dense(net.readouts[1])  # (pairs, d)
+    readout = net.readouts[1].dense()  # (pairs, d)
     for g, (i, j) in enumerate(itertools.combinations(range(M), 2)):
         shared = (conn[:, i] * conn[:, j]).nonzero().squeeze(1)
         assert net.shared_counts[g] == gram[i, j] == shared.numel()
@@ -38,7 +37,7 @@ def test_construction_invariants():
         if shared.numel():
             assert torch.allclose(row[shared], torch.full((shared.numel(),), 1 / shared.numel()))
     block = net.network.blocks[0]
-    assert torch.equal(to_dense(block.read), conn) and torch.all(block.bias == -1)
+    assert torch.equal(block.read.dense(), conn) and torch.all(block.bias == -1)
 
 
 def test_reads_by_hand_with_two_active_inputs():
@@ -142,7 +141,7 @@ def test_stacked_uand_corrects_between_layers():
     assert torch.allclose(seen["blocks.1.hook_out"], theory.cleanup(reads_fixed[1]), atol=1e-5)
     # and the next U-AND block reads those clean values: neurons see (connected inputs) - 1
     block = fixed.network.blocks[2]
-    conn = to_dense(block.read)[:600]
+    conn = block.read.dense()[:600]
     assert torch.allclose(seen["blocks.2.hook_pre"][:, :600], seen["blocks.1.hook_out"] @ conn.T - 1, atol=1e-4)
 
 

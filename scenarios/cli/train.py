@@ -75,7 +75,7 @@ def train_command(args: argparse.Namespace, sets: dict[str, str]) -> int:
     start = time.perf_counter()
     built = train_networks(values, ctx, out_dir=out, resume=args.resume, build=scenario.networks)
     state, trained = built["state"], built["trained"]
-    probes = {f"probe.{t}.weight": w for t, w in enumerate(trained.readouts)}
+    probes = {f"probe.{t}.weight": w.dense() for t, w in enumerate(trained.readouts)}
     probes |= {f"probe.{t}.bias": b for t, b in enumerate(trained.readout_bias)}
     save_weights(out / "probes.safetensors", probes, {"kind": "probes", "layers": len(trained.readouts)})
     last = state.history[-1] if state.history else {"loss": float("nan"), "accuracy": []}

@@ -46,7 +46,7 @@ def networks(p, ctx) -> dict:
     circuit = random_circuit(p["m"], p["layers"], p["width"], p["fan_in"],
                              [g.upper() for g in p["gates"]], ctx.generator("circuit"))
     return {
-        "superposed": compile_superposed(circuit, p["n"], p["embedding"], p["cleanup"],
-                                         ctx.generator("embedding")).to(ctx.device),
-        "dedicated": compile_dedicated(circuit).to(ctx.device),
+        "superposed": ctx.place(compile_superposed(circuit, p["n"], p["embedding"], p["cleanup"],
+                                                   ctx.generator("embedding"))),
+        "dedicated": ctx.place(compile_dedicated(circuit)),
     }

@@ -11,7 +11,7 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import torch
 
@@ -24,6 +24,7 @@ from scenarios.engine.result import FigureMaker, Result
 __all__ = ["BUILTIN", "VERSION", "Context", "Outcome", "Scenario", "describe", "load", "networks", "run"]
 
 # The built-in scenarios live in ``scenarios.engine.catalog`` (name -> module, description).
+M = TypeVar("M", bound=torch.nn.Module)
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
 
@@ -50,6 +51,11 @@ class Context:
         """A seed of its own for each purpose, so adding a random draw elsewhere changes nothing here."""
         digest = hashlib.sha256(f"{self.seed}:{purpose}".encode()).digest()
         return int.from_bytes(digest[:8], "little") & (2**63 - 1)
+
+    def place(self, network: M) -> M:
+        """A network (any module: everything a construction carries is registered on it) moved to
+        the run's device; every network a scenario computes with passes through here."""
+        return network.to(self.device)
 
     def generator(self, purpose: str) -> torch.Generator:
         """A CPU generator (used to build weights and circuits, identical on every device)."""
@@ -143,7 +149,7 @@ def networks(name: str, *, seed: int = 0, device: str | torch.device = "cpu", **
     if scenario.networks is None:
         graphable = [n for n in BUILTIN if load(n).networks is not None]
         raise UsageError(f"scenario {scenario.name!r} builds no network to graph; graphable: {', '.join(graphable)}")
-    return scenario.networks(values, ctx)
+    return {key: ctx.place(net) for key, net in scenario.networks(values, ctx).items()}
 
 
 def run(

@@ -58,7 +58,7 @@ def _finite(value: float) -> float | None:
 
 @torch.no_grad()
 def measure(net, twin, z: int, samples: int, gen: torch.Generator, device) -> list[dict]:
-    T, d, B = net.blocks**2, net.circuit.n_inputs // net.blocks**2, net.blocks
+    T, d, B = net.block_count**2, net.circuit.n_inputs // net.block_count**2, net.block_count
     evaluator = Evaluator(net.circuit, device)
     layers = net.circuit.depth + 1
     acc = torch.zeros(layers, 6, dtype=torch.float64)  # active err, inactive err, switched, twin err, active v^2
@@ -94,12 +94,12 @@ def measure(net, twin, z: int, samples: int, gen: torch.Generator, device) -> li
 
 
 def body(p, ctx) -> Outcome:
-    net = build(p, ctx).to(ctx.device)
-    twin = compile_dedicated(net.circuit).to(ctx.device)
+    net = ctx.place(build(p, ctx))
+    twin = ctx.place(compile_dedicated(net.circuit))
     rows = []
     for z in tqdm(p["z"], desc="active circuits", disable=not ctx.progress, leave=False):
         rows += measure(net, twin, z, p["samples"], ctx.generator(f"inputs:{z}"), ctx.device)
-    B, d = net.blocks, p["d"]
+    B, d = net.block_count, p["d"]
     summary = {
         "T": B * B, "blocks": B, "one_hot_width": 2 * B, "silencing_bias": net.silence,
         "params_large": sum(b.nonzero_parameters() for b in net.network.blocks),

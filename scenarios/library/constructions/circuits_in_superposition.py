@@ -32,7 +32,6 @@ from circuits.compile import compile_dedicated
 from circuits.evaluate import Evaluator
 from circuits.small import boolean_inputs
 from circuits.spec import CircuitError
-from layers import times_transpose
 from scenarios import plots
 from scenarios.engine.memory import require_memory
 from scenarios.engine.params import Param, require
@@ -143,7 +142,7 @@ def _fresh_2025(net, exact: list[torch.Tensor]) -> list[torch.Tensor]:
         values = exact[layer].view(exact[layer].shape[0], cis.small.T, g + 1)
         pairs = boolean_inputs(torch.cat([values[:, :, g:], values[:, :, :g]], dim=2))  # pair 0: the indicator
         ideal = pairs.reshape(pairs.shape[0], -1) if layer == 0 else cis.embed_all(pairs, layer)
-        out.append(times_transpose(block(ideal), net.readouts[layer + 1]))
+        out.append(net.readouts[layer + 1](block(ideal)))
     return out
 
 
@@ -187,8 +186,8 @@ def measure(net, twin, T: int, d: int, z: int, samples: int, gen: torch.Generato
 
 def body(p, ctx) -> Outcome:
     T, D, d, S, L = p["T"], p["D"], p["d"], p["S"], p["L"]
-    net = _on_device(build(p, T, D, ctx), ctx.device)
-    twin = compile_dedicated(net.circuit).to(ctx.device)
+    net = ctx.place(build(p, T, D, ctx))
+    twin = ctx.place(compile_dedicated(net.circuit))
     rows = []
     for z in tqdm(p["z"], desc="active circuits", disable=not ctx.progress, leave=False):
         rows += measure(net, twin, T, d, z, p["samples"], ctx.generator(f"inputs:{z}"), ctx.device)
@@ -219,16 +218,6 @@ def body(p, ctx) -> Outcome:
     return Outcome(rows, summary, {"mse_by_layer": figure})
 
 
-def _on_device(net, device):
-    net.to(device)
-    if hasattr(net, "cis"):
-        net.cis.to(device)
-    else:
-        net.incidences = [m.to(device) for m in net.incidences]
-        net.placements = [m.to(device) for m in net.placements]
-    return net
-
-
 def _capacity(p, ctx) -> dict:
     """Largest T (by bisection) whose active circuits stay within the MSE budget, per D and
     construction."""
@@ -248,10 +237,10 @@ def _capacity(p, ctx) -> dict:
 
             def ok(T: int, D=D, q=q) -> bool:
                 try:
-                    net = _on_device(build(q, T, D, ctx, f":{D}:{T}"), ctx.device)
+                    net = ctx.place(build(q, T, D, ctx, f":{D}:{T}"))
                 except CircuitError:  # the small circuits break an assumption of the construction
                     return False
-                rows = measure(net, compile_dedicated(net.circuit).to(ctx.device), T, d, z, p["capacity_samples"],
+                rows = measure(net, ctx.place(compile_dedicated(net.circuit)), T, d, z, p["capacity_samples"],
                                ctx.generator(f"capacity-inputs:{D}:{T}"), ctx.device)
                 return rows[-1]["mse_active"] <= p["capacity_mse"]
 

@@ -146,8 +146,7 @@ COLUMNS = ["z", "layer", "mse_active", "predicted_mse_active", "mse_inactive", "
 def body(p, ctx) -> Outcome:
     T, D, S = p["T"], p["D"], p["S"]
     net, twin = build(p, ctx)
-    net.to(ctx.device)
-    twin.to(ctx.device)
+    net, twin = ctx.place(net), ctx.place(twin)
     rows = []
     for z in tqdm(p["z"], desc="active circuits", disable=not ctx.progress, leave=False):
         rows += measure(net, twin, z, p["samples"], ctx.generator(f"inputs:{z}"), ctx.device)

@@ -82,8 +82,7 @@ def _measure(p, ctx, d: int, prob: float, d0: int, samples: int, tag: str) -> di
     m, k, l = p["m"], p["k"], p["active"]
     circuit = Circuit(m, [[Gate("AND", tuple(range(k)))]])  # the network is universal: any AND reads
     net = compile_uand(circuit, d, prob, d0, ctx.generator(f"uand:{tag}"))
-    net.to(ctx.device)
-    net.connections = net.connections.to(ctx.device)
+    net = ctx.place(net)
     sampler = ExactlyActive(m, l, ctx.seed_for(f"inputs:{tag}"))  # drawn on the CPU: same inputs on any device
     gen = ctx.generator(f"subsets:{tag}")
     cases = [on for on in range(k, -1, -1) if on <= l and k - on <= m - l]

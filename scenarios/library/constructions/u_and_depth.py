@@ -54,9 +54,9 @@ def networks(p, ctx) -> dict:
     """The naive and the corrected U-AND stack over one copy relay, and its dedicated twin."""
     circuit = copy_relay(p["k"], p["layers"], ctx.generator("circuit"))
     return {
-        "naive": compile_uand_stack(circuit, p["d"], p["p"], "none", ctx.generator("uand")),
-        "corrected": compile_uand_stack(circuit, p["d"], p["p"], "cleanup", ctx.generator("uand")),
-        "dedicated": compile_dedicated(circuit),
+        "naive": ctx.place(compile_uand_stack(circuit, p["d"], p["p"], "none", ctx.generator("uand"))),
+        "corrected": ctx.place(compile_uand_stack(circuit, p["d"], p["p"], "cleanup", ctx.generator("uand"))),
+        "dedicated": ctx.place(compile_dedicated(circuit)),
     }
 
 
@@ -67,7 +67,7 @@ def body(p, ctx) -> Outcome:
     circuit = nets["dedicated"].circuit
     sampler = Duplicated(ExactlyActive(k, l, ctx.seed_for("inputs")))
     trace = trace_noise(circuit, {name: net.read_features for name, net in nets.items()}, sampler,
-                        p["samples"], batch_size=512, progress=ctx.progress)
+                        p["samples"], batch_size=512, progress=ctx.progress, device=ctx.device)
     # the single-layer law on clean inputs: on features are case 11 (2l - 2 others on), off ones 00
     mean_on, std_on = theory.uand_case(2, 2, on, prob, d)
     mean_off, std_off = theory.uand_case(0, 2, on, prob, d)
@@ -123,4 +123,4 @@ def _blocks_into(net, layer: int) -> range:
 
 
 scenario = Scenario("u-and-depth", "stacked U-AND layers: the naive stack against one with error correction",
-                    PARAMS, body, check, networks, devices=("cpu",))
+                    PARAMS, body, check, networks)

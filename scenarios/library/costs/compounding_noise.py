@@ -93,13 +93,13 @@ def networks(p, ctx) -> dict:
     require_memory(_stored_bytes(p), f"m={p['m']}, n={p['n']}, layers={p['layers']}: the stored network a graph reads")
     circuit = _circuit(p, ctx)
     sup = compile_superposed(circuit, p["n"], p["embedding"], p["cleanup"][0], ctx.generator("embedding"))
-    return {"superposed": sup.to(ctx.device), "dedicated": compile_dedicated(circuit).to(ctx.device)}
+    return {"superposed": ctx.place(sup), "dedicated": ctx.place(compile_dedicated(circuit))}
 
 
 def body(p, ctx) -> Outcome:
     m, n, l, depth = p["m"], p["n"], p["active"], p["layers"]
     circuit = _circuit(p, ctx)
-    dedicated = compile_dedicated(circuit).to(ctx.device)
+    dedicated = ctx.place(compile_dedicated(circuit))
     cost_ded = dedicated.cost()
     storage = _storage(p)
     rows, summary, costs = [], {"storage": storage}, {}
@@ -109,7 +109,7 @@ def body(p, ctx) -> Outcome:
         desc = f"tracing, clean-up {cleanup}"
         if storage == "stored":
             sup = compile_superposed(circuit, n, p["embedding"], cleanup, ctx.generator("embedding"))
-            sup.to(ctx.device)
+            sup = ctx.place(sup)
             costs[cleanup] = sup.cost()
             trace = trace_noise(circuit, {"superposed": sup.read_features, "dedicated": dedicated.read_features},
                                 sampler, p["samples"], progress=ctx.progress, device=ctx.device, desc=desc)

@@ -66,7 +66,7 @@ def body(p, ctx) -> Outcome:
     }
     rows, curves = [], {}
     for name, net in networks.items():
-        net.to(ctx.device)
+        net = ctx.place(net)
         trials = sorted(set(p["active"]) | ({m} if name == "dedicated" else set()))
         wrong = {}
         for l in trials:

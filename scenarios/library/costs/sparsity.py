@@ -57,8 +57,8 @@ def check(p) -> None:
 def _read_back(m: int, n: int, active: int, samples: int, embedding: str, ctx, tag: str):
     circuit = Circuit(m, [])
     sup = compile_superposed(circuit, n, embedding, "none", ctx.generator(f"embedding:{tag}"))
-    sup.to(ctx.device)
-    ded = compile_dedicated(circuit).to(ctx.device)
+    sup = ctx.place(sup)
+    ded = ctx.place(compile_dedicated(circuit))
     sampler = ExactlyActive(m, active, ctx.seed_for(f"inputs:{tag}:{active}"), ctx.device)
     trace = trace_noise(circuit, {"s": sup.read_features, "d": ded.read_features}, sampler, samples,
                         progress=ctx.progress, device=ctx.device, desc=f"tracing n={n}, l={active}")

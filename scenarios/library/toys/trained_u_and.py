@@ -35,7 +35,7 @@ from circuits.graph import FeatureGraph
 from circuits.sampling import ExactlyActive
 from circuits.trace import trace_noise
 from circuits.uand import compile_uand
-from layers import Network, ReLUBlock, make_embedding
+from layers import Dense, Identity, Network, ReLUBlock, make_embedding
 from layers.threads import sized_threads
 from scenarios import plots
 from scenarios.engine.memory import FLOAT, require_memory
@@ -104,11 +104,12 @@ def train(p, d: int, circuit, phi, ctx) -> tuple[torch.Tensor, ...]:
 def as_compiled(circuit, phi, w, b, u, c, bce: bool) -> CompiledNetwork:
     """The trained layer as a compiled network of the all-pairs circuit, read so that its
     decision sits at 1/2 like every other network's (a logit of 0 reads 1/2)."""
-    embed = None if phi is None else phi.T.contiguous()
-    net = Network(embed, [ReLUBlock(w.clone(), b.clone(), u.clone())], circuit.n_inputs)
+    m = circuit.n_inputs
+    embed = Identity(m) if phi is None else Dense(phi.T.contiguous())
+    net = Network(embed, [ReLUBlock(Dense(w.clone()), b.clone(), Dense(u.clone()))])
     shift = 0.5 if bce else 0.0
-    return CompiledNetwork(f"trained(d={w.shape[0]})", circuit, net, [None if phi is None else phi.clone(), None],
-                           readout_bias=[None, c + shift])
+    readouts = [Identity(m) if phi is None else Dense(phi.clone()), Identity(u.shape[0])]
+    return CompiledNetwork(f"trained(d={w.shape[0]})", circuit, net, readouts, readout_bias=[None, c + shift])
 
 
 @torch.no_grad()
