@@ -56,13 +56,13 @@ def train_config(p, circuit, seed: int) -> TrainConfig:
 def train_networks(p, ctx, out_dir=None, resume: bool = False, build=networks) -> dict:
     """The hand-built and dedicated networks that ``build`` (a scenario's ``networks``) makes,
     and a trained one with its probes, keyed ``handbuilt``, ``dedicated``, ``trained``; plus the
-    training state and the model."""
+    training state and the model. Training runs on the CPU: scenarios that train say so."""
     nets = build(p, ctx)
-    hand = nets["superposed"].to("cpu")
+    hand = ctx.place(nets["superposed"])
     circuit = hand.circuit
     cfg = train_config(p, circuit, ctx.seed_for("training") % (2**31))
     model, state = train_on_circuit(circuit, cfg, p["active"], embedding=hand.directions(0), out_dir=out_dir,
                                     resume=resume, progress=ctx.progress)
-    trained = fit_probes(model, circuit, p["active"], p["probe_samples"], ctx.seed_for("probes") % (2**31))
-    return {"handbuilt": hand, "dedicated": nets["dedicated"].to("cpu"), "trained": trained, "state": state,
+    trained = ctx.place(fit_probes(model, circuit, p["active"], p["probe_samples"], ctx.seed_for("probes") % (2**31)))
+    return {"handbuilt": hand, "dedicated": ctx.place(nets["dedicated"]), "trained": trained, "state": state,
             "model": model}

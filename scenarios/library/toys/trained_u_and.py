@@ -175,14 +175,14 @@ def body(p, ctx) -> Outcome:
     rows = []
     for d in tqdm(p["d"], desc="neurons", disable=not ctx.progress, leave=False):
         w, b, u, c = train(p, d, circuit, phi, ctx)
-        trained = as_compiled(circuit, phi, w, b, u, c, p["loss"] == "bce")
+        trained = ctx.place(as_compiled(circuit, phi, w, b, u, c, p["loss"] == "bce"))
         err = mse(circuit, trained.read_features, p["samples"], m, p["active"], seed, p["loss"] == "bce")
         # the tracer reads both networks as it reads every compiled network (decisions at 1/2)
         wrong = trace_noise(circuit, {"t": trained.read_features}, ExactlyActive(m, p["active"], seed), p["samples"],
                             progress=False)["t"][1].wrong_features
         best = None  # the hand-built network with the fewest wrong ANDs over p_grid
         for prob in p["p_grid"]:
-            hand = compile_uand(circuit, d, prob, p["d0"], ctx.generator(f"uand:{d}:{prob}"))
+            hand = ctx.place(compile_uand(circuit, d, prob, p["d0"], ctx.generator(f"uand:{d}:{prob}")))
             noise = trace_noise(circuit, {"h": hand.read_features}, ExactlyActive(m, p["active"], seed), p["samples"],
                                 progress=False)["h"][1]
             if best is None or noise.wrong_features < best[1]:
