@@ -27,8 +27,9 @@ import math
 
 import torch
 
-from circuits.compile import CompiledNetwork, gate_pre
+from circuits.compile import CompiledNetwork
 from circuits.designs import largest_prime_at_most
+from circuits.gates import gate_pre
 from circuits.generators import random_circuit
 from circuits.spec import Circuit, CircuitError, Gate
 from layers.network import Network, ReLUBlock

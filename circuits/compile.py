@@ -7,11 +7,9 @@ directions that carry each layer's features in the stream:
 - ``compile_superposed``: each layer's features along m unit vectors of an n-dim stream, read
   back by dot product, so every read picks up interference from the other active features.
 
-Every gate has a pre-activation z, a signed sum of its reads plus a bias, that is 1 when the gate
-is on and at most 0 when it is off (so it decides at z = 1/2):
-    AND: z = sum - (k - 1)   OR: z = sum   BUF: z = a   NOT: z = 1 - a   ANDNOT(a, b): z = a - b
-Gate neurons (cleanup="none"): AND and ANDNOT ReLU(z); OR ReLU(z) - ReLU(z - 1); BUF and NOT z
-(linear). With cleanup="threshold" every gate output g is passed through
+Each gate's pre-activation z and its neurons come from the gate-kind table (``circuits.gates``);
+z is 1 when the gate is on and at most 0 when it is off. With cleanup="threshold" every gate
+output g is passed through
 h(g) = ReLU(2g - .5) - ReLU(2g - 1.5) before it is written. h is flat below 0.25 and above 0.75,
 so h(gate(z)) = h(z) for these clipped gates, and gate plus clean-up fold into the same two ReLUs
 on z.
@@ -24,7 +22,8 @@ from dataclasses import asdict, dataclass
 import torch
 from torch import nn
 
-from circuits.spec import GATES, Circuit, gate_arrays
+from circuits.gates import GATES, KINDS, Neuron, gate_pre
+from circuits.spec import Circuit, gate_arrays
 from layers.embeddings import Directions, draw_seed
 from layers.network import Network, ReLUBlock
 from layers.tensor_list import TensorList
@@ -36,29 +35,14 @@ CLEANUPS = ("none", "threshold")
 BOUNDARY = 0.5
 
 
-def gate_pre(kind: str, fan_in: int) -> tuple[tuple[float, ...], float]:
-    """(sign of each input, bias) of the gate's pre-activation z."""
-    if kind == "AND":
-        return (1.0,) * fan_in, -(fan_in - 1.0)
-    if kind == "OR":
-        return (1.0,) * fan_in, 0.0
-    if kind == "NOT":
-        return (-1.0,), 1.0
-    if kind == "ANDNOT":
-        return (1.0, -1.0), 0.0
-    return (1.0,), 0.0  # BUF
+# h(z) = ReLU(2z - .5) - ReLU(2z - 1.5): the threshold clean-up folded onto a gate's z
+CLEANUP_NEURONS = ((2.0, -0.5, True, 1.0), (2.0, -1.5, True, -1.0))
 
 
-def gate_neurons(kind: str, cleanup: str) -> list[tuple[float, float, bool, float]]:
-    """Neurons computing one gate from its pre-activation z: (scale, offset, is ReLU, output
-    coefficient) each, the neuron's own pre-activation being scale * z + offset."""
-    if cleanup == "threshold":
-        return [(2.0, -0.5, True, 1.0), (2.0, -1.5, True, -1.0)]
-    if kind in ("AND", "ANDNOT"):
-        return [(1.0, 0.0, True, 1.0)]
-    if kind == "OR":
-        return [(1.0, 0.0, True, 1.0), (1.0, -1.0, True, -1.0)]
-    return [(1.0, 0.0, False, 1.0)]  # BUF, NOT: linear
+def gate_neurons(kind: str, cleanup: str) -> tuple[Neuron, ...]:
+    """Neurons computing one gate from its pre-activation z (``circuits.gates``), or its
+    cleaned-up value h(z) with ``cleanup="threshold"``."""
+    return CLEANUP_NEURONS if cleanup == "threshold" else KINDS[kind].neurons
 
 
 @dataclass(frozen=True)

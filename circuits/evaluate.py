@@ -4,33 +4,30 @@ from __future__ import annotations
 
 import torch
 
-from circuits.spec import GATES, Circuit, gate_arrays
+from circuits.gates import GATES, KINDS
+from circuits.spec import Circuit, gate_arrays
 
 
 class GateTable:
     """One layer's gates as tensors: input indices padded by repeating the first input
-    (harmless for AND = min and OR = max) and the gate kind of each output."""
+    (harmless for AND = min and OR = max) and, per gate kind present, which outputs it gives."""
 
     def __init__(self, gates, device: torch.device | str = "cpu") -> None:
         kinds, inputs, _ = gate_arrays(gates)
         self.index = torch.where(inputs >= 0, inputs, inputs[:, :1]).to(device)
         kinds = kinds.to(device)
-        self.is_and = kinds == GATES.index("AND")
-        self.is_or = kinds == GATES.index("OR")
-        self.is_not = kinds == GATES.index("NOT")
-        self.is_andnot = kinds == GATES.index("ANDNOT")
-        self.only_buf = bool((kinds == GATES.index("BUF")).all())
+        present = torch.unique(kinds).tolist()
+        self.only_buf = present == [GATES.index("BUF")]
+        self.masks = [(KINDS[GATES[code]], kinds == code) for code in present]
 
     def __call__(self, prev: torch.Tensor) -> torch.Tensor:
         if self.only_buf:
             return prev.index_select(1, self.index[:, 0])
         vals = prev[:, self.index]  # (batch, gates, k)
-        first = vals[..., 0]
-        out = torch.where(self.is_not, 1.0 - first, first)
-        out = torch.where(self.is_and, vals.amin(-1), out)
-        out = torch.where(self.is_or, vals.amax(-1), out)
-        if vals.shape[-1] > 1:
-            out = torch.where(self.is_andnot, torch.minimum(vals[..., 0], 1.0 - vals[..., 1]), out)
+        out = vals[..., 0]
+        for kind, mask in self.masks:
+            if kind.fixed_fan_in is None or kind.fixed_fan_in <= vals.shape[-1]:
+                out = torch.where(mask, kind.value(vals), out)
         return out
 
 
@@ -70,8 +67,9 @@ class SparseEvaluator:
         self.layers = []
         for t, layer in enumerate(circuit.layers, start=1):
             kinds, inputs, fan_in = gate_arrays(layer)
-            if bool((kinds == GATES.index("NOT")).any()):
-                raise ValueError(f"layer {t} has NOT gates, which are on when their inputs are off: "
+            dense = [GATES[c] for c in torch.unique(kinds).tolist() if KINDS[GATES[c]].on_from_bits is None]
+            if dense:
+                raise ValueError(f"layer {t} has {dense[0]} gates, which are on when their inputs are off: "
                                  "sparse evaluation needs gates that are off then")
             real = inputs >= 0
             gate = torch.arange(len(kinds))[:, None].expand_as(inputs)[real]
@@ -98,10 +96,11 @@ class SparseEvaluator:
             # each (sample, gate) gets one bit per input that is on
             bits = torch.zeros(keys.numel(), dtype=torch.int64).index_add_(0, inverse, 1 << reader_slot[edge])
             g = keys % gates
-            kind = kinds[g]
-            full = bits == (1 << fan_in[g]) - 1
-            is_on = torch.where(kind == GATES.index("AND"), full, bits > 0)
-            is_on &= torch.where(kind == GATES.index("ANDNOT"), bits == 1, torch.ones_like(is_on))
+            kind, k = kinds[g], fan_in[g]
+            is_on = torch.zeros_like(bits, dtype=torch.bool)
+            for code in torch.unique(kind).tolist():
+                rule = KINDS[GATES[code]].on_from_bits
+                is_on = torch.where(kind == code, rule(bits, k), is_on)
             keys = keys[is_on]
             on = torch.stack([keys // gates, keys % gates])
             values.append(on)

@@ -7,7 +7,8 @@ from itertools import combinations
 
 import torch
 
-from circuits.spec import FIXED_FAN_IN, GATES, Circuit, CircuitError, Gate, GateArray, fan_in_of
+from circuits.gates import GATES, KINDS, fan_in_of
+from circuits.spec import Circuit, CircuitError, Gate, GateArray
 
 
 def random_circuit(
@@ -24,7 +25,7 @@ def random_circuit(
     unknown = [kind for kind in kinds if kind not in GATES]
     if unknown or not kinds:
         raise CircuitError(f"unknown gate {unknown[0] if unknown else ''!r}; valid: {', '.join(GATES)}")
-    if any(FIXED_FAN_IN[k] is None for k in kinds) and fan_in < 2:
+    if any(KINDS[k].fixed_fan_in is None for k in kinds) and fan_in < 2:
         raise CircuitError(f"fan_in must be >= 2 for AND / OR, got {fan_in}")
     need = max(fan_in_of(k, fan_in) for k in kinds)
     built, prev = [], m

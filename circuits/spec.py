@@ -13,17 +13,9 @@ from dataclasses import dataclass
 import networkx as nx
 import torch
 
+from circuits.gates import GATES, KINDS
 from layers.errors import SuperposimError
 
-GATES = ("AND", "OR", "BUF", "NOT", "ANDNOT")
-# The fan-in rule, decided here alone: a fixed number of inputs, or (None) any number >= 2.
-FIXED_FAN_IN = {"AND": None, "OR": None, "BUF": 1, "NOT": 1, "ANDNOT": 2}
-
-
-def fan_in_of(kind: str, fan_in: int) -> int:
-    """How many inputs a gate of ``kind`` reads when AND / OR are given ``fan_in``."""
-    fixed = FIXED_FAN_IN[kind.upper()]
-    return fan_in if fixed is None else fixed
 INPUT = "INPUT"
 
 
@@ -42,9 +34,9 @@ class Gate:
 
 
 class GateArray(Sequence):
-    """One layer of gates held as tensors, for layers too wide for a Python object per gate:
-    ``kinds`` (g,) codes into GATES and ``inputs`` (g, k) indices padded with -1. It reads as a
-    sequence of Gate objects, made on access."""
+    """One layer of gates held as tensors (the form every circuit stores its layers in, so a layer
+    may hold millions): ``kinds`` (g,) codes into GATES and ``inputs`` (g, k) indices padded with
+    -1. It reads as a sequence of Gate objects, made on access."""
 
     def __init__(self, kinds: torch.Tensor, inputs: torch.Tensor) -> None:
         if inputs.dim() != 2 or kinds.shape != inputs.shape[:1]:
@@ -57,8 +49,21 @@ class GateArray(Sequence):
         """Gates of one kind reading ``inputs`` (g, k)."""
         return cls(torch.full((inputs.shape[0],), GATES.index(kind)), inputs)
 
+    @classmethod
+    def of_gates(cls, gates: Sequence[Gate]) -> GateArray:
+        k = max(g.fan_in for g in gates)
+        return cls(torch.tensor([GATES.index(g.kind) for g in gates]),
+                   torch.tensor([list(g.inputs) + [-1] * (k - g.fan_in) for g in gates]))
+
     def __len__(self) -> int:
         return self.kinds.shape[0]
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, GateArray):
+            return torch.equal(self.kinds, other.kinds) and torch.equal(self.inputs, other.inputs)
+        return isinstance(other, Sequence) and list(self) == list(other)
+
+    __hash__ = None  # type: ignore[assignment]  # mutable tensors: no hash
 
     def __getitem__(self, i):
         if isinstance(i, slice):
@@ -71,31 +76,28 @@ class GateArray(Sequence):
 
 def gate_arrays(layer: Sequence) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """(kind codes (g,), inputs (g, k) padded with -1, fan-ins (g,)) of one layer's gates."""
-    if isinstance(layer, GateArray):
-        return layer.kinds, layer.inputs, (layer.inputs >= 0).sum(1)
-    k = max(g.fan_in for g in layer)
-    kinds = torch.tensor([GATES.index(g.kind) for g in layer])
-    inputs = torch.tensor([list(g.inputs) + [-1] * (k - g.fan_in) for g in layer])
-    return kinds, inputs, torch.tensor([g.fan_in for g in layer])
+    array = layer if isinstance(layer, GateArray) else GateArray.of_gates(layer)
+    return array.kinds, array.inputs, (array.inputs >= 0).sum(1)
 
 
 class Circuit:
     """A validated layered circuit over ``n_inputs`` features."""
 
-    def __init__(self, n_inputs: int, layers: list[list[Gate]]) -> None:
+    def __init__(self, n_inputs: int, layers: Sequence[Sequence[Gate]]) -> None:
         if n_inputs <= 0:
             raise CircuitError(f"a circuit needs at least one input, got {n_inputs}")
         self.n_inputs = n_inputs
-        self.layers = [layer if isinstance(layer, GateArray) else list(layer) for layer in layers]
+        self.layers: list[GateArray] = []
         width = n_inputs
-        for t, layer in enumerate(self.layers, start=1):
+        for t, layer in enumerate(layers, start=1):
             if not len(layer):
                 raise CircuitError(f"layer {t} has no gates")
-            if isinstance(layer, GateArray):
-                _check_array(layer, t, width)
-            else:
+            if not isinstance(layer, GateArray):
                 for i, gate in enumerate(layer):
                     _check_gate(gate, (t, i), width)
+                layer = GateArray.of_gates(layer)
+            _check_array(layer, t, width)
+            self.layers.append(layer)
             width = len(layer)
 
     @property
@@ -177,8 +179,9 @@ def _check_array(layer: GateArray, t: int, width: int) -> None:
     """The rules of _check_gate, on every gate of an array at once; the first bad gate is named."""
     kinds, inputs, fan_in = gate_arrays(layer)
     ok = (kinds >= 0) & (kinds < len(GATES))
-    need = torch.tensor([2, 2, 1, 1, 2])[kinds.clamp(0, len(GATES) - 1)]
-    exact = torch.tensor([False, False, True, True, True])[kinds.clamp(0, len(GATES) - 1)]
+    known = kinds.clamp(0, len(GATES) - 1)
+    need = torch.tensor([kind.fixed_fan_in or 2 for kind in KINDS.values()])[known]
+    exact = torch.tensor([kind.fixed_fan_in is not None for kind in KINDS.values()])[known]
     ok &= torch.where(exact, fan_in == need, fan_in >= need)
     ok &= ((inputs < width) & (inputs >= -1)).all(1) & (inputs[:, :1] >= 0).squeeze(1)
     padded_right = (inputs >= 0).cumprod(1).sum(1) == fan_in  # padding only at the end
@@ -201,12 +204,9 @@ def _check_gate(gate: Gate, where: tuple[int, int], width: int) -> None:
         raise CircuitError(f"gate {where}: unknown gate {gate.kind!r}; valid: {', '.join(GATES)}")
     if gate.fan_in == 0:
         raise CircuitError(f"gate {where} ({gate.kind}) has fan-in 0")
-    fixed = FIXED_FAN_IN[gate.kind]
-    if fixed is None and gate.fan_in < 2:
-        raise CircuitError(f"gate {where}: {gate.kind} needs fan-in >= 2, got {gate.fan_in}")
-    if fixed is not None and gate.fan_in != fixed:
-        what = "one input" if fixed == 1 else "two inputs (a and not b)"
-        raise CircuitError(f"gate {where}: {gate.kind} takes exactly {what}, got {gate.fan_in}")
+    wrong = KINDS[gate.kind].check_fan_in(gate.fan_in)
+    if wrong:
+        raise CircuitError(f"gate {where}: {wrong}")
     if len(set(gate.inputs)) != gate.fan_in:
         raise CircuitError(f"gate {where} reads the same input twice: {gate.inputs}")
     bad = [j for j in gate.inputs if not 0 <= j < width]

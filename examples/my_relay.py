@@ -21,28 +21,28 @@ PARAMS = {
 
 
 def check(p) -> None:
-    require(p["active"] <= p["m"], f"active: at most m={p['m']}, got {p['active']}")
+    require(p.active <= p.m, f"active: at most m={p.m}, got {p.active}")
 
 
 def networks(p, ctx) -> dict:
     """The relay compiled both ways: what `superposim graph` draws and `superposim train` copies."""
-    circuit = relay(p["m"], p["layers"], ctx.generator("circuit"))
-    return {"superposed": compile_superposed(circuit, p["n"], generator=ctx.generator("embedding")),
+    circuit = relay(p.m, p.layers, ctx.generator("circuit"))
+    return {"superposed": compile_superposed(circuit, p.n, generator=ctx.generator("embedding")),
             "dedicated": compile_dedicated(circuit)}
 
 
 def body(p, ctx) -> Outcome:
     nets = networks(p, ctx)
     circuit = nets["dedicated"].circuit
-    sampler = ExactlyActive(p["m"], p["active"], ctx.seed_for("inputs"))
+    sampler = ExactlyActive(p.m, p.active, ctx.seed_for("inputs"))
     trace = trace_noise(circuit, {name: net.read_features for name, net in nets.items()}, sampler,
-                        p["samples"], progress=ctx.progress)
+                        p.samples, progress=ctx.progress)
     rows = [{"layer": t,
              "interference_std": s.interference_std,
-             "predicted_std": theory.interference_std(p["active"], p["n"]) if t == 0 else None,
+             "predicted_std": theory.interference_std(p.active, p.n) if t == 0 else None,
              "interference_std_dedicated": d.interference_std}
             for t, (s, d) in enumerate(zip(trace["superposed"], trace["dedicated"]))]
-    return Outcome(rows, {"features": p["m"], "stream_width": p["n"]})
+    return Outcome(rows, {"features": p.m, "stream_width": p.n})
 
 
 scenario = Scenario("my-relay", "a superposed relay against sqrt(l/n) and the dedicated twin", PARAMS, body, check,

@@ -4,8 +4,9 @@ import pytest
 import torch
 from conftest import gen
 
-from circuits.compile import compile_dedicated, compile_superposed, gate_neurons, gate_pre
+from circuits.compile import compile_dedicated, compile_superposed, gate_neurons
 from circuits.evaluate import evaluate
+from circuits.gates import KINDS, gate_pre
 from circuits.generators import random_circuit, relay, xor_circuit
 from circuits.sampling import ExactlyActive, all_inputs
 from layers.weights import Identity, Sparse
@@ -62,6 +63,8 @@ def test_gate_neurons_compute_their_gate_on_booleans():
                     pre = torch.tensor(scale * z + offset)
                     out += c * float(torch.relu(pre) if relu else pre)
                 assert out == float(bool(exact[kind](bits))), (kind, k, cleanup, bits)
+                assert KINDS[kind].truth(bits) == bool(exact[kind](bits))  # the table's own truth
+    assert set(KINDS) == set(exact)
 
 
 def test_cost_counts_neurons_and_widths():

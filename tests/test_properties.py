@@ -6,8 +6,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from circuits.compile import compile_dedicated, compile_superposed
+from circuits.gates import GATES, KINDS
 from circuits.sampling import all_inputs
-from circuits.spec import FIXED_FAN_IN, GATES, Circuit, Gate
+from circuits.spec import Circuit, Gate
 
 TRUTH = {
     "AND": lambda v: all(v),
@@ -23,11 +24,11 @@ def circuits(draw) -> Circuit:
     m = draw(st.integers(1, 6))
     layers, prev = [], m
     for _ in range(draw(st.integers(1, 3))):
-        kinds = [k for k in GATES if (FIXED_FAN_IN[k] or 2) <= prev]
+        kinds = [k for k in GATES if (KINDS[k].fixed_fan_in or 2) <= prev]
         layer = []
         for _ in range(draw(st.integers(1, 5))):
             kind = draw(st.sampled_from(kinds))
-            k = FIXED_FAN_IN[kind] or draw(st.integers(2, min(prev, 4)))
+            k = KINDS[kind].fixed_fan_in or draw(st.integers(2, min(prev, 4)))
             inputs = draw(st.permutations(range(prev)))[:k]
             layer.append(Gate(kind, tuple(inputs)))
         layers.append(layer)

@@ -65,9 +65,9 @@ def train_command(args: argparse.Namespace, sets: dict[str, str]) -> int:
         raise UsageError(f"--resume: no checkpoint in {str(out)!r}")
     if args.resume:
         done = _checkpoint_step(out / "checkpoint.json")
-        if done is not None and done > values["steps"]:
+        if done is not None and done > values.steps:
             raise UsageError(f"--resume: the checkpoint in {str(out)!r} is at step {done}, past steps="
-                             f"{values['steps']}: nothing would be trained; raise steps to continue")
+                             f"{values.steps}: nothing would be trained; raise steps to continue")
     if not args.resume and any((out / name).exists() for name in RUN_FILES):
         raise UsageError(f"--out: {str(out)!r} holds an earlier training run; continue it with --resume "
                          "or choose another --out")
@@ -79,7 +79,7 @@ def train_command(args: argparse.Namespace, sets: dict[str, str]) -> int:
     probes |= {f"probe.{t}.bias": b for t, b in enumerate(trained.readout_bias)}
     save_weights(out / "probes.safetensors", probes, {"kind": "probes", "layers": len(trained.readouts)})
     last = state.history[-1] if state.history else {"loss": float("nan"), "accuracy": []}
-    done = "" if state.step < values["steps"] or not args.resume else f" (steps={values['steps']} reached)"
+    done = "" if state.step < values.steps or not args.resume else f" (steps={values.steps} reached)"
     print(f"trained to step {state.step} in {time.perf_counter() - start:.1f} s"
           f"{' (stopped early)' if state.stopped_early else done}; last loss {last['loss']:.4g}, "
           f"batch accuracy by layer {', '.join(f'{a:.4f}' for a in last['accuracy'])}")

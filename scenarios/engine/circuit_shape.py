@@ -5,8 +5,8 @@ Scenarios that run such a circuit (``circuit``, ``trained-vs-handbuilt``, ``trai
 from __future__ import annotations
 
 from circuits.compile import CLEANUPS, compile_dedicated, compile_superposed
+from circuits.gates import GATES, fan_in_of
 from circuits.generators import random_circuit
-from circuits.spec import GATES, fan_in_of
 from layers import EMBEDDINGS
 from scenarios.engine.memory import FLOAT, require_memory
 from scenarios.engine.params import Param, require
@@ -27,26 +27,26 @@ PARAMS = {
 
 
 def check(p) -> None:
-    require(p["active"] <= p["m"], f"active: must be <= m={p['m']}, got {p['active']}")
-    need = max(fan_in_of(g, p["fan_in"]) for g in p["gates"])  # the widest gate drawn
-    require(need <= p["m"], f"fan_in: gates of {need} inputs need m >= {need} (the inputs), got m={p['m']}")
-    require(p["layers"] == 1 or need <= p["width"],
-            f"fan_in: gates of {need} inputs need width >= {need} (the previous layer), got width={p['width']}")
-    if p["embedding"] == "identity":
-        need = max(p["m"], p["width"])
-        require(p["n"] >= need,
-                f"n: the identity embedding needs n >= {need} (one direction per feature), got {p['n']}")
-    features = p["m"] + p["layers"] * p["width"]
-    need = FLOAT * (3 * features * p["n"] + 4 * p["layers"] * p["width"] * p["n"] + 4 * 4096 * features)
-    require_memory(need, f"m={p['m']}, width={p['width']}, layers={p['layers']}, n={p['n']}: "
+    require(p.active <= p.m, f"active: must be <= m={p.m}, got {p.active}")
+    need = max(fan_in_of(g, p.fan_in) for g in p.gates)  # the widest gate drawn
+    require(need <= p.m, f"fan_in: gates of {need} inputs need m >= {need} (the inputs), got m={p.m}")
+    require(p.layers == 1 or need <= p.width,
+            f"fan_in: gates of {need} inputs need width >= {need} (the previous layer), got width={p.width}")
+    if p.embedding == "identity":
+        need = max(p.m, p.width)
+        require(p.n >= need,
+                f"n: the identity embedding needs n >= {need} (one direction per feature), got {p.n}")
+    features = p.m + p.layers * p.width
+    need = FLOAT * (3 * features * p.n + 4 * p.layers * p.width * p.n + 4 * 4096 * features)
+    require_memory(need, f"m={p.m}, width={p.width}, layers={p.layers}, n={p.n}: "
                          "the feature directions and the traced batches")
 
 
 def networks(p, ctx) -> dict:
-    circuit = random_circuit(p["m"], p["layers"], p["width"], p["fan_in"],
-                             [g.upper() for g in p["gates"]], ctx.generator("circuit"))
+    circuit = random_circuit(p.m, p.layers, p.width, p.fan_in,
+                             [g.upper() for g in p.gates], ctx.generator("circuit"))
     return {
-        "superposed": ctx.place(compile_superposed(circuit, p["n"], p["embedding"], p["cleanup"],
+        "superposed": ctx.place(compile_superposed(circuit, p.n, p.embedding, p.cleanup,
                                                    ctx.generator("embedding"))),
         "dedicated": ctx.place(compile_dedicated(circuit)),
     }

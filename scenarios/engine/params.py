@@ -1,15 +1,18 @@
 """Scenario parameters: declared once, parsed from the command line or Python, validated.
 
-A run's parameters are frozen after validation and written whole into its result, so that
-they determine the run. Unknown keys, wrong types and out-of-range values raise UsageError with
-one line naming the item and what is allowed.
+A run's parameters are a frozen typed record after validation (``p.m``, one field per
+parameter, lists as tuples) and are written whole into its result, so that they determine the
+run. Unknown keys, wrong types and out-of-range values raise UsageError with one line naming
+the item and what is allowed; a default that is not a value of its own parameter is refused
+when the parameter is declared.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import dataclasses
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from types import MappingProxyType
+from functools import cache
 from typing import Any
 
 from layers.errors import SuperposimError
@@ -37,6 +40,19 @@ class Param:
     high: float | None = None
     above: float | None = None
     repeats: bool = False
+
+    def __post_init__(self) -> None:
+        if self.scalar not in _SCALARS or (self.is_list and not self.kind.endswith("]")):
+            raise TypeError(f"Param kind {self.kind!r}: expected int, float, str, bool or list[...] of one")
+        try:
+            default = self.parse("default", self.default)
+        except UsageError as err:
+            raise TypeError(f"Param default {self.default!r} is not a value of its own parameter: {err}") from None
+        object.__setattr__(self, "default", default)  # a list default is held as the tuple parse gives
+
+    @property
+    def python_type(self) -> Any:
+        return _python_type(self.kind)
 
     @property
     def is_list(self) -> bool:
@@ -108,13 +124,53 @@ class Param:
         return value
 
 
-def resolve(spec: Mapping[str, Param], given: Mapping[str, Any]) -> Mapping[str, Any]:
-    """Every parameter of ``spec``, given values parsed over the defaults; read-only."""
+class Values:
+    """Base of the typed records ``resolve`` returns: fields read as ``p.m``; ``to_dict`` gives
+    them as a plain dict; ``p.m`` and iteration over the names also work, for scripts that read
+    parameters as a mapping."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}  # type: ignore[arg-type]
+
+    def replace(self, **changes: Any) -> Values:
+        """The same record with some fields changed (a variant a scenario builds internally)."""
+        return dataclasses.replace(self, **changes)  # type: ignore[type-var]
+
+    def __getitem__(self, key: str) -> Any:
+        if key not in self.keys():
+            raise KeyError(key)
+        return getattr(self, key)
+
+    def keys(self) -> list[str]:
+        return [f.name for f in dataclasses.fields(self)]  # type: ignore[arg-type]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.keys())
+
+    def __len__(self) -> int:
+        return len(self.keys())
+
+
+def _python_type(kind: str) -> Any:
+    if kind.startswith("list["):
+        return tuple[_SCALARS[kind[5:-1]], ...]  # type: ignore[misc]
+    return _SCALARS[kind]
+
+
+@cache
+def record_type(fields: tuple[tuple[str, str], ...]) -> type[Values]:
+    """The frozen record of parameters with these (name, kind) pairs, one class per set."""
+    return dataclasses.make_dataclass("Params", [(name, _python_type(kind)) for name, kind in fields],
+                                      bases=(Values,), frozen=True)
+
+
+def resolve(spec: Mapping[str, Param], given: Mapping[str, Any]) -> Values:
+    """Every parameter of ``spec``, given values parsed over the defaults, as a frozen record."""
     unknown = [key for key in given if key not in spec]
     if unknown:
         raise UsageError(f"unknown parameter {unknown[0]!r}; valid: {', '.join(spec) or '(none)'}")
     values = {key: p.parse(key, given[key]) if key in given else p.default for key, p in spec.items()}
-    return MappingProxyType(values)
+    return record_type(tuple((key, p.kind) for key, p in spec.items()))(**values)
 
 
 def require(condition: bool, message: str) -> None:

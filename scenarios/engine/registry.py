@@ -173,7 +173,7 @@ def run(
                          "try smaller sizes") from None
     return Result(
         scenario=scenario.name,
-        params=dict(values),
+        params=values.to_dict(),
         seed=seed,
         version=VERSION,
         rows=outcome.rows,

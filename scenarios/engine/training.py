@@ -35,22 +35,22 @@ def require_training_memory(p) -> None:
     """Refuse, before any work, a training run whose network, batches or probes cannot fit.
     A batch holds the inputs and every layer's stream, neurons and targets, each about three
     times (values, gradients, AdamW's view); the probes hold probe_samples read-outs per layer."""
-    layers = p.get("layers", 1)
-    widths = p.get("width", p["m"]) * layers
-    weights = 10 * p["hidden"] * p["n"] * layers
-    batch = 3 * p["batch"] * (p["m"] + layers * (p["n"] + p["hidden"]) + 2 * widths)
-    probes = 4 * p["probe_samples"] * p["n"] * (layers + 1)
+    layers = getattr(p, "layers", 1)
+    widths = getattr(p, "width", p.m) * layers
+    weights = 10 * p.hidden * p.n * layers
+    batch = 3 * p.batch * (p.m + layers * (p.n + p.hidden) + 2 * widths)
+    probes = 4 * p.probe_samples * p.n * (layers + 1)
     require_memory(FLOAT * (weights + batch + probes),
-                   f"hidden={p['hidden']}, n={p['n']}, batch={p['batch']}, probe_samples={p['probe_samples']}: "
+                   f"hidden={p.hidden}, n={p.n}, batch={p.batch}, probe_samples={p.probe_samples}: "
                    "the trained network, its batches and its probes")
 
 
 def train_config(p, circuit, seed: int) -> TrainConfig:
     return TrainConfig(
-        m=p["m"], n=p["n"], widths=tuple(circuit.widths[1:]), hidden=p["hidden"], residual=p["residual"],
-        learn_embedding=p["learn_embedding"], loss=p["loss"], lp=p["lp"], supervise=p["supervise"], lr=p["lr"],
-        weight_decay=p["weight_decay"], batch=p["batch"], steps=p["steps"], checkpoint_every=p["checkpoint_every"],
-        eval_every=p["eval_every"], target_accuracy=p["target_accuracy"], patience=p["patience"], seed=seed)
+        m=p.m, n=p.n, widths=tuple(circuit.widths[1:]), hidden=p.hidden, residual=p.residual,
+        learn_embedding=p.learn_embedding, loss=p.loss, lp=p.lp, supervise=p.supervise, lr=p.lr,
+        weight_decay=p.weight_decay, batch=p.batch, steps=p.steps, checkpoint_every=p.checkpoint_every,
+        eval_every=p.eval_every, target_accuracy=p.target_accuracy, patience=p.patience, seed=seed)
 
 
 def train_networks(p, ctx, out_dir=None, resume: bool = False, build=networks) -> dict:
@@ -61,8 +61,8 @@ def train_networks(p, ctx, out_dir=None, resume: bool = False, build=networks) -
     hand = ctx.place(nets["superposed"])
     circuit = hand.circuit
     cfg = train_config(p, circuit, ctx.seed_for("training") % (2**31))
-    model, state = train_on_circuit(circuit, cfg, p["active"], embedding=hand.directions(0), out_dir=out_dir,
+    model, state = train_on_circuit(circuit, cfg, p.active, embedding=hand.directions(0), out_dir=out_dir,
                                     resume=resume, progress=ctx.progress)
-    trained = ctx.place(fit_probes(model, circuit, p["active"], p["probe_samples"], ctx.seed_for("probes") % (2**31)))
+    trained = ctx.place(fit_probes(model, circuit, p.active, p.probe_samples, ctx.seed_for("probes") % (2**31)))
     return {"handbuilt": hand, "dedicated": ctx.place(nets["dedicated"]), "trained": trained, "state": state,
             "model": model}

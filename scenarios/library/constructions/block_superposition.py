@@ -40,16 +40,16 @@ PARAMS = {
 
 
 def check(p) -> None:
-    D, d = p["D"], p["d"]
+    D, d = p.D, p.d
     require(D % d == 0, f"D: must be a multiple of d={d} (blocks of d neurons), got {D}")
     T = (D // d) ** 2
-    require(max(p["z"]) <= T, f"z: at most T=(D/d)^2={T} circuits can be active, got {max(p['z'])}")
-    require(T * d * p["L"] <= 4_000_000, f"D: (D/d)^2 d L = {T * d * p['L']} small neurons is more than the "
+    require(max(p.z) <= T, f"z: at most T=(D/d)^2={T} circuits can be active, got {max(p.z)}")
+    require(T * d * p.L <= 4_000_000, f"D: (D/d)^2 d L = {T * d * p.L} small neurons is more than the "
                                          "4,000,000 this scenario builds gate by gate")
 
 
 def build(p, ctx):
-    return compile_block(block_circuits(p["D"], p["d"], p["L"], ctx.generator("circuits")), p["D"])
+    return compile_block(block_circuits(p.D, p.d, p.L, ctx.generator("circuits")), p.D)
 
 
 def _finite(value: float) -> float | None:
@@ -97,28 +97,28 @@ def body(p, ctx) -> Outcome:
     net = ctx.place(build(p, ctx))
     twin = ctx.place(compile_dedicated(net.circuit))
     rows = []
-    for z in tqdm(p["z"], desc="active circuits", disable=not ctx.progress, leave=False):
-        rows += measure(net, twin, z, p["samples"], ctx.generator(f"inputs:{z}"), ctx.device)
-    B, d = net.block_count, p["d"]
+    for z in tqdm(p.z, desc="active circuits", disable=not ctx.progress, leave=False):
+        rows += measure(net, twin, z, p.samples, ctx.generator(f"inputs:{z}"), ctx.device)
+    B, d = net.block_count, p.d
     summary = {
         "T": B * B, "blocks": B, "one_hot_width": 2 * B, "silencing_bias": net.silence,
         "params_large": sum(b.nonzero_parameters() for b in net.network.blocks),
         "params_dedicated": sum(b.nonzero_parameters() for b in twin.network.blocks),
         "overflow_layer": [next((r["layer"] for r in rows if r["z"] == z and r["mse_active"] is None), None)
-                           for z in p["z"]],
-        "neurons_per_layer": p["D"] + 2 * B, "neurons_per_layer_dedicated": B * B * d,
+                           for z in p.z],
+        "neurons_per_layer": p.D + 2 * B, "neurons_per_layer_dedicated": B * B * d,
     }
 
     def figure():
-        fig, ax = plots.figure(f"block superposition: D={p['D']}, d={d}, T={B * B}", "layer",
+        fig, ax = plots.figure(f"block superposition: D={p.D}, d={d}, T={B * B}", "layer",
                                "MSE per small feature", log_y=True)
         colors = ["tab:blue", "tab:red", "tab:orange", "tab:purple"]
-        for k, z in enumerate(p["z"]):
+        for k, z in enumerate(p.z):
             sel = [r for r in rows if r["z"] == z]
             c = colors[k % len(colors)]
             plots.line(ax, [r["layer"] for r in sel], [r["mse_active"] for r in sel], f"z={z}: active", c)
             plots.line(ax, [r["layer"] for r in sel], [r["mse_inactive"] for r in sel], f"z={z}: inactive", c, ":s")
-        plots.line(ax, list(range(p["L"] + 1)), [0.0] * (p["L"] + 1), "dedicated", plots.DEDICATED, "-^")
+        plots.line(ax, list(range(p.L + 1)), [0.0] * (p.L + 1), "dedicated", plots.DEDICATED, "-^")
         plots.finish(ax, integer_x=True)
         return fig
 

@@ -62,7 +62,7 @@ BATCH = 256  # samples per pass of measure
 
 def small_width(p) -> int:
     """Neurons of one small circuit per layer: d gates and the indicator, two per value in 2025."""
-    return 2 * (p["d"] + 1) if p["construction"] == "2025" else p["d"] + 1
+    return 2 * (p.d + 1) if p.construction == "2025" else p.d + 1
 
 
 def capacity_of(construction: str, D: int, d: int, S: int) -> int | None:
@@ -72,45 +72,45 @@ def capacity_of(construction: str, D: int, d: int, S: int) -> int | None:
 
 
 def check(p) -> None:
-    require(max(p["z"]) <= p["T"], f"z: at most T={p['T']} circuits can be active, got {max(p['z'])}")
-    require(p["d"] >= 2, f"d: each small circuit's AND / OR gates read two of the d features of the layer "
-                         f"before, so d must be >= 2, got {p['d']}")
+    require(max(p.z) <= p.T, f"z: at most T={p.T} circuits can be active, got {max(p.z)}")
+    require(p.d >= 2, f"d: each small circuit's AND / OR gates read two of the d features of the layer "
+                         f"before, so d must be >= 2, got {p.d}")
     width = small_width(p)
-    if p["construction"] == "2025":
-        require(p["D"] % width == 0, f"D: the 2025 construction needs a multiple of 2 (d + 1) = {width} "
-                                     f"(one group per small neuron), got {p['D']}")
-        require(p["S"] <= p["D"] // width, f"S: at most D / {width} = {p['D'] // width}, got {p['S']}")
-    cap = capacity_of(p["construction"], p["D"], p["d"], p["S"])
-    require(cap is None or p["T"] <= cap,
-            f"T: D={p['D']} holds at most {cap} circuits of {width} x S={p['S']} neurons that share at most "
-            f"one neuron ({p['construction']} construction), got T={p['T']}")
-    require(p["capacity_z"] <= p["T"], "capacity_z: must be <= T")
-    need = _memory(p, p["construction"], p["T"], p["D"])
-    for D in p["capacity_D"]:  # the capacity table's largest network, for each construction
+    if p.construction == "2025":
+        require(p.D % width == 0, f"D: the 2025 construction needs a multiple of 2 (d + 1) = {width} "
+                                     f"(one group per small neuron), got {p.D}")
+        require(p.S <= p.D // width, f"S: at most D / {width} = {p.D // width}, got {p.S}")
+    cap = capacity_of(p.construction, p.D, p.d, p.S)
+    require(cap is None or p.T <= cap,
+            f"T: D={p.D} holds at most {cap} circuits of {width} x S={p.S} neurons that share at most "
+            f"one neuron ({p.construction} construction), got T={p.T}")
+    require(p.capacity_z <= p.T, "capacity_z: must be <= T")
+    need = _memory(p, p.construction, p.T, p.D)
+    for D in p.capacity_D:  # the capacity table's largest network, for each construction
         for construction in CONSTRUCTIONS:
-            cap = capacity_of(construction, D, p["d"], p["S"])
+            cap = capacity_of(construction, D, p.d, p.S)
             need = max(need, _memory(p, construction, D * D if cap is None else cap, D))
-    require_memory(need, f"T={p['T']}, D={p['D']}, L={p['L']} (and the capacity table up to D={max(p['capacity_D'])})")
+    require_memory(need, f"T={p.T}, D={p.D}, L={p.L} (and the capacity table up to D={max(p.capacity_D)})")
 
 
 def _memory(p, construction: str, T: int, D: int) -> int:
     """Bytes one run of ``measure`` takes: the 2025 weights as weight_layer stores them (the 2024
     ones dense), and a batch of BATCH samples: per layer the read-outs, fresh read-outs, twin's
     read-outs and exact values of T (d + 1) features, both networks' streams, float64 errors."""
-    features = T * (p["d"] + 1)
-    batch = BATCH * ((p["L"] + 1) * (16 * features + 8 * D + 8 * T * small_width(p)) + 24 * features)
+    features = T * (p.d + 1)
+    batch = BATCH * ((p.L + 1) * (16 * features + 8 * D + 8 * T * small_width(p)) + 24 * features)
     if construction == "2025":
-        width = small_width(p | {"construction": "2025"})
-        return cis2025.memory_bytes(T, D - D % width, width, p["S"], p["L"]) + batch
-    return (p["L"] + 3) * D * D * 4 + batch
+        width = small_width(p.replace(construction="2025"))
+        return cis2025.memory_bytes(T, D - D % width, width, p.S, p.L) + batch
+    return (p.L + 3) * D * D * 4 + batch
 
 
 def build(p, T: int, D: int, ctx, tag: str = ""):
-    """The large network of ``p['construction']`` for T random small circuits at width D."""
-    smalls = small_circuits(T, p["d"], p["L"], ctx.generator(f"circuits{tag}"))
-    if p["construction"] == "2025":
-        return cis2025.compile_boolean_cis2025(smalls, D, p["S"], p["weights"], ctx.generator(f"placement{tag}"))
-    return compile_cis(smalls, D, p["S"], ctx.generator(f"placement{tag}"))
+    """The large network of ``p.construction`` for T random small circuits at width D."""
+    smalls = small_circuits(T, p.d, p.L, ctx.generator(f"circuits{tag}"))
+    if p.construction == "2025":
+        return cis2025.compile_boolean_cis2025(smalls, D, p.S, p.weights, ctx.generator(f"placement{tag}"))
+    return compile_cis(smalls, D, p.S, ctx.generator(f"placement{tag}"))
 
 
 def _inputs(T: int, d: int, z: int, batch: int, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
@@ -185,26 +185,26 @@ def measure(net, twin, T: int, d: int, z: int, samples: int, gen: torch.Generato
 
 
 def body(p, ctx) -> Outcome:
-    T, D, d, S, L = p["T"], p["D"], p["d"], p["S"], p["L"]
+    T, D, d, S, L = p.T, p.D, p.d, p.S, p.L
     net = ctx.place(build(p, T, D, ctx))
     twin = ctx.place(compile_dedicated(net.circuit))
     rows = []
-    for z in tqdm(p["z"], desc="active circuits", disable=not ctx.progress, leave=False):
-        rows += measure(net, twin, T, d, z, p["samples"], ctx.generator(f"inputs:{z}"), ctx.device)
+    for z in tqdm(p.z, desc="active circuits", disable=not ctx.progress, leave=False):
+        rows += measure(net, twin, T, d, z, p.samples, ctx.generator(f"inputs:{z}"), ctx.device)
     summary = {
-        "construction": p["construction"],
+        "construction": p.construction,
         "small_neurons_per_large_neuron": T * small_width(p) * S / D,
-        "design_capacity": capacity_of(p["construction"], D, d, S),
+        "design_capacity": capacity_of(p.construction, D, d, S),
         "params_large": sum(b.nonzero_parameters() for b in net.network.blocks),
         "params_small_total": T * L * (d * (d + 1) + (d + 1) * (d + 1)),
     }
     summary |= _capacity(p, ctx)
 
     def figure():
-        fig, ax = plots.figure(f"circuits in superposition ({p['construction']}): T={T}, D={D}, d={d}, S={S}", "layer",
+        fig, ax = plots.figure(f"circuits in superposition ({p.construction}): T={T}, D={D}, d={d}, S={S}", "layer",
                                "MSE per small feature", log_y=True)
         colors = ["tab:blue", "tab:orange", "tab:red", "tab:purple"]
-        for k, z in enumerate(p["z"]):
+        for k, z in enumerate(p.z):
             sel = [r for r in rows if r["active_circuits"] == z]
             x = [r["layer"] for r in sel]
             c = colors[k % len(colors)]
@@ -221,12 +221,12 @@ def body(p, ctx) -> Outcome:
 def _capacity(p, ctx) -> dict:
     """Largest T (by bisection) whose active circuits stay within the MSE budget, per D and
     construction."""
-    d, S, z = p["d"], p["S"], p["capacity_z"]
-    out = {"capacity_D": list(p["capacity_D"])}
+    d, S, z = p.d, p.S, p.capacity_z
+    out = {"capacity_D": list(p.capacity_D)}
     for construction in CONSTRUCTIONS:
-        q = dict(p) | {"construction": construction}
+        q = p.replace(construction=construction)
         measured, designs = [], []
-        for D in tqdm(p["capacity_D"], desc=f"capacity {construction}", disable=not ctx.progress, leave=False):
+        for D in tqdm(p.capacity_D, desc=f"capacity {construction}", disable=not ctx.progress, leave=False):
             cap = capacity_of(construction, D, d, S)
             fits = construction == "2024" or D % small_width(q) == 0
             designs.append(cap if fits else None)
@@ -240,9 +240,9 @@ def _capacity(p, ctx) -> dict:
                     net = ctx.place(build(q, T, D, ctx, f":{D}:{T}"))
                 except CircuitError:  # the small circuits break an assumption of the construction
                     return False
-                rows = measure(net, ctx.place(compile_dedicated(net.circuit)), T, d, z, p["capacity_samples"],
+                rows = measure(net, ctx.place(compile_dedicated(net.circuit)), T, d, z, p.capacity_samples,
                                ctx.generator(f"capacity-inputs:{D}:{T}"), ctx.device)
-                return rows[-1]["mse_active"] <= p["capacity_mse"]
+                return rows[-1]["mse_active"] <= p.capacity_mse
 
             lo, hi = z - 1, cap  # ok(lo) holds by convention (no circuit at all)
             if ok(hi):
@@ -253,7 +253,7 @@ def _capacity(p, ctx) -> dict:
             measured.append(lo if lo >= z else None)
         out[f"capacity_T_measured_{construction}"] = measured
         out[f"capacity_T_design_{construction}"] = designs
-    out["capacity_T_theory"] = [D * D // (d * d) for D in p["capacity_D"]]
+    out["capacity_T_theory"] = [D * D // (d * d) for D in p.capacity_D]
     return out
 
 
@@ -261,5 +261,5 @@ scenario = Scenario("circuits-in-superposition",
                     "T small boolean circuits in one network with z active (2025 or 2024 construction): "
                     "error by layer, capacity",
                     PARAMS, body, check, networks=lambda p, ctx: {
-                        "superposed": build(p, p["T"], p["D"], ctx),
+                        "superposed": build(p, p.T, p.D, ctx),
                     })

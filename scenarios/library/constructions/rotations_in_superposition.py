@@ -59,24 +59,24 @@ PARAMS = {
 
 
 def check(p) -> None:
-    T, D, S = p["T"], p["D"], p["S"]
+    T, D, S = p.T, p.D, p.S
     require(D % D_SMALL == 0, f"D: must be a multiple of d={D_SMALL} (d groups of D/d neurons), got {D}")
     n = D // D_SMALL
     require(S <= n, f"S: at most D/d={n}, got {S}")
-    require(max(p["z"]) <= T, f"z: at most T={T} circuits can be active, got {max(p['z'])}")
+    require(max(p.z) <= T, f"z: at most T={T} circuits can be active, got {max(p.z)}")
     caps = {"best": design_capacity(n, S), "transversal": transversal_capacity(n, S),
             "progression": progression_capacity(n, S)}
-    cap = caps[p["design"]]
-    require(cap is None or T <= cap, f"T: D/d={n} holds at most {cap} circuits with S={S} in the {p['design']} "
+    cap = caps[p.design]
+    require(cap is None or T <= cap, f"T: D/d={n} holds at most {cap} circuits with S={S} in the {p.design} "
                                      f"placement (two circuits share at most one neuron), got T={T}")
-    need = (p["L"] + 3) * D * D * 4
+    need = (p.L + 3) * D * D * 4
     require(need <= MEMORY_LIMIT, f"D: {D} neurons per layer need about {need / 2**30:.1f} GiB of weights "
-                                  f"over {p['L']} layers, more than the {MEMORY_LIMIT / 2**30:.0f} GiB allowed")
+                                  f"over {p.L} layers, more than the {MEMORY_LIMIT / 2**30:.0f} GiB allowed")
 
 
 def build(p, ctx) -> tuple[CiS2025, torch.nn.Module]:
-    small = rotation_circuits(p["T"], p["L"], ctx.generator("circuits"))
-    net = build_cis2025(small, p["D"], p["S"], p["weights"], ctx.generator("placement"), p["design"])
+    small = rotation_circuits(p.T, p.L, ctx.generator("circuits"))
+    net = build_cis2025(small, p.D, p.S, p.weights, ctx.generator("placement"), p.design)
     return net, dedicated_network(small)
 
 
@@ -144,16 +144,16 @@ COLUMNS = ["z", "layer", "mse_active", "predicted_mse_active", "mse_inactive", "
 
 
 def body(p, ctx) -> Outcome:
-    T, D, S = p["T"], p["D"], p["S"]
+    T, D, S = p.T, p.D, p.S
     net, twin = build(p, ctx)
     net, twin = ctx.place(net), ctx.place(twin)
     rows = []
-    for z in tqdm(p["z"], desc="active circuits", disable=not ctx.progress, leave=False):
-        rows += measure(net, twin, z, p["samples"], ctx.generator(f"inputs:{z}"), ctx.device)
+    for z in tqdm(p.z, desc="active circuits", disable=not ctx.progress, leave=False):
+        rows += measure(net, twin, z, p.samples, ctx.generator(f"inputs:{z}"), ctx.device)
     n = D // D_SMALL
     base = net.patterns[0].cpu()
     summary = {
-        "design": chosen_family(n, S, T, p["design"]),
+        "design": chosen_family(n, S, T, p.design),
         "capacity": design_capacity(n, S),
         "capacity_progression": progression_capacity(n, S),
         "neurons_per_large_neuron": T * S / n,
@@ -163,10 +163,10 @@ def body(p, ctx) -> Outcome:
         "params_large": sum(b.nonzero_parameters() for b in net.network.blocks),
         "params_dedicated": sum(b.nonzero_parameters() for b in twin.blocks),
         "layers_better_than_chance": [sum(1 for r in rows if r["z"] == z and r["layer"] > 0 and r["mse_active"] < 1)
-                                      for z in p["z"]],
+                                      for z in p.z],
         "robust_radius": float(robust_radius(net.small).min()),
     }
-    title = f"T={T}, D={D}, S={S}, {p['weights']} weights"
+    title = f"T={T}, D={D}, S={S}, {p.weights} weights"
     return Outcome(rows, summary, {"mse_by_layer": lambda: _errors(rows, p, title),
                                    "seizures": lambda: _seizures(rows, p, title)}, COLUMNS)
 
@@ -176,13 +176,13 @@ COLORS = ["tab:purple", "tab:red", "tab:orange", "tab:brown", "tab:pink"]
 
 def _errors(rows, p, title):
     fig, ax = plots.figure(f"rotating vector: {title}", "layer", "mean squared error |x - x_hat|^2", log_y=True)
-    for k, z in enumerate(p["z"]):
+    for k, z in enumerate(p.z):
         sel = [r for r in rows if r["z"] == z]
         x, c = [r["layer"] for r in sel], COLORS[k % len(COLORS)]
         plots.line(ax, x, [r["mse_active"] for r in sel], f"z={z} active", c)
         plots.line(ax, x, [r["predicted_mse_active"] for r in sel], f"z={z} eq. 6.55", c, "--x")
         plots.line(ax, x, [r["mse_inactive"] for r in sel], f"z={z} inactive", c, ":s")
-    plots.line(ax, list(range(p["L"] + 1)), [r["mse_dedicated"] for r in rows if r["z"] == p["z"][0]],
+    plots.line(ax, list(range(p.L + 1)), [r["mse_dedicated"] for r in rows if r["z"] == p.z[0]],
                "dedicated", plots.DEDICATED, "-^")
     ax.axhline(1.0, color="grey", lw=0.8, ls="--")
     plots.finish(ax, integer_x=True)
@@ -191,7 +191,7 @@ def _errors(rows, p, title):
 
 def _seizures(rows, p, title):
     fig, ax = plots.figure(f"inactive circuits switched on: {title}", "layer", "per input", log_y=True)
-    for k, z in enumerate(p["z"]):
+    for k, z in enumerate(p.z):
         sel = [r for r in rows if r["z"] == z]
         plots.line(ax, [r["layer"] for r in sel], [r["switched_on"] for r in sel], f"z={z}", COLORS[k % len(COLORS)])
     ax.set_ylim(bottom=0)  # counts: no negative half on the symmetric log axis

@@ -48,15 +48,15 @@ PARAMS = {
 
 
 def check(p) -> None:
-    require(p["active"] <= p["m"], f"active: must be <= m={p['m']}, got {p['active']}")
-    require(p["k"] <= p["m"], f"k: must be <= m={p['m']}, got {p['k']}")
-    d = max(p["d"], *p["sweep_d"])
-    m, d0, prob = p["m"], max(p["d0"], *p["sweep_d0"]), max(p["p"], *p["sweep_p"])
+    require(p.active <= p.m, f"active: must be <= m={p.m}, got {p.active}")
+    require(p.k <= p.m, f"k: must be <= m={p.m}, got {p.k}")
+    d = max(p.d, *p.sweep_d)
+    m, d0, prob = p.m, max(p.d0, *p.sweep_d0), max(p.p, *p.sweep_p)
     # the read weight (dense at worst), its coordinate lists, the (m, d) wiring mask, the input
     # directions and their product with the wiring, one batch of sampled ANDs
     need = (FLOAT * d * m + 20 * prob * d * m + d * m + FLOAT * 2 * d0 * (m + d)
-            + (1 + FLOAT) * 128 * p["per_case"] * d + FLOAT * WIRING_CHUNK)
-    require_memory(need, f"m={p['m']}, d={d}: the wiring of the U-AND neurons")
+            + (1 + FLOAT) * 128 * p.per_case * d + FLOAT * WIRING_CHUNK)
+    require_memory(need, f"m={p.m}, d={d}: the wiring of the U-AND neurons")
 
 
 def _subsets(active: torch.Tensor, m: int, on: int, k: int, count: int, gen: torch.Generator) -> torch.Tensor:
@@ -79,7 +79,7 @@ def _subsets(active: torch.Tensor, m: int, on: int, k: int, count: int, gen: tor
 
 def _measure(p, ctx, d: int, prob: float, d0: int, samples: int, tag: str) -> dict[int, dict]:
     """Per number of on inputs: error statistics of sampled ANDs."""
-    m, k, l = p["m"], p["k"], p["active"]
+    m, k, l = p.m, p.k, p.active
     circuit = Circuit(m, [[Gate("AND", tuple(range(k)))]])  # the network is universal: any AND reads
     net = compile_uand(circuit, d, prob, d0, ctx.generator(f"uand:{tag}"))
     net = ctx.place(net)
@@ -93,7 +93,7 @@ def _measure(p, ctx, d: int, prob: float, d0: int, samples: int, tag: str) -> di
         active = sampler.sample_active(b)
         x = torch.zeros(b, m).scatter_(1, active, 1.0)
         for on in cases:
-            subsets = _subsets(active, m, on, k, p["per_case"], gen).to(ctx.device)
+            subsets = _subsets(active, m, on, k, p.per_case, gen).to(ctx.device)
             reads, counts = and_reads(net, x.to(ctx.device), subsets)
             ok = counts > 0
             err = (reads - (1.0 if on == k else 0.0))[ok].double().cpu()
@@ -113,8 +113,8 @@ def _measure(p, ctx, d: int, prob: float, d0: int, samples: int, tag: str) -> di
 
 
 def body(p, ctx) -> Outcome:
-    k = p["k"]
-    main = _measure(p, ctx, p["d"], p["p"], p["d0"], p["samples"], "main")
+    k = p.k
+    main = _measure(p, ctx, p.d, p.p, p.d0, p.samples, "main")
     net = main.pop("net")
     rows = []
     for on, r in main.items():
@@ -122,17 +122,17 @@ def body(p, ctx) -> Outcome:
                      "predicted_mean": r["pred_mean"], "predicted_std": r["pred_std"],
                      "predicted_std_independent": r["pred_std_ind"], "error_rate": r["rate"],
                      "reads": int(r["n"]), "unreadable": int(r["bad"])})
-    pairs = p["m"] * (p["m"] - 1) // 2
-    summary = {"neurons": p["d"], "pairs": pairs, "pairs_per_neuron": pairs / p["d"],
+    pairs = p.m * (p.m - 1) // 2
+    summary = {"neurons": p.d, "pairs": pairs, "pairs_per_neuron": pairs / p.d,
                "mean_shared_neurons": _mean_shared(net, k),
-               "predicted_shared_neurons": p["p"] ** k * p["d"], "dedicated_neurons": pairs}
+               "predicted_shared_neurons": p.p ** k * p.d, "dedicated_neurons": pairs}
     sweeps = {}
-    for key, values in (("sweep_d", p["sweep_d"]), ("sweep_p", p["sweep_p"]), ("sweep_d0", p["sweep_d0"])):
+    for key, values in (("sweep_d", p.sweep_d), ("sweep_p", p.sweep_p), ("sweep_d0", p.sweep_d0)):
         points = []
         for v in tqdm(values, desc=key, disable=not ctx.progress, leave=False):
-            d, prob, d0 = (v, p["p"], p["d0"]) if key == "sweep_d" else \
-                (p["d"], v, p["d0"]) if key == "sweep_p" else (p["d"], p["p"], v)
-            r = _measure(p, ctx, d, prob, d0, p["sweep_samples"], f"{key}:{v}")
+            d, prob, d0 = (v, p.p, p.d0) if key == "sweep_d" else \
+                (p.d, v, p.d0) if key == "sweep_p" else (p.d, p.p, v)
+            r = _measure(p, ctx, d, prob, d0, p.sweep_samples, f"{key}:{v}")
             r.pop("net")
             full, one_off = r.get(k), r.get(k - 1)
             points.append({"value": v,
@@ -166,7 +166,7 @@ def body(p, ctx) -> Outcome:
             ax.grid(alpha=0.3)
         fig.axes[0].set_ylabel("read-out error")
         fig.axes[0].legend(fontsize=7)
-        fig.suptitle(f"U-AND, m={p['m']}, l={p['active']}, k={k}: error against d, p and d0 "
+        fig.suptitle(f"U-AND, m={p.m}, l={p.active}, k={k}: error against d, p and d0 "
                      f"(dedicated: {pairs} neurons, error 0)", fontsize=10)
         return fig
 

@@ -45,29 +45,29 @@ PARAMS = {
 
 
 def check(p) -> None:
-    require(p["active"] <= p["k"], f"active: must be <= k={p['k']}, got {p['active']}")
-    need = FLOAT * (4 * p["layers"] * p["d"] * 2 * p["k"] + 4 * 512 * 2 * p["k"] * (p["layers"] + 1))
-    require_memory(need, f"k={p['k']}, d={p['d']}, layers={p['layers']}: the U-AND blocks")
+    require(p.active <= p.k, f"active: must be <= k={p.k}, got {p.active}")
+    need = FLOAT * (4 * p.layers * p.d * 2 * p.k + 4 * 512 * 2 * p.k * (p.layers + 1))
+    require_memory(need, f"k={p.k}, d={p.d}, layers={p.layers}: the U-AND blocks")
 
 
 def networks(p, ctx) -> dict:
     """The naive and the corrected U-AND stack over one copy relay, and its dedicated twin."""
-    circuit = copy_relay(p["k"], p["layers"], ctx.generator("circuit"))
+    circuit = copy_relay(p.k, p.layers, ctx.generator("circuit"))
     return {
-        "naive": ctx.place(compile_uand_stack(circuit, p["d"], p["p"], "none", ctx.generator("uand"))),
-        "corrected": ctx.place(compile_uand_stack(circuit, p["d"], p["p"], "cleanup", ctx.generator("uand"))),
+        "naive": ctx.place(compile_uand_stack(circuit, p.d, p.p, "none", ctx.generator("uand"))),
+        "corrected": ctx.place(compile_uand_stack(circuit, p.d, p.p, "cleanup", ctx.generator("uand"))),
         "dedicated": ctx.place(compile_dedicated(circuit)),
     }
 
 
 def body(p, ctx) -> Outcome:
-    k, d, prob, l = p["k"], p["d"], p["p"], p["active"]
+    k, d, prob, l = p.k, p.d, p.p, p.active
     m, on = 2 * k, 2 * l
     nets = networks(p, ctx)
     circuit = nets["dedicated"].circuit
     sampler = Duplicated(ExactlyActive(k, l, ctx.seed_for("inputs")))
     trace = trace_noise(circuit, {name: net.read_features for name, net in nets.items()}, sampler,
-                        p["samples"], batch_size=512, progress=ctx.progress, device=ctx.device)
+                        p.samples, batch_size=512, progress=ctx.progress, device=ctx.device)
     # the single-layer law on clean inputs: on features are case 11 (2l - 2 others on), off ones 00
     mean_on, std_on = theory.uand_case(2, 2, on, prob, d)
     mean_off, std_off = theory.uand_case(0, 2, on, prob, d)

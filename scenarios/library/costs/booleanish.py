@@ -45,19 +45,19 @@ PARAMS = {
 
 
 def check(p) -> None:
-    require(p["active"] <= p["m"], f"active: must be <= m={p['m']}, got {p['active']}")
-    need = FLOAT * (2 * p["m"] * p["n"] + 8 * p["batch"] * (p["m"] + p["n"]))
-    require_memory(need, f"m={p['m']}, n={p['n']}, batch={p['batch']}: the feature directions and one batch")
+    require(p.active <= p.m, f"active: must be <= m={p.m}, got {p.active}")
+    need = FLOAT * (2 * p.m * p.n + 8 * p.batch * (p.m + p.n))
+    require_memory(need, f"m={p.m}, n={p.n}, batch={p.batch}: the feature directions and one batch")
 
 
 @torch.no_grad()
 def _measure(p, ctx, phi, sigma_on, sigma_off, continuous, tag):
-    m, l = p["m"], p["active"]
+    m, l = p.m, p.active
     gen = torch.Generator(device=ctx.device).manual_seed(ctx.seed_for(tag))
     sums = torch.zeros(8, dtype=torch.float64)
     done = 0
-    while done < p["samples"]:
-        b = min(p["batch"], p["samples"] - done)
+    while done < p.samples:
+        b = min(p.batch, p.samples - done)
         on = torch.zeros(b, m, device=ctx.device)
         idx = torch.rand(b, m, generator=gen, device=ctx.device).topk(l, dim=1).indices
         on.scatter_(1, idx, 1.0)
@@ -75,14 +75,14 @@ def _measure(p, ctx, phi, sigma_on, sigma_off, continuous, tag):
             sums[3 * k + 2] += float(((cleaned > 0.5) != (target > 0.5)).sum())
             sums[6 + k] += float((((cleaned - target) ** 2) * on).sum(dtype=torch.float64))
         done += b
-    cells = p["samples"] * m
-    per_sample = [float(v) / p["samples"] for v in sums[[2, 5]]]
-    on_cells = p["samples"] * l
+    cells = p.samples * m
+    per_sample = [float(v) / p.samples for v in sums[[2, 5]]]
+    on_cells = p.samples * l
     return [float(v) / cells for v in sums[[0, 1, 3, 4]]] + per_sample + [float(v) / on_cells for v in sums[6:]]
 
 
 def _predicted(p, sigma_on, sigma_off, continuous, superposed: bool) -> float:
-    m, n, l = p["m"], p["n"], p["active"]
+    m, n, l = p.m, p.n, p.active
     if continuous:
         # on-values v ~ U(0, 1), E[v^2] = 1/3; target v, averaged over a grid of v
         var = (l - 1) / 3 / n if superposed else 0.0
@@ -99,8 +99,8 @@ def _predicted(p, sigma_on, sigma_off, continuous, superposed: bool) -> float:
 
 
 def body(p, ctx) -> Outcome:
-    phi = make_embedding("random", p["m"], p["n"], ctx.generator("embedding")).to(ctx.device)
-    settings = [(f"on~{so:g},off~{sf:g}", so, sf, False) for so in p["sigma_on"] for sf in p["sigma_off"]]
+    phi = make_embedding("random", p.m, p.n, ctx.generator("embedding")).to(ctx.device)
+    settings = [(f"on~{so:g},off~{sf:g}", so, sf, False) for so in p.sigma_on for sf in p.sigma_off]
     settings.append(("continuous", None, None, True))
     rows = []
     for label, so, sf, cont in tqdm(settings, desc="settings", disable=not ctx.progress, leave=False):
@@ -124,13 +124,13 @@ def body(p, ctx) -> Outcome:
     noise = math.sqrt(rows[0]["mse_raw_superposed"] - rows[0]["mse_raw_dedicated"])
     summary = {
         "readout_noise_std": noise,
-        "predicted_noise_std": math.sqrt(p["active"] / p["n"]),
+        "predicted_noise_std": math.sqrt(p.active / p.n),
         "distinguishable_levels": 1 / (2 * noise),
-        "predicted_levels": math.sqrt(p["n"] / p["active"]) / 2,
+        "predicted_levels": math.sqrt(p.n / p.active) / 2,
     }
 
     def figure():
-        fig, ax = plots.figure(f"error left after clean-up h, m={p['m']} in n={p['n']}, l={p['active']}",
+        fig, ax = plots.figure(f"error left after clean-up h, m={p.m} in n={p.n}, l={p.active}",
                                "setting", "per-feature MSE after h", log_y=True)
         x = list(range(len(rows)))
         plots.line(ax, x, [r["mse_cleaned_superposed"] for r in rows], "superposed: measured", plots.MEASURED)

@@ -23,9 +23,9 @@ def body(p, ctx) -> Outcome:
     nets = networks(p, ctx)
     sup, ded = nets["superposed"], nets["dedicated"]
     circuit = sup.circuit
-    sampler = ExactlyActive(p["m"], p["active"], ctx.seed_for("inputs"), ctx.device)
+    sampler = ExactlyActive(p.m, p.active, ctx.seed_for("inputs"), ctx.device)
     trace = trace_noise(circuit, {"superposed": sup.read_features, "dedicated": ded.read_features},
-                        sampler, p["samples"], progress=ctx.progress, device=ctx.device,
+                        sampler, p.samples, progress=ctx.progress, device=ctx.device,
                         desc="tracing superposed and dedicated")
     cs, cd = sup.cost(), ded.cost()
     rows = []
@@ -58,7 +58,7 @@ def body(p, ctx) -> Outcome:
 
     def figure():
         fig, ax = plots.figure(
-            f"random circuit: m={p['m']} in n={p['n']}, {p['active']} active, cleanup={p['cleanup']}",
+            f"random circuit: m={p.m} in n={p.n}, {p.active} active, cleanup={p.cleanup}",
             "layer", "wrong features per sample")
         x = [r["layer"] for r in rows]
         plots.line(ax, x, [r["wrong_features_superposed"] for r in rows], "superposed", plots.MEASURED)

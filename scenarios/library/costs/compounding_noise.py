@@ -52,77 +52,77 @@ STORED_LIMIT = 2 * 2**30  # bytes of stored directions beyond which auto makes t
 
 
 def _stored_bytes(p) -> int:
-    features = (p["layers"] + 1) * p["m"]
-    return FLOAT * (7 * features * p["n"] + 4 * 4096 * features)
+    features = (p.layers + 1) * p.m
+    return FLOAT * (7 * features * p.n + 4 * 4096 * features)
 
 
 def _storage(p) -> str:
-    if p["storage"] != "auto":
-        return p["storage"]
+    if p.storage != "auto":
+        return p.storage
     return "on-demand" if _stored_bytes(p) > STORED_LIMIT else "stored"
 
 
 def _plan(p):
-    return plan_streamed([p["m"]] * (p["layers"] + 1), p["n"], 1 if p["gate"] == "relay" else 2,
-                         p["samples"], p["active"])
+    return plan_streamed([p.m] * (p.layers + 1), p.n, 1 if p.gate == "relay" else 2,
+                         p.samples, p.active)
 
 
 def check(p) -> None:
-    require(p["active"] <= p["m"], f"active: must be <= m={p['m']}, got {p['active']}")
-    require(p["gate"] == "relay" or p["m"] >= 2, "m: gates of fan-in 2 need m >= 2")
-    if p["embedding"] == "identity":
-        require(p["n"] >= p["m"], f"n: the identity embedding needs n >= m={p['m']}, got {p['n']}")
-    sizes = f"m={p['m']}, n={p['n']}, layers={p['layers']}"
+    require(p.active <= p.m, f"active: must be <= m={p.m}, got {p.active}")
+    require(p.gate == "relay" or p.m >= 2, "m: gates of fan-in 2 need m >= 2")
+    if p.embedding == "identity":
+        require(p.n >= p.m, f"n: the identity embedding needs n >= m={p.m}, got {p.n}")
+    sizes = f"m={p.m}, n={p.n}, layers={p.layers}"
     if _storage(p) == "stored":
         require_memory(_stored_bytes(p), f"{sizes}: the feature directions of every layer (try storage=on-demand)")
     else:
         require_memory(_plan(p).bytes,
-                       f"{sizes}, samples={p['samples']}: the streamed run (chunks, per-feature indices, the twin)")
+                       f"{sizes}, samples={p.samples}: the streamed run (chunks, per-feature indices, the twin)")
 
 
 def _circuit(p, ctx):
     gen = ctx.generator("circuit")
-    if p["gate"] == "relay":
-        return relay(p["m"], p["layers"], gen)
-    return random_circuit(p["m"], p["layers"], p["m"], 2, GATE_SETS[p["gate"]], gen)
+    if p.gate == "relay":
+        return relay(p.m, p.layers, gen)
+    return random_circuit(p.m, p.layers, p.m, 2, GATE_SETS[p.gate], gen)
 
 
 def networks(p, ctx) -> dict:
     """The dedicated twin and the superposed network with the first clean-up setting, stored (a
     feature graph reads its weights)."""
-    require_memory(_stored_bytes(p), f"m={p['m']}, n={p['n']}, layers={p['layers']}: the stored network a graph reads")
+    require_memory(_stored_bytes(p), f"m={p.m}, n={p.n}, layers={p.layers}: the stored network a graph reads")
     circuit = _circuit(p, ctx)
-    sup = compile_superposed(circuit, p["n"], p["embedding"], p["cleanup"][0], ctx.generator("embedding"))
+    sup = compile_superposed(circuit, p.n, p.embedding, p.cleanup[0], ctx.generator("embedding"))
     return {"superposed": ctx.place(sup), "dedicated": ctx.place(compile_dedicated(circuit))}
 
 
 def body(p, ctx) -> Outcome:
-    m, n, l, depth = p["m"], p["n"], p["active"], p["layers"]
+    m, n, l, depth = p.m, p.n, p.active, p.layers
     circuit = _circuit(p, ctx)
     dedicated = ctx.place(compile_dedicated(circuit))
     cost_ded = dedicated.cost()
     storage = _storage(p)
     rows, summary, costs = [], {"storage": storage}, {}
     dedicated_trace = None
-    for cleanup in dict.fromkeys(p["cleanup"]):
+    for cleanup in dict.fromkeys(p.cleanup):
         sampler = ExactlyActive(m, l, ctx.seed_for("inputs"), ctx.device)
         desc = f"tracing, clean-up {cleanup}"
         if storage == "stored":
-            sup = compile_superposed(circuit, n, p["embedding"], cleanup, ctx.generator("embedding"))
+            sup = compile_superposed(circuit, n, p.embedding, cleanup, ctx.generator("embedding"))
             sup = ctx.place(sup)
             costs[cleanup] = sup.cost()
             trace = trace_noise(circuit, {"superposed": sup.read_features, "dedicated": dedicated.read_features},
-                                sampler, p["samples"], progress=ctx.progress, device=ctx.device, desc=desc)
+                                sampler, p.samples, progress=ctx.progress, device=ctx.device, desc=desc)
         else:
             plan = _plan(p)
             summary["chunk"] = plan.chunk
-            sup = StreamedSuperposed(circuit, n, p["embedding"], cleanup, ctx.generator("embedding"),
+            sup = StreamedSuperposed(circuit, n, p.embedding, cleanup, ctx.generator("embedding"),
                                      plan.chunk, ctx.device)
             costs[cleanup] = sup.cost()
             readers = {"superposed": sup}
             if dedicated_trace is None:  # exact and fed the same inputs each time: traced once
                 readers["dedicated"] = ChunkedNetwork(dedicated, plan.batch * plan.chunk, ctx.device)
-            trace = trace_streamed(circuit, readers, sampler, p["samples"], plan.batch, ctx.progress, desc)
+            trace = trace_streamed(circuit, readers, sampler, p.samples, plan.batch, ctx.progress, desc)
             dedicated_trace = trace.setdefault("dedicated", dedicated_trace)
         pred_mse, pred_wrong, mean_field = _predictions(p, cleanup)
         for t, (s, d) in enumerate(zip(trace["superposed"], trace["dedicated"])):
@@ -150,7 +150,7 @@ def body(p, ctx) -> Outcome:
 
     def figure():
         fig, ax = plots.figure(
-            f"{p['gate']}: m={m} features in n={n}, l={l} active", "layer t", "per-feature MSE", log_y=True)
+            f"{p.gate}: m={m} features in n={n}, l={l} active", "layer t", "per-feature MSE", log_y=True)
         styles = {"none": ("tab:red", "clean-up off"), "threshold": ("tab:blue", "clean-up on")}
         for cleanup, (color, label) in styles.items():
             sel = [r for r in rows if r["cleanup"] == cleanup]
@@ -171,9 +171,9 @@ def body(p, ctx) -> Outcome:
 
 def _predictions(p, cleanup: str):
     """(docs/theory.md MSE, wrong features, mean-field MSE) per layer; None where no form applies."""
-    if p["gate"] != "relay" or p["embedding"] == "identity":
+    if p.gate != "relay" or p.embedding == "identity":
         return None, None, None
-    m, n, l, depth = p["m"], p["n"], p["active"], p["layers"]
+    m, n, l, depth = p.m, p.n, p.active, p.layers
     if cleanup == "none":
         mse = theory.relay_mse(m, n, l, depth)
         return mse, [theory.wrong_features_gaussian(m, v) for v in mse], None

@@ -36,46 +36,46 @@ PARAMS = {
 
 
 def check(p) -> None:
-    require(max(p["active"]) <= p["m"], f"active: every l must be <= m={p['m']}, got {max(p['active'])}")
-    features = (p["layers"] + 1) * p["m"]
-    need = FLOAT * (14 * features * p["n"] + 4 * 4096 * features)
-    require_memory(need, f"m={p['m']}, n={p['n']}, layers={p['layers']}: the feature directions of every layer")
+    require(max(p.active) <= p.m, f"active: every l must be <= m={p.m}, got {max(p.active)}")
+    features = (p.layers + 1) * p.m
+    need = FLOAT * (14 * features * p.n + 4 * 4096 * features)
+    require_memory(need, f"m={p.m}, n={p.n}, layers={p.layers}: the feature directions of every layer")
 
 
 def _predicted_max(p, cleanup: str) -> int:
-    m, n, depth, best = p["m"], p["n"], p["layers"], 0
-    for l in range(1, max(p["active"]) + 1):
+    m, n, depth, best = p.m, p.n, p.layers, 0
+    for l in range(1, max(p.active) + 1):
         if cleanup == "none":
             wrong = theory.wrong_features_gaussian(m, theory.relay_mse(m, n, l, depth)[-1])
         else:
             wrong = theory.mean_field_cleanup_relay(m, n, l, depth, grid=401, nodes=81)[1][-1]
-        if wrong > p["target"]:
+        if wrong > p.target:
             break
         best = l
     return best
 
 
 def body(p, ctx) -> Outcome:
-    m, depth = p["m"], p["layers"]
+    m, depth = p.m, p.layers
     circuit = relay(m, depth, ctx.generator("circuit"))
     networks = {
         "dedicated": compile_dedicated(circuit),
-        "superposed_none": compile_superposed(circuit, p["n"], "random", "none", ctx.generator("embedding")),
-        "superposed_threshold": compile_superposed(circuit, p["n"], "random", "threshold",
+        "superposed_none": compile_superposed(circuit, p.n, "random", "none", ctx.generator("embedding")),
+        "superposed_threshold": compile_superposed(circuit, p.n, "random", "threshold",
                                                    ctx.generator("embedding")),
     }
     rows, curves = [], {}
     for name, net in networks.items():
         net = ctx.place(net)
-        trials = sorted(set(p["active"]) | ({m} if name == "dedicated" else set()))
+        trials = sorted(set(p.active) | ({m} if name == "dedicated" else set()))
         wrong = {}
         for l in trials:
             sampler = ExactlyActive(m, l, ctx.seed_for(f"inputs:{l}"), ctx.device)
-            trace = trace_noise(circuit, {name: net.read_features}, sampler, p["samples"],
+            trace = trace_noise(circuit, {name: net.read_features}, sampler, p.samples,
                                 progress=ctx.progress, device=ctx.device, desc=f"tracing {name}, l={l}")
             wrong[l] = trace[name][-1].wrong_features
         curves[name] = wrong
-        ok = [l for l in trials if wrong[l] <= p["target"]]
+        ok = [l for l in trials if wrong[l] <= p.target]
         cost = net.cost()
         predicted = m if name == "dedicated" else _predicted_max(p, name.split("_")[1])
         rows.append({
@@ -89,7 +89,7 @@ def body(p, ctx) -> Outcome:
             "max_active_predicted": predicted,
             "wrong_features_at_max_active": wrong[max(ok)] if ok else None,
         })
-    summary = {"target": p["target"], "m": m, "n": p["n"], "layers": depth}
+    summary = {"target": p.target, "m": m, "n": p.n, "layers": depth}
     for r in rows:
         summary[f"neurons_per_active_{r['network']}"] = (
             r["neurons_per_layer"] / r["max_active_measured"] if r["max_active_measured"] else None)
@@ -100,9 +100,9 @@ def body(p, ctx) -> Outcome:
         colors = {"dedicated": plots.DEDICATED, "superposed_none": "tab:red",
                   "superposed_threshold": plots.MEASURED}
         for name, wrong in curves.items():
-            x = [l for l in sorted(wrong) if l <= max(p["active"])]
+            x = [l for l in sorted(wrong) if l <= max(p.active)]
             plots.line(ax, x, [wrong[l] for l in x], name, colors[name])
-        ax.axhline(p["target"], color="black", ls="--", lw=1, label="target")
+        ax.axhline(p.target, color="black", ls="--", lw=1, label="target")
         ax.set_xscale("log", base=2)
         plots.finish(ax, integer_x=False)
         return fig

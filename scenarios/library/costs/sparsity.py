@@ -45,13 +45,13 @@ PARAMS = {
 
 
 def check(p) -> None:
-    require(max(p["active"]) <= p["m"], f"active: every l must be <= m={p['m']}, got {max(p['active'])}")
-    require(p["capacity_active"] < p["capacity_probe"],
-            f"capacity_active: must be < capacity_probe={p['capacity_probe']}")
-    if p["embedding"] == "identity":
-        require(p["n"] >= p["m"], f"n: the identity embedding needs n >= m={p['m']}, got {p['n']}")
-    need = FLOAT * (3 * p["m"] * p["n"] + 3 * p["capacity_probe"] * max(p["capacity_n"]) + 8 * 4096 * p["m"])
-    require_memory(need, f"m={p['m']}, n={p['n']}, capacity_probe={p['capacity_probe']}: the feature directions")
+    require(max(p.active) <= p.m, f"active: every l must be <= m={p.m}, got {max(p.active)}")
+    require(p.capacity_active < p.capacity_probe,
+            f"capacity_active: must be < capacity_probe={p.capacity_probe}")
+    if p.embedding == "identity":
+        require(p.n >= p.m, f"n: the identity embedding needs n >= m={p.m}, got {p.n}")
+    need = FLOAT * (3 * p.m * p.n + 3 * p.capacity_probe * max(p.capacity_n) + 8 * 4096 * p.m)
+    require_memory(need, f"m={p.m}, n={p.n}, capacity_probe={p.capacity_probe}: the feature directions")
 
 
 def _read_back(m: int, n: int, active: int, samples: int, embedding: str, ctx, tag: str):
@@ -66,10 +66,10 @@ def _read_back(m: int, n: int, active: int, samples: int, embedding: str, ctx, t
 
 
 def body(p, ctx) -> Outcome:
-    m, n = p["m"], p["n"]
+    m, n = p.m, p.n
     rows, sup = [], None
-    for l in p["active"]:
-        s, d, sup = _read_back(m, n, l, p["samples"], p["embedding"], ctx, "main")
+    for l in p.active:
+        s, d, sup = _read_back(m, n, l, p.samples, p.embedding, ctx, "main")
         rows.append({
             "active": l,
             "interference_std": s.interference_std,
@@ -113,8 +113,8 @@ def body(p, ctx) -> Outcome:
         return fig
 
     def capacity_figure():
-        fig, ax = plots.figure(f"capacity at <= {p['budget']:g} false positives per sample, "
-                               f"l={p['capacity_active']}", "stream width n", "largest m")
+        fig, ax = plots.figure(f"capacity at <= {p.budget:g} false positives per sample, "
+                               f"l={p.capacity_active}", "stream width n", "largest m")
         ax.set_yscale("log")
         x = list(cap["capacity_n"])
         plots.line(ax, x, cap["capacity_measured"], "measured (crossing rate)", plots.MEASURED)
@@ -128,16 +128,16 @@ def body(p, ctx) -> Outcome:
 
 
 def _capacity(p, ctx) -> dict:
-    l, probe, budget = p["capacity_active"], p["capacity_probe"], p["budget"]
+    l, probe, budget = p.capacity_active, p.capacity_probe, p.budget
     measured, predicted, post = [], [], []
-    for n in p["capacity_n"]:
-        s, _, _ = _read_back(probe, n, l, p["samples"], "random", ctx, f"capacity:{n}")
+    for n in p.capacity_n:
+        s, _, _ = _read_back(probe, n, l, p.samples, "random", ctx, f"capacity:{n}")
         rate = s.false_positives / (probe - l)
         measured.append(l + budget / rate if rate > 0 else None)  # None: no crossing was seen
         q = theory.q_tail(0.5 * math.sqrt(n / l))
         predicted.append(l + budget / q if q > 0 else None)
         post.append(math.exp(n / (8 * l)) if n / (8 * l) < 700 else None)
-    return {"capacity_n": list(p["capacity_n"]), "capacity_measured": measured,
+    return {"capacity_n": list(p.capacity_n), "capacity_measured": measured,
             "capacity_predicted": predicted, "capacity_post": post}
 
 

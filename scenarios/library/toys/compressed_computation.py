@@ -52,11 +52,11 @@ PARAMS = {
 
 
 def check(p) -> None:
-    require(p["p_default"] in p["p"], f"p_default: {p['p_default']} is not one of p={list(p['p'])}")
-    models = 2 * len(p["p"])
-    need = FLOAT * (p["embed"] * p["features"] * 3 + models * (6 * p["neurons"] * p["features"]
-                                                               + 4 * p["batch"] * (p["features"] + p["neurons"])))
-    require_memory(need, f"{models} models of {p['features']} features, embedding width {p['embed']}")
+    require(p.p_default in p.p, f"p_default: {p.p_default} is not one of p={list(p.p)}")
+    models = 2 * len(p.p)
+    need = FLOAT * (p.embed * p.features * 3 + models * (6 * p.neurons * p.features
+                                                               + 4 * p.batch * (p.features + p.neurons)))
+    require_memory(need, f"{models} models of {p.features} features, embedding width {p.embed}")
 
 
 def mixing(features: int, embed: int, generator: torch.Generator) -> torch.Tensor:
@@ -78,16 +78,16 @@ def labels(x: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
 
 
 def train(p, ctx, m: torch.Tensor, probs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    k, f, h = len(probs), p["features"], p["neurons"]
+    k, f, h = len(probs), p.features, p.neurons
     gen = ctx.generator("init")
     w_in = torch.nn.Parameter(torch.randn(k, h, f, generator=gen) / math.sqrt(f))
     w_out = torch.nn.Parameter(torch.randn(k, f, h, generator=gen) / math.sqrt(h))
-    opt = torch.optim.Adam([w_in, w_out], lr=p["lr"])
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, p["steps"])
+    opt = torch.optim.Adam([w_in, w_out], lr=p.lr)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, p.steps)
     data = ctx.generator("data")
-    with sized_threads(w_in.shape[0] * p["batch"] * f):
-        for _ in tqdm(range(p["steps"]), desc="training", disable=not ctx.progress, leave=False):
-            x = sample(probs, p["batch"], f, data)
+    with sized_threads(w_in.shape[0] * p.batch * f):
+        for _ in tqdm(range(p.steps), desc="training", disable=not ctx.progress, leave=False):
+            x = sample(probs, p.batch, f, data)
             out = einsum(w_out, torch.relu(einsum(w_in, x, "k h f, k b f -> k b h")), "k f h, k b h -> k b f")
             loss = ((out - labels(x, m)) ** 2).mean(dim=(1, 2)).sum()
             opt.zero_grad(set_to_none=True)
@@ -103,18 +103,18 @@ def evaluate(p, ctx, m, probs, predict) -> torch.Tensor:
     gen = ctx.generator("eval")
     total = torch.zeros(len(probs), dtype=torch.float64)
     done = 0
-    while done < p["eval_samples"]:
-        b = min(8192, p["eval_samples"] - done)
-        x = sample(probs, b, p["features"], gen)
+    while done < p.eval_samples:
+        b = min(8192, p.eval_samples - done)
+        x = sample(probs, b, p.features, gen)
         total += ((predict(x) - labels(x, m)) ** 2).double().sum(dim=(1, 2))
         done += b
-    return total / (p["eval_samples"] * p["features"])
+    return total / (p.eval_samples * p.features)
 
 
 def body(p, ctx) -> Outcome:
-    f, h = p["features"], p["neurons"]
-    ps = list(p["p"])
-    m_mix = mixing(f, p["embed"], ctx.generator("embedding"))
+    f, h = p.features, p.neurons
+    ps = list(p.p)
+    m_mix = mixing(f, p.embed, ctx.generator("embedding"))
     # instances: every p with mixing, then every p without
     probs = torch.tensor(ps * 2)
     m = torch.stack([m_mix] * len(ps) + [torch.zeros(f, f)] * len(ps))
@@ -137,11 +137,11 @@ def body(p, ctx) -> Outcome:
                               ("naive_baseline", naive_mix[i])):
             rows.append({"variant": variant, "p": prob, "loss": float(loss), "loss_per_feature": float(loss) / prob,
                          "predicted_naive": dropped / 6})
-    at = {r["variant"]: r["loss_per_feature"] for r in rows if r["p"] == p["p_default"]}
+    at = {r["variant"]: r["loss_per_feature"] for r in rows if r["p"] == p.p_default}
     off = m_mix[~torch.eye(f, dtype=torch.bool)]
     summary = {"loss_with_mixing": at["with_mixing"], "loss_without_mixing": at["without_mixing"],
                "loss_naive": at["naive_baseline"], "predicted_naive_without_mixing": dropped / 6,
-               "mixing_std": float(off.std()), "predicted_mixing_std": 1 / math.sqrt(p["embed"])}
+               "mixing_std": float(off.std()), "predicted_mixing_std": 1 / math.sqrt(p.embed)}
 
     def figure():
         fig, ax = plots.figure("compressed computation: loss per active feature", "p (feature probability)",

@@ -42,7 +42,7 @@ PARAMS = {
 
 
 def check(p) -> None:
-    T, D = max(p["T"]), max(p["D"])
+    T, D = max(p.T), max(p.D)
     need = FLOAT * (6 * T * D + 8 * 4096 * (T + D))
     require_memory(need, f"T={T}, D={D}: the embeddings and one batch")
 
@@ -50,10 +50,10 @@ def check(p) -> None:
 def _trained(T: int, D: int, prob: float, p, gen: torch.Generator, sampler: Bernoulli) -> torch.nn.Module:
     w = torch.nn.Parameter(torch.randn(D, T, generator=gen) / T**0.5)
     b = torch.nn.Parameter(torch.zeros(T))
-    opt = torch.optim.Adam([w, b], lr=p["lr"])
-    with sized_threads(p["batch"] * T):
-        for _ in range(p["steps"]):
-            x = sampler.sample(p["batch"])
+    opt = torch.optim.Adam([w, b], lr=p.lr)
+    with sized_threads(p.batch * T):
+        for _ in range(p.steps):
+            x = sampler.sample(p.batch)
             loss = ((x @ w.T @ w + b - x) ** 2).mean()
             opt.zero_grad(set_to_none=True)
             loss.backward()
@@ -68,7 +68,7 @@ def _measure(T: int, D: int, prob: float, p, ctx) -> dict:
     fit = Bernoulli(T, prob, ctx.seed_for(f"fit:{tag}")).sample(4096)
     scale = best_scale(fit @ phi @ phi.T, fit)
     trained = None
-    if p["steps"] and D < T:
+    if p.steps and D < T:
         with torch.enable_grad():
             data = Bernoulli(T, prob, ctx.seed_for(f"train:{tag}"))
             trained = _trained(T, D, prob, p, ctx.generator(f"init:{tag}"), data)
@@ -76,8 +76,8 @@ def _measure(T: int, D: int, prob: float, p, ctx) -> dict:
     sums = torch.zeros(3, dtype=torch.float64)
     kept = min(D, T)
     done = 0
-    while done < p["samples"]:
-        x = sampler.sample(min(4096, p["samples"] - done))
+    while done < p.samples:
+        x = sampler.sample(min(4096, p.samples - done))
         guess = x.clone()
         guess[:, kept:] = prob  # the dedicated network: D features exact, the rest their mean
         sums[0] += ((scale * (x @ phi @ phi.T) - x) ** 2).double().sum()
@@ -86,7 +86,7 @@ def _measure(T: int, D: int, prob: float, p, ctx) -> dict:
             w, b = trained
             sums[2] += ((x @ w.T @ w + b - x) ** 2).double().sum()
         done += len(x)
-    cells = p["samples"] * T
+    cells = p.samples * T
     return {"T": T, "D": D, "p": prob,
             "mse_random": float(sums[0]) / cells, "predicted_random": theory.storage_mse_random(T, D, prob),
             "mse_dedicated": float(sums[1]) / cells, "predicted_dedicated": theory.storage_mse_dedicated(T, D, prob),
@@ -95,18 +95,18 @@ def _measure(T: int, D: int, prob: float, p, ctx) -> dict:
 
 
 def body(p, ctx) -> Outcome:
-    settings = list(itertools.product(p["T"], p["D"], p["p"]))
+    settings = list(itertools.product(p.T, p.D, p.p))
     rows = [_measure(T, D, prob, p, ctx)
             for T, D, prob in tqdm(settings, desc="settings", disable=not ctx.progress, leave=False)]
     # T / (T + D) >= (1 - p)(T - D) / T always: a linear read-out gains nothing from superposition
     wins = sum(r["mse_random"] < r["mse_dedicated"] for r in rows)
-    summary = {"random_beats_dedicated": wins, "settings": len(rows), "samples": p["samples"]}
+    summary = {"random_beats_dedicated": wins, "settings": len(rows), "samples": p.samples}
 
     def figure():
         fig, ax = plots.figure("compressed storage: MSE per feature against D", "D (dimensions)", "MSE per feature")
         ax.set_xscale("log")
         ax.set_yscale("log")
-        for k, (T, prob) in enumerate(itertools.product(p["T"], p["p"])):
+        for k, (T, prob) in enumerate(itertools.product(p.T, p.p)):
             sel = sorted((r for r in rows if r["T"] == T and r["p"] == prob), key=lambda r: r["D"])
             d = [r["D"] for r in sel]
             c = f"C{k % 10}"

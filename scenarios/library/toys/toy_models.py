@@ -43,35 +43,35 @@ PARAMS = {
 
 
 def check(p) -> None:
-    models = len(p["sparsity"]) * p["instances"]
-    need = FLOAT * models * (8 * p["features"] * p["dims"] + 6 * p["batch"] * (p["features"] + p["dims"]))
-    require_memory(need, f"{models} models of {p['features']} features in {p['dims']} dimension(s), batch {p['batch']}")
+    models = len(p.sparsity) * p.instances
+    need = FLOAT * models * (8 * p.features * p.dims + 6 * p.batch * (p.features + p.dims))
+    require_memory(need, f"{models} models of {p.features} features in {p.dims} dimension(s), batch {p.batch}")
 
 
 def train(p, ctx) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """W (models, dims, features), b (models, features) and the final loss per model; model k has
-    sparsity p['sparsity'][k // instances]."""
-    S = torch.tensor(p["sparsity"]).repeat_interleave(p["instances"])
-    models, m, n = len(S), p["features"], p["dims"]
+    sparsity p.sparsity[k // instances]."""
+    S = torch.tensor(p.sparsity).repeat_interleave(p.instances)
+    models, m, n = len(S), p.features, p.dims
     gen = ctx.generator("init")
     w = torch.nn.Parameter(torch.randn(models, n, m, generator=gen) * math.sqrt(2.0 / (n + m)))
     b = torch.nn.Parameter(torch.zeros(models, m))
-    importance = p["importance"] ** torch.arange(m, dtype=torch.float32)
-    opt = torch.optim.Adam([w, b], lr=p["lr"])
+    importance = p.importance ** torch.arange(m, dtype=torch.float32)
+    opt = torch.optim.Adam([w, b], lr=p.lr)
     data = ctx.generator("data")
     losses = torch.zeros(models)
-    with sized_threads(models * p["batch"] * m):
-        for step in tqdm(range(p["steps"]), desc="training", disable=not ctx.progress, leave=False):
-            on = torch.rand(models, p["batch"], m, generator=data) >= S[:, None, None]
-            x = torch.rand(models, p["batch"], m, generator=data) * on
+    with sized_threads(models * p.batch * m):
+        for step in tqdm(range(p.steps), desc="training", disable=not ctx.progress, leave=False):
+            on = torch.rand(models, p.batch, m, generator=data) >= S[:, None, None]
+            x = torch.rand(models, p.batch, m, generator=data) * on
             hidden = einsum(w, x, "k n m, k b m -> k b n")
             out = torch.relu(einsum(w, hidden, "k n m, k b n -> k b m") + b[:, None, :])
             per_model = (importance * (x - out) ** 2).sum(-1).mean(-1)  # weighted MSE summed over features
             opt.zero_grad(set_to_none=True)
             per_model.sum().backward()
             opt.step()
-            if step >= p["steps"] - 50:  # the loss of each model, averaged over its last steps
-                losses += per_model.detach() / min(50, p["steps"])
+            if step >= p.steps - 50:  # the loss of each model, averaged over its last steps
+                losses += per_model.detach() / min(50, p.steps)
     return w.detach(), b.detach(), losses
 
 
@@ -95,23 +95,23 @@ def neighbour_angles(w: torch.Tensor, represented: torch.Tensor) -> list[float]:
 
 def body(p, ctx) -> Outcome:
     w, b, losses = train(p, ctx)
-    k = p["instances"]
+    k = p.instances
     rows, represented, per_dim, kept = [], [], [], []
-    for i, s in enumerate(p["sparsity"]):
+    for i, s in enumerate(p.sparsity):
         best = i * k + int(losses[i * k:(i + 1) * k].argmin())
         kept.append(best)
         wi, norms, dims = w[best], w[best].norm(dim=0), dimensionality(w[best])
-        for f in range(p["features"]):
-            rows.append({"sparsity": s, "feature": f, "importance": p["importance"] ** f, "norm": float(norms[f]),
+        for f in range(p.features):
+            rows.append({"sparsity": s, "feature": f, "importance": p.importance ** f, "norm": float(norms[f]),
                          "dimensionality": float(dims[f]), "bias": float(b[best, f]), "loss": float(losses[best])})
         represented.append(int((norms > 0.5).sum()))
-        per_dim.append(p["dims"] / float((wi**2).sum()))
-    top = max(range(len(p["sparsity"])), key=lambda i: p["sparsity"][i])
+        per_dim.append(p.dims / float((wi**2).sum()))
+    top = max(range(len(p.sparsity)), key=lambda i: p.sparsity[i])
     angles = neighbour_angles(w[kept[top]], w[kept[top]].norm(dim=0) > 0.5)
     summary = {"represented": represented, "dims_per_feature": per_dim, "angles": angles or None,
                "dedicated_dims_per_feature": 1.0}
     figures = {"dims_per_feature": lambda: _dims_figure(p, rows, per_dim)}
-    if p["dims"] == 2:
+    if p.dims == 2:
         figures["geometry"] = lambda: _geometry(p, w, kept)
     return Outcome(rows, summary, figures)
 
@@ -121,13 +121,13 @@ FRACTION_NAMES = ("1", "3/4", "2/3", "1/2", "2/5", "3/8", "1/3")
 
 
 def _dims_figure(p, rows, per_dim):
-    fig, ax = plots.figure(f"{plots.count(p['features'], 'feature')} in {plots.count(p['dims'], 'dimension')}",
+    fig, ax = plots.figure(f"{plots.count(p.features, 'feature')} in {plots.count(p.dims, 'dimension')}",
                            "1 / (1 - S)",
                            "dimensions per feature")
     ax.set_xscale("log")
-    inv = [1 / (1 - s) for s in p["sparsity"]]
+    inv = [1 / (1 - s) for s in p.sparsity]
     ax.plot(inv, per_dim, "-", color="black", lw=1, label="dims / |W|_F^2")
-    for s, x in zip(p["sparsity"], inv):
+    for s, x in zip(p.sparsity, inv):
         d = [r["dimensionality"] for r in rows if r["sparsity"] == s and r["norm"] > 0.5]
         ax.scatter([x] * len(d), d, s=10, color=plots.MEASURED, alpha=0.5)
     ax.scatter([], [], s=10, color=plots.MEASURED, label="D_f of represented features")
@@ -151,11 +151,11 @@ def _geometry(p, w, kept):
 
     cols = len(kept)
     fig = Figure(figsize=(2.2 * cols, 2.6))
-    for i, (s, k) in enumerate(zip(p["sparsity"], kept)):
+    for i, (s, k) in enumerate(zip(p.sparsity, kept)):
         ax = fig.add_subplot(1, cols, i + 1)
-        for f in range(p["features"]):
+        for f in range(p.features):
             ax.plot([0, float(w[k, 0, f])], [0, float(w[k, 1, f])], "-o", ms=3,
-                    color=plt_color(f, p["features"]))
+                    color=plt_color(f, p.features))
         ax.set_xlim(-1.3, 1.3)
         ax.set_ylim(-1.3, 1.3)
         ax.set_aspect("equal")

@@ -60,11 +60,11 @@ PARAMS = {
 
 
 def check(p) -> None:
-    require(p["active"] <= p["m"], f"active: must be <= m={p['m']}, got {p['active']}")
-    pairs = p["m"] * (p["m"] - 1) // 2
-    d = max(p["d"])
-    need = FLOAT * (8 * d * (pairs + p["m"] + p["d0"]) + 8 * p["batch"] * (pairs + d) + 6 * 4096 * pairs)
-    require_memory(need, f"m={p['m']} ({pairs} ANDs), d={d}: the networks and one batch")
+    require(p.active <= p.m, f"active: must be <= m={p.m}, got {p.active}")
+    pairs = p.m * (p.m - 1) // 2
+    d = max(p.d)
+    need = FLOAT * (8 * d * (pairs + p.m + p.d0) + 8 * p.batch * (pairs + d) + 6 * 4096 * pairs)
+    require_memory(need, f"m={p.m} ({pairs} ANDs), d={d}: the networks and one batch")
 
 
 def _pairs(circuit) -> tuple[torch.Tensor, torch.Tensor]:
@@ -73,24 +73,24 @@ def _pairs(circuit) -> tuple[torch.Tensor, torch.Tensor]:
 
 def train(p, d: int, circuit, phi, ctx) -> tuple[torch.Tensor, ...]:
     """W (d, width), b (d), U (pairs, d), c (pairs) of the trained layer."""
-    m, pairs = p["m"], circuit.widths[1]
+    m, pairs = p.m, circuit.widths[1]
     width = m if phi is None else phi.shape[1]
     gen = ctx.generator(f"init:{d}")
     w = torch.nn.Parameter(torch.randn(d, width, generator=gen) / math.sqrt(width))
     b = torch.nn.Parameter(torch.zeros(d))
     u = torch.nn.Parameter(torch.randn(pairs, d, generator=gen) / math.sqrt(d))
     c = torch.nn.Parameter(torch.zeros(pairs))
-    opt = torch.optim.Adam([w, b, u, c], lr=p["lr"])
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, p["steps"])
-    sampler = ExactlyActive(m, p["active"], ctx.seed_for(f"train:{d}"))
+    opt = torch.optim.Adam([w, b, u, c], lr=p.lr)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, p.steps)
+    sampler = ExactlyActive(m, p.active, ctx.seed_for(f"train:{d}"))
     ii, jj = _pairs(circuit)
-    with sized_threads(p["batch"] * max(m, len(ii))):
-        for _ in range(p["steps"]):
-            x = sampler.sample(p["batch"])
+    with sized_threads(p.batch * max(m, len(ii))):
+        for _ in range(p.steps):
+            x = sampler.sample(p.batch)
             a = x if phi is None else x @ phi
             y = torch.relu(a @ w.T + b) @ u.T + c
             target = x[:, ii] * x[:, jj]
-            if p["loss"] == "bce":
+            if p.loss == "bce":
                 loss = torch.nn.functional.binary_cross_entropy_with_logits(y, target)
             else:
                 loss = ((y - target) ** 2).mean()
@@ -168,27 +168,27 @@ def density(readout: torch.Tensor) -> float:
 
 
 def body(p, ctx) -> Outcome:
-    m = p["m"]
+    m = p.m
     circuit = all_pairs_and(m)
-    phi = make_embedding("random", m, p["d0"], ctx.generator("embedding")) if p["d0"] else None
+    phi = make_embedding("random", m, p.d0, ctx.generator("embedding")) if p.d0 else None
     seed = ctx.seed_for("eval")
     rows = []
-    for d in tqdm(p["d"], desc="neurons", disable=not ctx.progress, leave=False):
+    for d in tqdm(p.d, desc="neurons", disable=not ctx.progress, leave=False):
         w, b, u, c = train(p, d, circuit, phi, ctx)
-        trained = ctx.place(as_compiled(circuit, phi, w, b, u, c, p["loss"] == "bce"))
-        err = mse(circuit, trained.read_features, p["samples"], m, p["active"], seed, p["loss"] == "bce")
+        trained = ctx.place(as_compiled(circuit, phi, w, b, u, c, p.loss == "bce"))
+        err = mse(circuit, trained.read_features, p.samples, m, p.active, seed, p.loss == "bce")
         # the tracer reads both networks as it reads every compiled network (decisions at 1/2)
-        wrong = trace_noise(circuit, {"t": trained.read_features}, ExactlyActive(m, p["active"], seed), p["samples"],
+        wrong = trace_noise(circuit, {"t": trained.read_features}, ExactlyActive(m, p.active, seed), p.samples,
                             progress=False)["t"][1].wrong_features
         best = None  # the hand-built network with the fewest wrong ANDs over p_grid
-        for prob in p["p_grid"]:
-            hand = ctx.place(compile_uand(circuit, d, prob, p["d0"], ctx.generator(f"uand:{d}:{prob}")))
-            noise = trace_noise(circuit, {"h": hand.read_features}, ExactlyActive(m, p["active"], seed), p["samples"],
+        for prob in p.p_grid:
+            hand = ctx.place(compile_uand(circuit, d, prob, p.d0, ctx.generator(f"uand:{d}:{prob}")))
+            noise = trace_noise(circuit, {"h": hand.read_features}, ExactlyActive(m, p.active, seed), p.samples,
                                 progress=False)["h"][1]
             if best is None or noise.wrong_features < best[1]:
                 best = (prob, noise.wrong_features, hand)
         prob, wrong_h, hand = best
-        err_h = mse(circuit, hand.read_features, p["samples"], m, p["active"], seed, False)
+        err_h = mse(circuit, hand.read_features, p.samples, m, p.active, seed, False)
         shares = {name: FeatureGraph.build(net).intended_share_by_layer()[0] for name, net in
                   (("trained", trained), ("handbuilt", hand))}
         per_feature = w if phi is None else w @ phi.T  # what each neuron reads of each input feature
@@ -202,7 +202,7 @@ def body(p, ctx) -> Outcome:
                "smallest_exact_d": min(exact) if exact else None}
 
     def figure():
-        fig, ax = plots.figure(f"all {circuit.widths[1]} ANDs of m={m}, {p['active']} active", "d (neurons)",
+        fig, ax = plots.figure(f"all {circuit.widths[1]} ANDs of m={m}, {p.active} active", "d (neurons)",
                                "ANDs wrong per input")
         ax.set_yscale("symlog", linthresh=1e-2)
         plots.line(ax, [r["d"] for r in rows], [r["wrong_features_trained"] for r in rows], "trained", plots.MEASURED)

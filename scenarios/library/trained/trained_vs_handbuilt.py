@@ -45,7 +45,7 @@ PARAMS = {k: (replace(p, default=DEFAULTS[k]) if k in DEFAULTS else p)
 
 def check(p) -> None:
     circuit_check(p)
-    require(p["probe_samples"] > p["n"], f"probe_samples: must exceed n={p['n']} to fit a probe")
+    require(p.probe_samples > p.n, f"probe_samples: must exceed n={p.n} to fit a probe")
     require_training_memory(p)
 
 
@@ -63,8 +63,8 @@ def body(p, ctx) -> Outcome:
     built = train_networks(p, ctx)
     state, model = built.pop("state"), built.pop("model")
     circuit = built["handbuilt"].circuit
-    sampler = ExactlyActive(p["m"], p["active"], ctx.seed_for("inputs"))
-    trace = trace_noise(circuit, {k: v.read_features for k, v in built.items()}, sampler, p["samples"],
+    sampler = ExactlyActive(p.m, p.active, ctx.seed_for("inputs"))
+    trace = trace_noise(circuit, {k: v.read_features for k, v in built.items()}, sampler, p.samples,
                         progress=ctx.progress)
     rows = []
     for t in range(circuit.depth + 1):
@@ -84,7 +84,7 @@ def body(p, ctx) -> Outcome:
     for k in ("trained", "handbuilt"):
         on = last[k].active_per_sample
         summary[f"on_recall_{k}"] = 1 - last[k].false_negatives / on if on > 0 else None
-    heads = head_scores(model, circuit, p["active"], p["samples"], ctx.seed_for("heads") % (2**31))
+    heads = head_scores(model, circuit, p.active, p.samples, ctx.seed_for("heads") % (2**31))
     summary["accuracy_trained_heads"], summary["on_recall_trained_heads"] = heads
     summary |= {"train_seconds": state.seconds, "train_steps": state.step, "stopped_early": state.stopped_early}
     for k, net in built.items():
@@ -105,7 +105,7 @@ def body(p, ctx) -> Outcome:
         return fig
 
     def per_layer():
-        fig, ax = plots.figure(f"wrong features per sample: m={p['m']} in n={p['n']}, l={p['active']}",
+        fig, ax = plots.figure(f"wrong features per sample: m={p.m} in n={p.n}, l={p.active}",
                                "layer", "wrong features per sample")
         x = [r["layer"] for r in rows]
         plots.line(ax, x, [r["wrong_features_trained"] for r in rows], "trained (probes)", "tab:purple")
