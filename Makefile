@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 # The CPU wheel of torch: a bare "torch" would pull a CUDA build of several GB.
 TORCH := torch==2.13.0
 
-.PHONY: run test bench parameters clean
+.PHONY: run test bench catalog clean
 
 $(BIN)/superposim: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -27,9 +27,10 @@ bench: $(BIN)/superposim
 	$(BIN)/python benchmarks/bench_sweep.py
 	$(BIN)/python benchmarks/bench_scale.py
 
-# After changing a built-in scenario's parameters: the tables that help shows without torch.
-parameters: $(BIN)/superposim
-	$(BIN)/python -c "from scenarios.engine.catalog import write_parameter_tables as w; print('wrote', w())"
+# After changing a built-in scenario's record (description, parameters, ...): what list and help
+# show without torch.
+catalog: $(BIN)/superposim
+	$(BIN)/python -c "from scenarios.engine.catalog import write_catalog as w; print('wrote', w())"
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache .ruff_cache

@@ -27,16 +27,17 @@ def check(p) -> None:
 def networks(p, ctx) -> dict:
     """The relay compiled both ways: what `superposim graph` draws and `superposim train` copies."""
     circuit = relay(p.m, p.layers, ctx.generator("circuit"))
-    return {"superposed": compile_superposed(circuit, p.n, generator=ctx.generator("embedding")),
-            "dedicated": compile_dedicated(circuit)}
+    # ctx.place puts each network on the run's device (--device)
+    return {"superposed": ctx.place(compile_superposed(circuit, p.n, generator=ctx.generator("embedding"))),
+            "dedicated": ctx.place(compile_dedicated(circuit))}
 
 
 def body(p, ctx) -> Outcome:
     nets = networks(p, ctx)
     circuit = nets["dedicated"].circuit
-    sampler = ExactlyActive(p.m, p.active, ctx.seed_for("inputs"))
+    sampler = ExactlyActive(p.m, p.active, ctx.seed_for("inputs"), ctx.device)
     trace = trace_noise(circuit, {name: net.read_features for name, net in nets.items()}, sampler,
-                        p.samples, progress=ctx.progress)
+                        p.samples, progress=ctx.progress, device=ctx.device)
     rows = [{"layer": t,
              "interference_std": s.interference_std,
              "predicted_std": theory.interference_std(p.active, p.n) if t == 0 else None,
@@ -45,5 +46,12 @@ def body(p, ctx) -> Outcome:
     return Outcome(rows, {"features": p.m, "stream_width": p.n})
 
 
-scenario = Scenario("my-relay", "a superposed relay against sqrt(l/n) and the dedicated twin", PARAMS, body, check,
-                    networks=networks)
+scenario = Scenario(
+    name="my-relay",
+    description="a superposed relay against sqrt(l/n) and the dedicated twin",
+    params=PARAMS,
+    body=body,
+    check=check,
+    networks=networks,
+    trainable=True,
+)

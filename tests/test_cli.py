@@ -91,7 +91,7 @@ def test_a_user_script_runs_like_a_builtin(tmp_path):
         "from scenarios import Outcome, Param, Scenario\n"
         "def body(p, ctx):\n"
         "    return Outcome([{'x': p['k'] * 2, 'seed': ctx.seed}], {'done': True})\n"
-        "scenario = Scenario('mine', 'doubles k', {'k': Param(3, 'a number')}, body)\n"
+        "scenario = Scenario(name='mine', description='doubles k', params={'k': Param(3, 'a number')}, body=body)\n"
     )
     assert main(["run", str(script), "--set", "k=5", "--seed", "7", "--out", str(tmp_path / "o")]) == 0
     saved = json.loads((tmp_path / "o" / "result.json").read_text())

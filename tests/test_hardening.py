@@ -170,8 +170,8 @@ def test_a_run_folder_holds_one_runs_set(tmp_path, capsys, monkeypatch):
 
 def test_scenario_names_cannot_escape_the_runs_folder(tmp_path, capsys):
     script = tmp_path / "evil.py"
-    script.write_text((ROOT / "examples" / "my_relay.py").read_text().replace('Scenario("my-relay"',
-                                                                            'Scenario("../../evil"'))
+    script.write_text((ROOT / "examples" / "my_relay.py").read_text().replace('name="my-relay"',
+                                                                            'name="../../evil"'))
     assert main(["run", str(script)]) == 2
     assert "may hold letters" in _one_error(capsys)
     from scenarios.engine.outputs import default_folder
@@ -290,9 +290,12 @@ def test_list_and_help_do_not_import_torch():
     assert out.strip() == "False False"
 
 
-def test_catalog_descriptions_are_the_scenarios_own():
-    for name, (_, text) in BUILTIN.items():
-        assert scenarios.load(name).description == text
+def test_the_catalog_is_written_from_the_scenarios_own_records():
+    from scenarios.engine.catalog import CATALOG, live_catalog
+
+    stored = json.loads(CATALOG.read_text())["scenarios"]
+    assert stored == live_catalog(), "run `make catalog` after changing a scenario's record"
+    assert all(stored[name]["description"] == scenarios.load(name).description for name in BUILTIN)
 
 
 def test_readme_lists_every_parameter_and_links_the_theory_inside():
@@ -382,7 +385,8 @@ def test_running_out_of_memory_is_one_line_not_a_traceback(tmp_path, capsys):
         "def body(p, ctx):\n"
         "    raise RuntimeError(\"[enforce fail at alloc_cpu.cpp:127] DefaultCPUAllocator: can't allocate memory: \"\n"
         "                       \"you tried to allocate 80000000000 bytes\")\n"
-        "scenario = Scenario('greedy', 'needs more than there is', {'k': Param(1, 'k')}, body)\n")
+        "scenario = Scenario(name='greedy', description='needs more than there is', params={'k': Param(1, 'k')},\n"
+        "                    body=body)\n")
     from scenarios.cli import main
 
     assert main(["run", str(script), "--out", str(tmp_path / "out")]) == 2

@@ -30,7 +30,7 @@ def body(p, ctx):
              "predicted_value": p["x"] * 10} for k in range(2)]
     return Outcome(rows, {"total": sum(r["value"] for r in rows)})
 
-scenario = Scenario("rows", "two rows per cell", {"x": Param(1, "a number", low=0)}, body)
+scenario = Scenario(name="rows", description="two rows per cell", params={"x": Param(1, "a number", low=0)}, body=body)
 '''
 
 
@@ -311,12 +311,6 @@ def test_help_and_name_errors_answer_without_torch():
     assert "hidden" in done.stdout and "unknown scenario 'nosuch'" in done.stderr
 
 
-def test_the_stored_parameter_tables_are_the_scenarios_own():
-    from scenarios.engine.catalog import PARAMETERS, live_parameter_tables
-
-    stored = json.loads(PARAMETERS.read_text())["tables"]
-    assert stored == live_parameter_tables(), "run `make parameters` after changing a scenario's parameters"
-
 
 def test_report_exports_without_a_plot_and_names_what_rows_differ_in(store, tmp_path, capsys):
     csv = tmp_path / "rows.csv"
@@ -356,7 +350,7 @@ def test_train_takes_what_can_be_trained_and_says_what_a_script_needs(tmp_path, 
     assert (tmp_path / "tvh" / "model.safetensors").is_file()
     capsys.readouterr()
     assert main(["train", "sparsity", "--out", str(tmp_path / "s")]) == 2
-    assert "passes networks=FUNCTION" in _one_error(capsys)
+    assert "passes trainable=True and networks=FUNCTION" in _one_error(capsys)
 
 
 def test_errors_name_the_parameter_the_user_set():
@@ -425,7 +419,8 @@ from scenarios import Outcome, Param, Scenario
 def body(p, ctx):
     return Outcome([{"value": p["a"] * p["b"]}], {})
 
-scenario = Scenario("grid", "a times b", {"a": Param(1, "a", low=0), "b": Param(1, "b", low=0)}, body)
+scenario = Scenario(name="grid", description="a times b", params={"a": Param(1, "a", low=0), "b": Param(1, "b", low=0)},
+                    body=body)
 ''')
     store = tmp_path / "g.sqlite"
     assert main(["sweep", str(script), "--grid", "a=1,2", "--grid", "b=1,2", "--store", str(store), "--jobs", "1",

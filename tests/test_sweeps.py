@@ -32,7 +32,7 @@ def body(p, ctx):
         raise ValueError("x=2 breaks on purpose\\nsecond line")
     return Outcome([{"x": p["x"], "value": p["x"] * 10 + ctx.seed}], {"double": 2 * p["x"]})
 
-scenario = Scenario("flaky", "fails for x=2", {"x": Param(1, "a number", low=0)}, body)
+scenario = Scenario(name="flaky", description="fails for x=2", params={"x": Param(1, "a number", low=0)}, body=body)
 '''
 
 

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from layers.errors import SuperposimError
-from scenarios.engine.catalog import BUILTIN, VERSION, check_name
+from scenarios.engine.catalog import BUILTIN, VERSION, catalog_entry, check_name
 from scenarios.engine.params import UsageError, split_pairs
 
 EXIT_USAGE = 2
@@ -114,11 +114,12 @@ def parameter_table(name: str, train: bool = False) -> str:
     """Every parameter of a scenario: name, type and bounds, default, help (and, for ``train``,
     the training parameters the scenario does not set itself). A built-in's table is read from
     the catalogue, without importing torch; a script is imported."""
-    from scenarios.engine.catalog import BUILTIN, TRAIN_KEY, check_name, parameter_rows
+    from scenarios.engine.catalog import TRAIN_KEY
 
     check_name(name)
     if name in BUILTIN:
-        title, description, rows = name, BUILTIN[name][1], parameter_rows(name)
+        entry = catalog_entry(name)
+        title, description, rows = name, entry["description"], entry["parameters"]
     else:
         from scenarios.engine.catalog import show_default
         from scenarios.engine.registry import load
@@ -127,7 +128,7 @@ def parameter_table(name: str, train: bool = False) -> str:
         title, description = scenario.name, scenario.description
         rows = [[key, p.describe(), show_default(p.default), p.help] for key, p in scenario.params.items()]
     if train:
-        rows = rows + [r for r in parameter_rows(TRAIN_KEY) if r[0] not in {own[0] for own in rows}]
+        rows = rows + [r for r in catalog_entry(TRAIN_KEY)["parameters"] if r[0] not in {own[0] for own in rows}]
     widths = [max(len(r[i]) for r in rows + [["parameter", "type", "default", ""]]) for i in range(3)]
     lines = [f"{title}: {description}", "",
              "  ".join(h.ljust(w) for h, w in zip(("parameter", "type", "default"), widths)) + "  help"]
@@ -150,8 +151,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = parser.parse_args(argv)
         if args.command == "list":
             width = max(len(name) for name in BUILTIN)
-            for name, (_, text) in BUILTIN.items():
-                print(f"{name.ljust(width)}  {text}")
+            for name in BUILTIN:
+                print(f"{name.ljust(width)}  {catalog_entry(name)['description']}")
                 if args.verbose:
                     print("\n".join("    " + line for line in parameter_table(name).splitlines()[2:]) + "\n")
             return 0

@@ -8,24 +8,15 @@ import time
 from pathlib import Path
 
 from layers.checkpoint import save_weights
+from scenarios.engine.catalog import catalog_entry
 from scenarios.engine.outputs import check_out_file
 from scenarios.engine.params import UsageError, resolve
-from scenarios.engine.registry import BUILTIN, Context, load, parse_device
+from scenarios.engine.registry import BUILTIN, TRAIN_NEEDS, Context, load, parse_device
 from scenarios.engine.training import TRAIN_PARAMS, require_training_memory, train_networks
 
 # What a training run writes into its folder.
 RUN_FILES = ("checkpoint.safetensors", "checkpoint.json", "model.safetensors", "model.json",
              "probes.safetensors", "probes.json")
-
-
-# What ``train`` needs of a scenario: a circuit's networks and the sizes the trained one copies.
-NEEDS = ("m", "n", "active")
-
-
-def trainable(scenario) -> bool:
-    """A scenario trains when it passes ``networks=`` (returning {"superposed", "dedicated"}
-    compiled from one circuit) and has the parameters m, n and active."""
-    return scenario.networks is not None and all(k in scenario.params for k in NEEDS)
 
 
 def _checkpoint_step(twin: Path) -> int | None:
@@ -40,12 +31,13 @@ def _checkpoint_step(twin: Path) -> int | None:
 
 def train_command(args: argparse.Namespace, sets: dict[str, str]) -> int:
     scenario = load(args.name)
-    if not trainable(scenario):
-        usable = [n for n in BUILTIN if trainable(load(n))]
+    if not scenario.trainable:
+        usable = [n for n in BUILTIN if catalog_entry(n)["trainable"]]
         raise UsageError(f"scenario {scenario.name!r} builds no circuit to train on: a trainable scenario passes "
-                         "networks=FUNCTION to Scenario(...), returning {'superposed': ..., 'dedicated': ...} "
-                         f"compiled from one circuit, and has the parameters {', '.join(NEEDS)} (as "
-                         f"examples/my_relay.py does); trainable built-ins: {', '.join(usable)}")
+                         "trainable=True and networks=FUNCTION to Scenario(...), returning {'superposed': ..., "
+                         "'dedicated': ...} compiled from one circuit, and has the parameters "
+                         f"{', '.join(TRAIN_NEEDS)} (as examples/my_relay.py does); trainable built-ins: "
+                         f"{', '.join(usable)}")
     seed = 0 if args.seed is None else args.seed
     if seed < 0:
         raise UsageError(f"--seed: must be >= 0, got {seed}")

@@ -17,7 +17,7 @@ import torch
 
 from circuits.spec import CircuitError
 from layers.training import CheckpointError, TrainingDiverged
-from scenarios.engine.catalog import BUILTIN, VERSION, check_name
+from scenarios.engine.catalog import BUILTIN, VERSION, catalog_entry, check_name
 from scenarios.engine.params import Param, UsageError, resolve
 from scenarios.engine.result import FigureMaker, Result
 
@@ -62,20 +62,49 @@ class Context:
         return torch.Generator().manual_seed(self.seed_for(purpose))
 
 
-@dataclass(frozen=True)
+COSTS = ("seconds", "minutes")
+# What ``superposim train`` needs of a scenario besides ``networks``: the circuit's inputs, the
+# stream width and the number of active inputs.
+TRAIN_NEEDS = ("m", "n", "active")
+
+
+@dataclass(frozen=True, kw_only=True)
 class Scenario:
+    """What a person runs, as one record: its name and one-line description, its parameters, the
+    body that turns them into rows, a summary and figures, and what else the framework needs to
+    know of it."""
+
     name: str
     description: str
     params: Mapping[str, Param]
-    body: Callable[[Mapping[str, Any], Context], Outcome]
-    check: Callable[[Mapping[str, Any]], None] | None = None
-    # For scenarios that build networks: name -> CompiledNetwork, as ``body`` builds them.
-    networks: Callable[[Mapping[str, Any], Context], dict[str, Any]] | None = None
+    body: Callable[[Any, Context], Outcome]
+    check: Callable[[Any], None] | None = None
+    # For scenarios that build networks: name -> CompiledNetwork, as ``body`` builds them (graphs
+    # and ``train`` read them; the framework places them on the run's device).
+    networks: Callable[[Any, Context], dict[str, Any]] | None = None
     # Closed-form lines for a phase diagram of a sweep over (x, y), given the fixed parameters:
     # [(label, xs, ys)], drawn by ``superposim report`` over the measured map.
-    phase_lines: Callable[[str, str, Mapping[str, Any]], list[tuple[str, list, list]]] | None = None
+    phase_lines: Callable[[str, str, Any], list[tuple[str, list, list]]] | None = None
     # The devices its body computes on; another is refused rather than silently ignored.
     devices: tuple[str, ...] = ("cpu", "cuda")
+    # ``superposim train`` can train a network on its circuit: ``networks`` returns
+    # {"superposed", "dedicated"} compiled from one circuit, and it has TRAIN_NEEDS.
+    trainable: bool = False
+    # How long a run at the defaults takes on two CPU cores; "minutes" marks its default-size
+    # test slow.
+    cost: str = "seconds"
+
+    def __post_init__(self) -> None:
+        if self.cost not in COSTS:
+            raise TypeError(f"Scenario {self.name!r}: cost must be one of {', '.join(COSTS)}, got {self.cost!r}")
+        missing = [k for k in TRAIN_NEEDS if k not in self.params]
+        if self.trainable and (self.networks is None or missing):
+            raise TypeError(f"Scenario {self.name!r} is trainable only with networks= and the parameters "
+                            f"{', '.join(TRAIN_NEEDS)}" + (f" (missing {', '.join(missing)})" if missing else ""))
+
+    @property
+    def builds_networks(self) -> bool:
+        return self.networks is not None
 
 
 def load(name: str | os.PathLike) -> Scenario:
@@ -87,7 +116,7 @@ def load(name: str | os.PathLike) -> Scenario:
     if name.endswith(".py") or "/" in name:
         return _load_script(Path(name))
     check_name(name)
-    return importlib.import_module(BUILTIN[name][0]).scenario
+    return importlib.import_module(BUILTIN[name]).scenario
 
 
 def _load_script(path: Path) -> Scenario:
@@ -146,8 +175,8 @@ def _device_type(device: str | torch.device) -> str | None:
 def networks(name: str, *, seed: int = 0, device: str | torch.device = "cpu", **params: Any) -> dict[str, Any]:
     """The compiled networks a scenario builds (for graphs), keyed by name."""
     scenario, values, ctx = _prepare(name, seed, device, False, params)
-    if scenario.networks is None:
-        graphable = [n for n in BUILTIN if load(n).networks is not None]
+    if not scenario.builds_networks:
+        graphable = [n for n in BUILTIN if catalog_entry(n)["builds_networks"]]
         raise UsageError(f"scenario {scenario.name!r} builds no network to graph; graphable: {', '.join(graphable)}")
     return {key: ctx.place(net) for key, net in scenario.networks(values, ctx).items()}
 
@@ -194,4 +223,4 @@ def _first_line(err: BaseException) -> str:
 
 def describe() -> list[tuple[str, str]]:
     """(name, one-line description) of every built-in scenario."""
-    return [(name, text) for name, (_, text) in BUILTIN.items()]
+    return [(name, catalog_entry(name)["description"]) for name in BUILTIN]

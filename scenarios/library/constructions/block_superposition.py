@@ -125,6 +125,11 @@ def body(p, ctx) -> Outcome:
     return Outcome(rows, summary, {"mse_by_layer": figure})
 
 
-scenario = Scenario("block-superposition",
-                    "block-structured circuits in superposition: exact for one active circuit, (D/d)^2 circuits",
-                    PARAMS, body, check, networks=lambda p, ctx: {"superposed": build(p, ctx)})
+scenario = Scenario(
+    name="block-superposition",
+    description="block-structured circuits in superposition: exact for one active circuit, (D/d)^2 circuits",
+    params=PARAMS,
+    body=body,
+    check=check,
+    networks=lambda p, ctx: {"superposed": build(p, ctx)},
+)

@@ -257,9 +257,14 @@ def _capacity(p, ctx) -> dict:
     return out
 
 
-scenario = Scenario("circuits-in-superposition",
-                    "T small boolean circuits in one network with z active (2025 or 2024 construction): "
+scenario = Scenario(
+    name="circuits-in-superposition",
+    description="T small boolean circuits in one network with z active (2025 or 2024 construction): "
                     "error by layer, capacity",
-                    PARAMS, body, check, networks=lambda p, ctx: {
+    params=PARAMS,
+    body=body,
+    check=check,
+    networks=lambda p, ctx: {
                         "superposed": build(p, p.T, p.D, ctx),
-                    })
+                    },
+)

@@ -199,6 +199,10 @@ def _seizures(rows, p, title):
     return fig
 
 
-scenario = Scenario("rotations-in-superposition",
-                    "conditional rotations in superposition (2025 construction): error by layer vs eq. 6.55/6.57",
-                    PARAMS, body, check)
+scenario = Scenario(
+    name="rotations-in-superposition",
+    description="conditional rotations in superposition (2025 construction): error by layer vs eq. 6.55/6.57",
+    params=PARAMS,
+    body=body,
+    check=check,
+)

@@ -182,5 +182,10 @@ def _mean_shared(net, k: int) -> float:
     return float(net.shared_counts.mean())
 
 
-scenario = Scenario("u-and", "Universal-AND: error of each case against docs/theory.md's law, against d, p and d0",
-                    PARAMS, body, check)
+scenario = Scenario(
+    name="u-and",
+    description="Universal-AND: error of each case against docs/theory.md's law, against d, p and d0",
+    params=PARAMS,
+    body=body,
+    check=check,
+)

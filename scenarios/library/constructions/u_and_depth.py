@@ -122,5 +122,11 @@ def _blocks_into(net, layer: int) -> range:
     return net.blocks_of_layer(layer - 1)
 
 
-scenario = Scenario("u-and-depth", "stacked U-AND layers: the naive stack against one with error correction",
-                    PARAMS, body, check, networks)
+scenario = Scenario(
+    name="u-and-depth",
+    description="stacked U-AND layers: the naive stack against one with error correction",
+    params=PARAMS,
+    body=body,
+    check=check,
+    networks=networks,
+)

@@ -145,5 +145,10 @@ def body(p, ctx) -> Outcome:
     return Outcome(rows, summary, {"cleanup_error": figure})
 
 
-scenario = Scenario("booleanish", "the second price: clean-up removes interference only from boolean-ish features",
-                    PARAMS, body, check)
+scenario = Scenario(
+    name="booleanish",
+    description="the second price: clean-up removes interference only from boolean-ish features",
+    params=PARAMS,
+    body=body,
+    check=check,
+)

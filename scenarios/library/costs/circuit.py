@@ -69,5 +69,12 @@ def body(p, ctx) -> Outcome:
     return Outcome(rows, summary, {"wrong_features": figure})
 
 
-scenario = Scenario("circuit", "a random circuit compiled superposed and dedicated: wrong gate outputs per layer",
-                    PARAMS, body, check, networks)
+scenario = Scenario(
+    name="circuit",
+    description="a random circuit compiled superposed and dedicated: wrong gate outputs per layer",
+    params=PARAMS,
+    body=body,
+    check=check,
+    networks=networks,
+    trainable=True,
+)

@@ -183,8 +183,13 @@ def _predictions(p, cleanup: str):
 
 
 scenario = Scenario(
-    "compounding-noise",
-    "error against depth: superposed relay with clean-up off and on, against theory and the dedicated twin",
-    PARAMS, body, check, networks)
+    name="compounding-noise",
+    description="error against depth: superposed relay with clean-up off and on, against theory and the dedicated twin",
+    params=PARAMS,
+    body=body,
+    check=check,
+    networks=networks,
+    trainable=True,
+)
 
 

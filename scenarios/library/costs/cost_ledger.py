@@ -110,5 +110,10 @@ def body(p, ctx) -> Outcome:
     return Outcome(rows, summary, {"ledger": figure})
 
 
-scenario = Scenario("cost-ledger", "neurons, parameters and affordable sparsity of each network at a target error",
-                    PARAMS, body, check)
+scenario = Scenario(
+    name="cost-ledger",
+    description="neurons, parameters and affordable sparsity of each network at a target error",
+    params=PARAMS,
+    body=body,
+    check=check,
+)

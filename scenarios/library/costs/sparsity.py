@@ -153,5 +153,10 @@ def phase_lines(x: str, y: str, fixed) -> list:
 
 
 scenario = Scenario(
-    "sparsity", "the first price: interference and false positives against the number of active features",
-    PARAMS, body, check, phase_lines=phase_lines)
+    name="sparsity",
+    description="the first price: interference and false positives against the number of active features",
+    params=PARAMS,
+    body=body,
+    check=check,
+    phase_lines=phase_lines,
+)

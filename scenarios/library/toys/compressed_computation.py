@@ -158,6 +158,11 @@ def body(p, ctx) -> Outcome:
     return Outcome(rows, summary, {"loss_by_p": figure})
 
 
-scenario = Scenario("compressed-computation",
-                    "the residual-MLP toy: does it compute in superposition, or exploit its embedding's mixing?",
-                    PARAMS, body, check, devices=("cpu",))
+scenario = Scenario(
+    name="compressed-computation",
+    description="the residual-MLP toy: does it compute in superposition, or exploit its embedding's mixing?",
+    params=PARAMS,
+    body=body,
+    check=check,
+    devices=("cpu",),
+)

@@ -125,6 +125,11 @@ def body(p, ctx) -> Outcome:
     return Outcome(rows, summary, {"mse_by_D": figure})
 
 
-scenario = Scenario("compressed-storage",
-                    "T Bernoulli features in D dimensions, read linearly: random, dedicated and trained storage",
-                    PARAMS, body, check, devices=("cpu",))
+scenario = Scenario(
+    name="compressed-storage",
+    description="T Bernoulli features in D dimensions, read linearly: random, dedicated and trained storage",
+    params=PARAMS,
+    body=body,
+    check=check,
+    devices=("cpu",),
+)

@@ -172,7 +172,12 @@ def plt_color(f: int, m: int) -> tuple:
     return colormaps["viridis"](0.9 * f / max(m - 1, 1))
 
 
-scenario = Scenario("toy-models",
-                    "Toy Models of Superposition: features in fewer dimensions by sparsity; geometry and "
+scenario = Scenario(
+    name="toy-models",
+    description="Toy Models of Superposition: features in fewer dimensions by sparsity; geometry and "
                     "dimensionality",
-                    PARAMS, body, check, devices=("cpu",))
+    params=PARAMS,
+    body=body,
+    check=check,
+    devices=("cpu",),
+)

@@ -214,7 +214,12 @@ def body(p, ctx) -> Outcome:
     return Outcome(rows, summary, {"wrong_by_d": figure})
 
 
-scenario = Scenario("trained-u-and",
-                    "a layer trained on all pairwise ANDs against the hand-built Universal-AND: error, density, "
+scenario = Scenario(
+    name="trained-u-and",
+    description="a layer trained on all pairwise ANDs against the hand-built Universal-AND: error, density, "
                     "classes",
-                    PARAMS, body, check, devices=("cpu",))
+    params=PARAMS,
+    body=body,
+    check=check,
+    devices=("cpu",),
+)

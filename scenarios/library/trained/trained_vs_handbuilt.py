@@ -117,6 +117,13 @@ def body(p, ctx) -> Outcome:
     return Outcome(rows, summary, {"learning_curve": learning_curve, "errors_by_layer": per_layer})
 
 
-scenario = Scenario("trained-vs-handbuilt",
-                    "a trained network against the hand-built superposed one and the dedicated twin",
-                    PARAMS, body, check, networks, devices=("cpu",))
+scenario = Scenario(
+    name="trained-vs-handbuilt",
+    description="a trained network against the hand-built superposed one and the dedicated twin",
+    params=PARAMS,
+    body=body,
+    check=check,
+    networks=networks,
+    devices=("cpu",),
+    trainable=True,
+)
