@@ -103,8 +103,13 @@ def build_parser() -> argparse.ArgumentParser:
     p_report.add_argument("--out", default=None, help="folder for the figure (default: beside the store)")
     p_report.add_argument("--csv", default=None, help="export every result row as CSV")
     p_report.add_argument("--parquet", default=None, help="export every result row as Parquet")
+    p_redraw = sub.add_parser("redraw", help="draw a stored run's figures again from its result.json, nothing "
+                              "recomputed")
+    p_redraw.add_argument("run_dir", metavar="RUN_DIR", help="a folder a run wrote (holding result.json)")
+    p_redraw.add_argument("--scenario", default=None, metavar="PATH.py",
+                          help="the script of a run of a script (a built-in is found by the name the result holds)")
     parser.commands = {"list": p_list, "run": p_run, "train": p_train, "graph": p_graph, "sweep": p_sweep,
-                       "report": p_report}
+                       "report": p_report, "redraw": p_redraw}
     p_graph.add_argument("--all", action="store_true",
                          help="draw every node even when there are more than can be read")
     return parser
@@ -174,6 +179,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _sweep(args)
         if args.command == "report":
             return _report(args)
+        if args.command == "redraw":
+            return _redraw(args)
         if not args.name:
             raise UsageError("run: name a scenario (see 'superposim list') or a script path")
         return _run(args)
@@ -265,6 +272,25 @@ def _report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _redraw(args: argparse.Namespace) -> int:
+    from scenarios.engine.outputs import check_out_dir
+    from scenarios.engine.registry import redraw
+
+    out = check_out_dir(args.run_dir)
+    result = redraw(out, args.scenario)
+    _report_written(result.save_run(out), out)
+    return 0
+
+
+def _report_written(written, out: Path) -> None:
+    if written.replaced:
+        print(f"replaced the earlier run in {out}")
+    if written.kept:
+        print(f"kept what no run wrote there: {', '.join(written.kept)}")
+    for path in written.paths:
+        print(f"wrote {path}")
+
+
 def _run(args: argparse.Namespace) -> int:
     from scenarios.engine.outputs import check_out_dir, default_folder
     from scenarios.engine.registry import load, run
@@ -282,12 +308,7 @@ def _run(args: argparse.Namespace) -> int:
     if result.nonfinite:
         print(f"note: {len(result.nonfinite)} values are not finite (overflow or undefined); result.json holds "
               "them as null and lists each under 'nonfinite'")
-    if written.replaced:
-        print(f"replaced the earlier run in {out}")
-    if written.kept:
-        print(f"kept what no run wrote there: {', '.join(written.kept)}")
-    for path in written.paths:
-        print(f"wrote {path}")
+    _report_written(written, out)
     return 0
 
 

@@ -10,18 +10,20 @@ import os
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
 
 import torch
+from matplotlib.figure import Figure
 
 from circuits.spec import CircuitError
 from layers.training import CheckpointError, TrainingDiverged
 from scenarios.engine.catalog import BUILTIN, VERSION, catalog_entry, check_name
 from scenarios.engine.params import Param, UsageError, resolve
-from scenarios.engine.result import FigureMaker, Result
+from scenarios.engine.result import Result
 
-__all__ = ["BUILTIN", "VERSION", "Context", "Outcome", "Scenario", "describe", "load", "networks", "run"]
+__all__ = ["BUILTIN", "VERSION", "Context", "Outcome", "Scenario", "describe", "load", "networks", "redraw", "run"]
 
 # The built-in scenarios live in ``scenarios.engine.catalog`` (name -> module, description).
 M = TypeVar("M", bound=torch.nn.Module)
@@ -30,12 +32,13 @@ NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
 @dataclass
 class Outcome:
-    """What a scenario function returns."""
+    """What a scenario's body returns: rows, a summary, the column order of the table, and the
+    data its figures need beyond rows and summary (kept in result.json, so figures redraw)."""
 
     rows: list[dict[str, Any]]
     summary: dict[str, Any]
-    figures: dict[str, FigureMaker] = field(default_factory=dict)
     columns: list[str] | None = None
+    data: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -82,6 +85,10 @@ class Scenario:
     # For scenarios that build networks: name -> CompiledNetwork, as ``body`` builds them (graphs
     # and ``train`` read them; the framework places them on the run's device).
     networks: Callable[[Any, Context], dict[str, Any]] | None = None
+    # Its figures by file name, each drawn from the Result alone (rows, summary, data, params), so
+    # that ``superposim redraw`` draws a stored run's figures again without recomputing; a figure
+    # that does not apply to a run returns None.
+    figures: Mapping[str, Callable[[Result], Figure | None]] = field(default_factory=dict)
     # Closed-form lines for a phase diagram of a sweep over (x, y), given the fixed parameters:
     # [(label, xs, ys)], drawn by ``superposim report`` over the measured map.
     phase_lines: Callable[[str, str, Any], list[tuple[str, list, list]]] | None = None
@@ -200,16 +207,42 @@ def run(
             raise
         raise UsageError(f"{scenario.name}: ran out of memory on {ctx.device} ({_first_line(err)}); "
                          "try smaller sizes") from None
-    return Result(
+    result = Result(
         scenario=scenario.name,
         params=values.to_dict(),
         seed=seed,
         version=VERSION,
         rows=outcome.rows,
         summary=outcome.summary,
-        figures=outcome.figures,
         columns=outcome.columns,
+        data=outcome.data,
     )
+    return with_figures(result, scenario)
+
+
+def with_figures(result: Result, scenario: Scenario) -> Result:
+    """The result with its scenario's figures attached, each drawn from the result alone."""
+    result.figures = {name: partial(draw, result) for name, draw in scenario.figures.items()}
+    return result
+
+
+def redraw(run_dir: str | os.PathLike, scenario: str | os.PathLike | None = None) -> Result:
+    """A stored run (its result.json) with its figures attached again, nothing recomputed; the
+    scenario is the one the result names, or ``scenario`` (a script's path) when given."""
+    path = Path(run_dir) / "result.json"
+    if not path.is_file():
+        raise UsageError(f"{str(run_dir)!r} holds no result.json to redraw")
+    try:
+        result = Result.load(path)
+    except ValueError as err:
+        raise UsageError(str(err)) from None
+    if scenario is None and result.scenario not in BUILTIN:
+        raise UsageError(f"{str(path)!r} is a run of the script {result.scenario!r}: name the script "
+                         "(superposim redraw DIR --scenario PATH.py)")
+    found = load(scenario if scenario is not None else result.scenario)
+    if found.name != result.scenario:
+        raise UsageError(f"{str(path)!r} is a run of {result.scenario!r}, not of {found.name!r}")
+    return with_figures(result, found)
 
 
 def _out_of_memory(err: BaseException) -> bool:

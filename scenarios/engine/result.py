@@ -1,19 +1,24 @@
-"""The result of a scenario run: rows, summary, figures; saved as result.json and PNGs."""
+"""The result of a scenario run: rows, summary, the data its figures need, and the figures, which
+are drawn from the result alone; saved as result.json and PNGs, and read back from result.json
+(``Result.load``) to redraw them without recomputing."""
 
 from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 from matplotlib.figure import Figure  # a Figure draws with its own canvas: no backend is chosen
 
 from layers.files import write_atomic
 
-FigureMaker = Callable[[], Figure]
+FigureMaker = Callable[[], Figure | None]  # None: the figure does not apply to this run
+RESULT_KEYS = ("scenario", "params", "seed", "version", "rows", "summary")
 
 
 def jsonable(value: Any, where: str = "result", nonfinite: dict[str, str] | None = None) -> Any:
@@ -50,6 +55,35 @@ class Result:
     summary: dict[str, Any]
     figures: dict[str, FigureMaker] = field(default_factory=dict, repr=False)
     columns: list[str] | None = field(default=None, repr=False)
+    # what figures draw beyond rows and summary (curves, weights, histories), kept in result.json
+    data: dict[str, Any] = field(default_factory=dict, repr=False)
+
+    @property
+    def p(self) -> SimpleNamespace:
+        """The parameters read as attributes (``result.p.m``), as figures read them."""
+        return SimpleNamespace(**self.params)
+
+    @classmethod
+    def from_dict(cls, body: Mapping[str, Any]) -> Result:
+        """The result a result.json holds (no figures attached); null values recorded under
+        ``nonfinite`` come back as the NaN or infinity they were."""
+        missing = [k for k in RESULT_KEYS if k not in body]
+        if missing:
+            raise ValueError(f"it has no {missing[0]!r}")
+        body = json.loads(json.dumps(body))  # a copy to restore values into
+        for place, what in body.get("nonfinite", {}).items():
+            _put(body, place, float(what))
+        return cls(scenario=body["scenario"], params=body["params"], seed=body["seed"], version=body["version"],
+                   rows=body["rows"], summary=body["summary"], columns=body.get("columns"),
+                   data=body.get("data", {}))
+
+    @classmethod
+    def load(cls, path: str | Path) -> Result:
+        """Read a result.json written by ``save``."""
+        try:
+            return cls.from_dict(json.loads(Path(path).read_text()))
+        except (OSError, ValueError, TypeError, KeyError, IndexError) as err:
+            raise ValueError(f"{str(path)!r} is not a readable result.json ({err})") from None
 
     def to_dict(self) -> dict[str, Any]:
         """Exactly what result.json holds. Values that overflowed (inf) or are undefined (nan)
@@ -63,6 +97,10 @@ class Result:
             "rows": jsonable(self.rows, "rows", nonfinite),
             "summary": jsonable(self.summary, "summary", nonfinite),
         }
+        if self.columns is not None:
+            body["columns"] = list(self.columns)
+        if self.data:
+            body["data"] = jsonable(self.data, "data", nonfinite)
         if nonfinite:
             body["nonfinite"] = nonfinite
         return body
@@ -95,6 +133,8 @@ class Result:
         written = [path]
         for name, make in self.figures.items():
             fig = make()
+            if fig is None:
+                continue
             save = lambda tmp, fig=fig: fig.savefig(tmp, dpi=120, bbox_inches="tight", format="png")  # noqa: E731
             written.append(write_atomic(out / f"{name}.png", save))
         return written
@@ -111,6 +151,18 @@ class Result:
 
         check_out_dir(out_dir)
         return write_folder(out_dir, self.write_into)
+
+
+_PART = re.compile(r"\.?([^.\[\]]+)|\[(\d+)\]")
+
+
+def _put(body: Any, place: str, value: Any) -> None:
+    """Set the value at a place named as ``jsonable`` names it (``rows[3].mse``)."""
+    keys = [int(i) if i else k for k, i in _PART.findall(place)]
+    target = body
+    for key in keys[:-1]:
+        target = target[key]
+    target[keys[-1]] = value
 
 
 def _grid(columns: list[str], rows: list[dict]) -> list[str]:

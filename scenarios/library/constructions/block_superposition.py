@@ -21,6 +21,7 @@ from __future__ import annotations
 import math
 
 import torch
+from matplotlib.figure import Figure
 from tqdm import tqdm
 
 from circuits.block import block_circuits, compile_block
@@ -29,6 +30,7 @@ from circuits.evaluate import Evaluator
 from scenarios import plots
 from scenarios.engine.params import Param, require
 from scenarios.engine.registry import Outcome, Scenario
+from scenarios.engine.result import Result
 
 PARAMS = {
     "D": Param(200, "neurons per layer (without the one-hot neurons)", low=2, high=2000),
@@ -108,21 +110,23 @@ def body(p, ctx) -> Outcome:
                            for z in p.z],
         "neurons_per_layer": p.D + 2 * B, "neurons_per_layer_dedicated": B * B * d,
     }
+    return Outcome(rows, summary)
 
-    def figure():
-        fig, ax = plots.figure(f"block superposition: D={p.D}, d={d}, T={B * B}", "layer",
-                               "MSE per small feature", log_y=True)
-        colors = ["tab:blue", "tab:red", "tab:orange", "tab:purple"]
-        for k, z in enumerate(p.z):
-            sel = [r for r in rows if r["z"] == z]
-            c = colors[k % len(colors)]
-            plots.line(ax, [r["layer"] for r in sel], [r["mse_active"] for r in sel], f"z={z}: active", c)
-            plots.line(ax, [r["layer"] for r in sel], [r["mse_inactive"] for r in sel], f"z={z}: inactive", c, ":s")
-        plots.line(ax, list(range(p.L + 1)), [0.0] * (p.L + 1), "dedicated", plots.DEDICATED, "-^")
-        plots.finish(ax, integer_x=True)
-        return fig
 
-    return Outcome(rows, summary, {"mse_by_layer": figure})
+def mse_by_layer_figure(result: Result) -> Figure:
+    rows, p = result.rows, result.p
+    B, d = result.summary["blocks"], p.d
+    fig, ax = plots.figure(f"block superposition: D={p.D}, d={d}, T={B * B}", "layer",
+                           "MSE per small feature", log_y=True)
+    colors = ["tab:blue", "tab:red", "tab:orange", "tab:purple"]
+    for k, z in enumerate(p.z):
+        sel = [r for r in rows if r["z"] == z]
+        c = colors[k % len(colors)]
+        plots.line(ax, [r["layer"] for r in sel], [r["mse_active"] for r in sel], f"z={z}: active", c)
+        plots.line(ax, [r["layer"] for r in sel], [r["mse_inactive"] for r in sel], f"z={z}: inactive", c, ":s")
+    plots.line(ax, list(range(p.L + 1)), [0.0] * (p.L + 1), "dedicated", plots.DEDICATED, "-^")
+    plots.finish(ax, integer_x=True)
+    return fig
 
 
 scenario = Scenario(
@@ -130,6 +134,7 @@ scenario = Scenario(
     description="block-structured circuits in superposition: exact for one active circuit, (D/d)^2 circuits",
     params=PARAMS,
     body=body,
+    figures={"mse_by_layer": mse_by_layer_figure},
     check=check,
     networks=lambda p, ctx: {"superposed": build(p, ctx)},
 )

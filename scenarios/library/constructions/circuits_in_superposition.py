@@ -24,10 +24,12 @@ layer with ``capacity_z`` active; most T the placement holds), ``capacity_T_theo
 from __future__ import annotations
 
 import torch
+from matplotlib.figure import Figure
 from tqdm import tqdm
 
 from circuits import cis2025
 from circuits.cis import compile_cis, plane_capacity, small_circuits
+from circuits.cis2025 import CiS2025Network
 from circuits.compile import compile_dedicated
 from circuits.evaluate import Evaluator
 from circuits.small import boolean_inputs
@@ -36,6 +38,7 @@ from scenarios import plots
 from scenarios.engine.memory import require_memory
 from scenarios.engine.params import Param, require
 from scenarios.engine.registry import Outcome, Scenario
+from scenarios.engine.result import Result
 
 CONSTRUCTIONS = ("2025", "2024")
 
@@ -124,7 +127,7 @@ def _inputs(T: int, d: int, z: int, batch: int, gen: torch.Generator) -> tuple[t
 @torch.no_grad()
 def _fresh(net, exact: list[torch.Tensor]) -> list[torch.Tensor]:
     """Read-outs of each layer when it is fed the exact values of the layer before."""
-    if hasattr(net, "cis"):
+    if isinstance(net, CiS2025Network):
         return _fresh_2025(net, exact)
     out = [exact[0]]
     for t, (inc, place) in enumerate(zip(net.incidences, net.placements)):
@@ -172,7 +175,7 @@ def measure(net, twin, T: int, d: int, z: int, samples: int, gen: torch.Generato
                 ((twins[t] - exact[t]).double() ** 2).sum()]).cpu()
         done += b
     rows, added_active, added_inactive = [], 0.0, 0.0
-    keep = 0.0 if hasattr(net, "cis") else 1.0  # 2025: step pairs reset the error every layer
+    keep = 0.0 if isinstance(net, CiS2025Network) else 1.0  # 2025: step pairs reset the error every layer
     for t in range(depth):
         e_act, e_in, f_act, f_in, n_act, n_in, switched, twin_err = acc[t].tolist()
         added_active = keep * added_active + f_act / n_act
@@ -199,23 +202,7 @@ def body(p, ctx) -> Outcome:
         "params_small_total": T * L * (d * (d + 1) + (d + 1) * (d + 1)),
     }
     summary |= _capacity(p, ctx)
-
-    def figure():
-        fig, ax = plots.figure(f"circuits in superposition ({p.construction}): T={T}, D={D}, d={d}, S={S}", "layer",
-                               "MSE per small feature", log_y=True)
-        colors = ["tab:blue", "tab:orange", "tab:red", "tab:purple"]
-        for k, z in enumerate(p.z):
-            sel = [r for r in rows if r["active_circuits"] == z]
-            x = [r["layer"] for r in sel]
-            c = colors[k % len(colors)]
-            plots.line(ax, x, [r["mse_active"] for r in sel], f"z={z}: active", c)
-            plots.line(ax, x, [r["mse_inactive"] for r in sel], f"z={z}: inactive", c, "-s")
-            plots.line(ax, x, [r["predicted_mse_active"] for r in sel], f"z={z}: predicted", c, ":")
-        plots.line(ax, sorted({r["layer"] for r in rows}), [0.0] * (L + 1), "dedicated", plots.DEDICATED, "-^")
-        plots.finish(ax, integer_x=True)
-        return fig
-
-    return Outcome(rows, summary, {"mse_by_layer": figure})
+    return Outcome(rows, summary)
 
 
 def _capacity(p, ctx) -> dict:
@@ -257,14 +244,34 @@ def _capacity(p, ctx) -> dict:
     return out
 
 
+def mse_by_layer_figure(result: Result) -> Figure:
+    rows, p = result.rows, result.p
+    T, D, d, S, L = p.T, p.D, p.d, p.S, p.L
+    fig, ax = plots.figure(f"circuits in superposition ({p.construction}): T={T}, D={D}, d={d}, S={S}", "layer",
+                           "MSE per small feature", log_y=True)
+    colors = ["tab:blue", "tab:orange", "tab:red", "tab:purple"]
+    for k, z in enumerate(p.z):
+        sel = [r for r in rows if r["active_circuits"] == z]
+        x = [r["layer"] for r in sel]
+        c = colors[k % len(colors)]
+        plots.line(ax, x, [r["mse_active"] for r in sel], f"z={z}: active", c)
+        plots.line(ax, x, [r["mse_inactive"] for r in sel], f"z={z}: inactive", c, "-s")
+        plots.line(ax, x, [r["predicted_mse_active"] for r in sel], f"z={z}: predicted", c, ":")
+    plots.line(ax, sorted({r["layer"] for r in rows}), [0.0] * (L + 1), "dedicated", plots.DEDICATED, "-^")
+    plots.finish(ax, integer_x=True)
+    return fig
+
+
 scenario = Scenario(
     name="circuits-in-superposition",
     description="T small boolean circuits in one network with z active (2025 or 2024 construction): "
-                    "error by layer, capacity",
+                "error by layer, capacity",
     params=PARAMS,
     body=body,
+    figures={"mse_by_layer": mse_by_layer_figure},
     check=check,
     networks=lambda p, ctx: {
                         "superposed": build(p, p.T, p.D, ctx),
                     },
+    cost="minutes",
 )

@@ -28,6 +28,7 @@ from __future__ import annotations
 import math
 
 import torch
+from matplotlib.figure import Figure
 from tqdm import tqdm
 
 from circuits import theory
@@ -38,6 +39,7 @@ from circuits.small import robust_radius, rotation_circuits, rotation_inputs, ro
 from scenarios import plots
 from scenarios.engine.params import Param, require
 from scenarios.engine.registry import Outcome, Scenario
+from scenarios.engine.result import Result
 
 D_SMALL = 4
 DESIGNS = ("best", "transversal", "progression")
@@ -139,7 +141,8 @@ def measure(net: CiS2025, twin: torch.nn.Module, z: int, samples: int, gen: torc
 
 
 COLUMNS = ["z", "layer", "mse_active", "predicted_mse_active", "mse_inactive", "predicted_mse_inactive",
-           "worst_error_active", "switched_on", "mse_on_inactive", "active_neurons", "predicted_active_neurons",
+           "worst_error_active", "switched_on", "mse_on_active", "mse_on_inactive", "active_neurons",
+           "predicted_active_neurons",
            "mse_dedicated"]
 
 
@@ -166,15 +169,19 @@ def body(p, ctx) -> Outcome:
                                       for z in p.z],
         "robust_radius": float(robust_radius(net.small).min()),
     }
-    title = f"T={T}, D={D}, S={S}, {p.weights} weights"
-    return Outcome(rows, summary, {"mse_by_layer": lambda: _errors(rows, p, title),
-                                   "seizures": lambda: _seizures(rows, p, title)}, COLUMNS)
+    return Outcome(rows, summary, COLUMNS)
 
 
 COLORS = ["tab:purple", "tab:red", "tab:orange", "tab:brown", "tab:pink"]
 
 
-def _errors(rows, p, title):
+def _title(p) -> str:
+    return f"T={p.T}, D={p.D}, S={p.S}, {p.weights} weights"
+
+
+def mse_by_layer_figure(result: Result) -> Figure:
+    rows, p = result.rows, result.p
+    title = _title(p)
     fig, ax = plots.figure(f"rotating vector: {title}", "layer", "mean squared error |x - x_hat|^2", log_y=True)
     for k, z in enumerate(p.z):
         sel = [r for r in rows if r["z"] == z]
@@ -189,7 +196,9 @@ def _errors(rows, p, title):
     return fig
 
 
-def _seizures(rows, p, title):
+def seizures_figure(result: Result) -> Figure:
+    rows, p = result.rows, result.p
+    title = _title(p)
     fig, ax = plots.figure(f"inactive circuits switched on: {title}", "layer", "per input", log_y=True)
     for k, z in enumerate(p.z):
         sel = [r for r in rows if r["z"] == z]
@@ -204,5 +213,7 @@ scenario = Scenario(
     description="conditional rotations in superposition (2025 construction): error by layer vs eq. 6.55/6.57",
     params=PARAMS,
     body=body,
+    figures={"mse_by_layer": mse_by_layer_figure, "seizures": seizures_figure},
     check=check,
+    cost="minutes",
 )

@@ -19,6 +19,7 @@ predicted_std_on_independent, mean_off (one input off), predicted_mean_off}.
 from __future__ import annotations
 
 import torch
+from matplotlib.figure import Figure
 from tqdm import tqdm
 
 from circuits import theory
@@ -29,6 +30,7 @@ from scenarios import plots
 from scenarios.engine.memory import FLOAT, require_memory
 from scenarios.engine.params import Param, require
 from scenarios.engine.registry import Outcome, Scenario
+from scenarios.engine.result import Result
 
 PARAMS = {
     "m": Param(1000, "input features", low=2),
@@ -143,34 +145,7 @@ def body(p, ctx) -> Outcome:
                            "predicted_mean_off": one_off["pred_mean"] if one_off else None})
         sweeps[key] = points
     summary |= sweeps
-
-    def figure():
-        from matplotlib.figure import Figure
-
-        fig = Figure(figsize=(12, 3.8))
-        for ax, (key, label) in zip(fig.subplots(1, 3), (("sweep_d", "neurons d"), ("sweep_p", "probability p"),
-                                                         ("sweep_d0", "input width d0"))):
-            pts = sorted((pt for pt in sweeps[key] if key != "sweep_d0" or pt["value"] > 0),
-                         key=lambda pt: pt["value"])
-            basis = [pt for pt in sweeps[key] if key == "sweep_d0" and pt["value"] == 0]
-            if basis and basis[0]["std_on"] is not None:  # d0 = 0: inputs on the basis, no curve to join
-                ax.axhline(basis[0]["std_on"], color=plots.MEASURED, ls="--", lw=0.8, label="std, basis inputs")
-            x = [pt["value"] for pt in pts]
-            plots.line(ax, x, [pt["std_on"] for pt in pts], "std, all inputs on", plots.MEASURED)
-            plots.line(ax, x, [pt["predicted_std_on"] for pt in pts], "predicted", plots.PREDICTED, "--")
-            plots.line(ax, x, [pt["predicted_std_on_independent"] for pt in pts], "predicted, noise independent",
-                       "tab:gray", ":")
-            plots.line(ax, x, [pt["mean_off"] for pt in pts], "mean, one input off", "tab:orange")
-            plots.line(ax, x, [pt["predicted_mean_off"] for pt in pts], "predicted", "tab:red", ":")
-            ax.set_xlabel(label)
-            ax.grid(alpha=0.3)
-        fig.axes[0].set_ylabel("read-out error")
-        fig.axes[0].legend(fontsize=7)
-        fig.suptitle(f"U-AND, m={p.m}, l={p.active}, k={k}: error against d, p and d0 "
-                     f"(dedicated: {pairs} neurons, error 0)", fontsize=10)
-        return fig
-
-    return Outcome(rows, summary, {"error_vs_d_p_d0": figure})
+    return Outcome(rows, summary)
 
 
 def _mean_shared(net, k: int) -> float:
@@ -182,10 +157,39 @@ def _mean_shared(net, k: int) -> float:
     return float(net.shared_counts.mean())
 
 
+def error_vs_d_p_d0_figure(result: Result) -> Figure:
+    p, sweeps = result.p, result.summary
+    k, pairs = p.k, result.summary["pairs"]
+    fig = Figure(figsize=(12, 3.8))
+    for ax, (key, label) in zip(fig.subplots(1, 3), (("sweep_d", "neurons d"), ("sweep_p", "probability p"),
+                                                     ("sweep_d0", "input width d0"))):
+        pts = sorted((pt for pt in sweeps[key] if key != "sweep_d0" or pt["value"] > 0),
+                     key=lambda pt: pt["value"])
+        basis = [pt for pt in sweeps[key] if key == "sweep_d0" and pt["value"] == 0]
+        if basis and basis[0]["std_on"] is not None:  # d0 = 0: inputs on the basis, no curve to join
+            ax.axhline(basis[0]["std_on"], color=plots.MEASURED, ls="--", lw=0.8, label="std, basis inputs")
+        x = [pt["value"] for pt in pts]
+        plots.line(ax, x, [pt["std_on"] for pt in pts], "std, all inputs on", plots.MEASURED)
+        plots.line(ax, x, [pt["predicted_std_on"] for pt in pts], "predicted", plots.PREDICTED, "--")
+        plots.line(ax, x, [pt["predicted_std_on_independent"] for pt in pts], "predicted, noise independent",
+                   "tab:gray", ":")
+        plots.line(ax, x, [pt["mean_off"] for pt in pts], "mean, one input off", "tab:orange")
+        plots.line(ax, x, [pt["predicted_mean_off"] for pt in pts], "predicted", "tab:red", ":")
+        ax.set_xlabel(label)
+        ax.grid(alpha=0.3)
+    fig.axes[0].set_ylabel("read-out error")
+    fig.axes[0].legend(fontsize=7)
+    fig.suptitle(f"U-AND, m={p.m}, l={p.active}, k={k}: error against d, p and d0 "
+                 f"(dedicated: {pairs} neurons, error 0)", fontsize=10)
+    return fig
+
+
 scenario = Scenario(
     name="u-and",
     description="Universal-AND: error of each case against docs/theory.md's law, against d, p and d0",
     params=PARAMS,
     body=body,
+    figures={"error_vs_d_p_d0": error_vs_d_p_d0_figure},
     check=check,
+    cost="minutes",
 )

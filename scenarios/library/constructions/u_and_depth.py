@@ -23,6 +23,8 @@ Summary keys: ``features``, ``pairs``, ``first_failing_layer_naive``,
 
 from __future__ import annotations
 
+from matplotlib.figure import Figure
+
 from circuits import theory
 from circuits.compile import compile_dedicated
 from circuits.generators import copy_relay
@@ -33,6 +35,7 @@ from scenarios import plots
 from scenarios.engine.memory import FLOAT, require_memory
 from scenarios.engine.params import Param, require
 from scenarios.engine.registry import Outcome, Scenario
+from scenarios.engine.result import Result
 
 PARAMS = {
     "k": Param(500, "features (each carried as two copies)", low=1),
@@ -102,19 +105,7 @@ def body(p, ctx) -> Outcome:
                "interference_mean_corrected",
                "predicted_interference_mean", "signal_mean_naive", "signal_mean_corrected",
                "predicted_signal_mean", "neurons_naive", "neurons_corrected", "neurons_dedicated"]
-
-    def figure():
-        fig, ax = plots.figure(f"stacked U-AND: k={k} copied features, d={d}, p={prob:g}, l={l}", "layer",
-                               "per-feature MSE", log_y=True)
-        x = [r["layer"] for r in rows]
-        plots.line(ax, x, [r["mse_naive"] for r in rows], "naive stack", "tab:red")
-        plots.line(ax, x, [r["mse_corrected"] for r in rows], "with error correction", plots.MEASURED)
-        plots.line(ax, x, [r["predicted_mse"] for r in rows], "single-layer law", plots.PREDICTED, "--")
-        plots.line(ax, x, [r["mse_dedicated"] for r in rows], "dedicated", plots.DEDICATED, "-s")
-        plots.finish(ax, integer_x=True)
-        return fig
-
-    return Outcome(rows, summary, {"mse_by_layer": figure}, columns)
+    return Outcome(rows, summary, columns)
 
 
 def _blocks_into(net, layer: int) -> range:
@@ -122,11 +113,27 @@ def _blocks_into(net, layer: int) -> range:
     return net.blocks_of_layer(layer - 1)
 
 
+def mse_by_layer_figure(result: Result) -> Figure:
+    rows, p = result.rows, result.p
+    k, d, prob, l = p.k, p.d, p.p, p.active
+    fig, ax = plots.figure(f"stacked U-AND: k={k} copied features, d={d}, p={prob:g}, l={l}", "layer",
+                           "per-feature MSE", log_y=True)
+    x = [r["layer"] for r in rows]
+    plots.line(ax, x, [r["mse_naive"] for r in rows], "naive stack", "tab:red")
+    plots.line(ax, x, [r["mse_corrected"] for r in rows], "with error correction", plots.MEASURED)
+    plots.line(ax, x, [r["predicted_mse"] for r in rows], "single-layer law", plots.PREDICTED, "--")
+    plots.line(ax, x, [r["mse_dedicated"] for r in rows], "dedicated", plots.DEDICATED, "-s")
+    plots.finish(ax, integer_x=True)
+    return fig
+
+
 scenario = Scenario(
     name="u-and-depth",
     description="stacked U-AND layers: the naive stack against one with error correction",
     params=PARAMS,
     body=body,
+    figures={"mse_by_layer": mse_by_layer_figure},
     check=check,
     networks=networks,
+    cost="minutes",
 )

@@ -23,6 +23,7 @@ from __future__ import annotations
 import math
 
 import torch
+from matplotlib.figure import Figure
 from tqdm import tqdm
 
 from circuits import theory
@@ -31,6 +32,7 @@ from scenarios import plots
 from scenarios.engine.memory import FLOAT, require_memory
 from scenarios.engine.params import Param, require
 from scenarios.engine.registry import Outcome, Scenario
+from scenarios.engine.result import Result
 
 PARAMS = {
     "m": Param(1000, "features", low=2),
@@ -128,21 +130,22 @@ def body(p, ctx) -> Outcome:
         "distinguishable_levels": 1 / (2 * noise),
         "predicted_levels": math.sqrt(p.n / p.active) / 2,
     }
+    return Outcome(rows, summary)
 
-    def figure():
-        fig, ax = plots.figure(f"error left after clean-up h, m={p.m} in n={p.n}, l={p.active}",
-                               "setting", "per-feature MSE after h", log_y=True)
-        x = list(range(len(rows)))
-        plots.line(ax, x, [r["mse_cleaned_superposed"] for r in rows], "superposed: measured", plots.MEASURED)
-        plots.line(ax, x, [r["predicted_cleaned_superposed"] for r in rows], "superposed: predicted",
-                   plots.PREDICTED, "--")
-        plots.line(ax, x, [r["mse_cleaned_dedicated"] for r in rows], "dedicated: measured", plots.DEDICATED, "-s")
-        plots.line(ax, x, [r["mse_raw_superposed"] for r in rows], "superposed, no clean-up", "tab:red", ":")
-        ax.set_xticks(x, [r["setting"] for r in rows], rotation=60, ha="right", fontsize=7)
-        plots.finish(ax, integer_x=False)
-        return fig
 
-    return Outcome(rows, summary, {"cleanup_error": figure})
+def cleanup_error_figure(result: Result) -> Figure:
+    rows, p = result.rows, result.p
+    fig, ax = plots.figure(f"error left after clean-up h, m={p.m} in n={p.n}, l={p.active}",
+                           "setting", "per-feature MSE after h", log_y=True)
+    x = list(range(len(rows)))
+    plots.line(ax, x, [r["mse_cleaned_superposed"] for r in rows], "superposed: measured", plots.MEASURED)
+    plots.line(ax, x, [r["predicted_cleaned_superposed"] for r in rows], "superposed: predicted",
+               plots.PREDICTED, "--")
+    plots.line(ax, x, [r["mse_cleaned_dedicated"] for r in rows], "dedicated: measured", plots.DEDICATED, "-s")
+    plots.line(ax, x, [r["mse_raw_superposed"] for r in rows], "superposed, no clean-up", "tab:red", ":")
+    ax.set_xticks(x, [r["setting"] for r in rows], rotation=60, ha="right", fontsize=7)
+    plots.finish(ax, integer_x=False)
+    return fig
 
 
 scenario = Scenario(
@@ -150,5 +153,6 @@ scenario = Scenario(
     description="the second price: clean-up removes interference only from boolean-ish features",
     params=PARAMS,
     body=body,
+    figures={"cleanup_error": cleanup_error_figure},
     check=check,
 )

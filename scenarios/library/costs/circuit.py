@@ -11,12 +11,15 @@ Summary keys: ``stream_width_superposed``, ``stream_width_dedicated``, ``paramet
 
 from __future__ import annotations
 
+from matplotlib.figure import Figure
+
 from circuits.sampling import ExactlyActive
 from circuits.trace import trace_noise
 from layers import coherence
 from scenarios import plots
 from scenarios.engine.circuit_shape import PARAMS, check, networks
 from scenarios.engine.registry import Outcome, Scenario
+from scenarios.engine.result import Result
 
 
 def body(p, ctx) -> Outcome:
@@ -55,18 +58,18 @@ def body(p, ctx) -> Outcome:
         "accuracy_superposed": 1 - sum(r["wrong_features_superposed"] for r in rows[1:]) / gates_total,
         "accuracy_dedicated": 1 - sum(r["wrong_features_dedicated"] for r in rows[1:]) / gates_total,
     }
+    return Outcome(rows, summary)
 
-    def figure():
-        fig, ax = plots.figure(
-            f"random circuit: m={p.m} in n={p.n}, {p.active} active, cleanup={p.cleanup}",
-            "layer", "wrong features per sample")
-        x = [r["layer"] for r in rows]
-        plots.line(ax, x, [r["wrong_features_superposed"] for r in rows], "superposed", plots.MEASURED)
-        plots.line(ax, x, [r["wrong_features_dedicated"] for r in rows], "dedicated", plots.DEDICATED)
-        plots.finish(ax, integer_x=True)
-        return fig
 
-    return Outcome(rows, summary, {"wrong_features": figure})
+def wrong_features_figure(r: Result) -> Figure:
+    p = r.p
+    fig, ax = plots.figure(f"random circuit: m={p.m} in n={p.n}, {p.active} active, cleanup={p.cleanup}",
+                           "layer", "wrong features per sample")
+    x = [row["layer"] for row in r.rows]
+    plots.line(ax, x, [row["wrong_features_superposed"] for row in r.rows], "superposed", plots.MEASURED)
+    plots.line(ax, x, [row["wrong_features_dedicated"] for row in r.rows], "dedicated", plots.DEDICATED)
+    plots.finish(ax, integer_x=True)
+    return fig
 
 
 scenario = Scenario(
@@ -76,5 +79,6 @@ scenario = Scenario(
     body=body,
     check=check,
     networks=networks,
+    figures={"wrong_features": wrong_features_figure},
     trainable=True,
 )

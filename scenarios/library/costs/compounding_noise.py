@@ -22,6 +22,8 @@ MSE ratio between layers), and ``parameters_superposed_<cleanup>``; ``parameters
 
 from __future__ import annotations
 
+from matplotlib.figure import Figure
+
 from circuits import theory
 from circuits.compile import CLEANUPS, compile_dedicated, compile_superposed
 from circuits.generators import random_circuit, relay
@@ -33,6 +35,7 @@ from scenarios import plots
 from scenarios.engine.memory import FLOAT, require_memory
 from scenarios.engine.params import Param, require
 from scenarios.engine.registry import Outcome, Scenario
+from scenarios.engine.result import Result
 
 GATE_SETS = {"and": ("AND",), "or": ("OR",), "mixed": ("AND", "OR", "BUF")}
 
@@ -147,26 +150,7 @@ def body(p, ctx) -> Outcome:
         summary[f"parameters_superposed_{cleanup}"] = costs[cleanup].parameters
     summary["parameters_dedicated"] = cost_ded.parameters
     summary["mse_dedicated_max"] = max(r["mse_dedicated"] for r in rows)
-
-    def figure():
-        fig, ax = plots.figure(
-            f"{p.gate}: m={m} features in n={n}, l={l} active", "layer t", "per-feature MSE", log_y=True)
-        styles = {"none": ("tab:red", "clean-up off"), "threshold": ("tab:blue", "clean-up on")}
-        for cleanup, (color, label) in styles.items():
-            sel = [r for r in rows if r["cleanup"] == cleanup]
-            if not sel:
-                continue
-            x = [r["layer"] for r in sel]
-            plots.line(ax, x, [r["mse_superposed"] for r in sel], f"{label}: measured", color)
-            plots.line(ax, x, [r["predicted_mse"] for r in sel], f"{label}: predicted", color, "--")
-            plots.line(ax, x, [r["predicted_mse_mean_field"] for r in sel],
-                       f"{label}: mean-field", color, ":")
-        x = sorted({r["layer"] for r in rows})
-        plots.line(ax, x, [0.0] * len(x), "dedicated (exact)", plots.DEDICATED, "-s")
-        plots.finish(ax, integer_x=True)
-        return fig
-
-    return Outcome(rows, summary, {"mse_by_layer": figure})
+    return Outcome(rows, summary)
 
 
 def _predictions(p, cleanup: str):
@@ -182,11 +166,33 @@ def _predictions(p, cleanup: str):
     return flat, mf_wrong, mf_mse
 
 
+def mse_by_layer_figure(result: Result) -> Figure:
+    rows, p = result.rows, result.p
+    m, n, l = p.m, p.n, p.active
+    fig, ax = plots.figure(
+        f"{p.gate}: m={m} features in n={n}, l={l} active", "layer t", "per-feature MSE", log_y=True)
+    styles = {"none": ("tab:red", "clean-up off"), "threshold": ("tab:blue", "clean-up on")}
+    for cleanup, (color, label) in styles.items():
+        sel = [r for r in rows if r["cleanup"] == cleanup]
+        if not sel:
+            continue
+        x = [r["layer"] for r in sel]
+        plots.line(ax, x, [r["mse_superposed"] for r in sel], f"{label}: measured", color)
+        plots.line(ax, x, [r["predicted_mse"] for r in sel], f"{label}: predicted", color, "--")
+        plots.line(ax, x, [r["predicted_mse_mean_field"] for r in sel],
+                   f"{label}: mean-field", color, ":")
+    x = sorted({r["layer"] for r in rows})
+    plots.line(ax, x, [0.0] * len(x), "dedicated (exact)", plots.DEDICATED, "-s")
+    plots.finish(ax, integer_x=True)
+    return fig
+
+
 scenario = Scenario(
     name="compounding-noise",
     description="error against depth: superposed relay with clean-up off and on, against theory and the dedicated twin",
     params=PARAMS,
     body=body,
+    figures={"mse_by_layer": mse_by_layer_figure},
     check=check,
     networks=networks,
     trainable=True,

@@ -14,6 +14,8 @@ Summary keys: ``target``, ``m``, ``n``, ``layers``, ``neurons_per_active_<networ
 
 from __future__ import annotations
 
+from matplotlib.figure import Figure
+
 from circuits import theory
 from circuits.compile import compile_dedicated, compile_superposed
 from circuits.generators import relay
@@ -23,6 +25,7 @@ from scenarios import plots
 from scenarios.engine.memory import FLOAT, require_memory
 from scenarios.engine.params import Param, require
 from scenarios.engine.registry import Outcome, Scenario
+from scenarios.engine.result import Result
 
 PARAMS = {
     "m": Param(1024, "features per layer", low=2),
@@ -93,21 +96,24 @@ def body(p, ctx) -> Outcome:
     for r in rows:
         summary[f"neurons_per_active_{r['network']}"] = (
             r["neurons_per_layer"] / r["max_active_measured"] if r["max_active_measured"] else None)
+    # per network, (l, wrong features per sample at the last layer) for every l tried
+    return Outcome(rows, summary, data={"wrong_by_active": {k: sorted(w.items()) for k, w in curves.items()}})
 
-    def figure():
-        fig, ax = plots.figure(f"relay, {depth} layers, m={m}: wrong features at the last layer",
-                               "active features l", "wrong features per sample", log_y=True)
-        colors = {"dedicated": plots.DEDICATED, "superposed_none": "tab:red",
-                  "superposed_threshold": plots.MEASURED}
-        for name, wrong in curves.items():
-            x = [l for l in sorted(wrong) if l <= max(p.active)]
-            plots.line(ax, x, [wrong[l] for l in x], name, colors[name])
-        ax.axhline(p.target, color="black", ls="--", lw=1, label="target")
-        ax.set_xscale("log", base=2)
-        plots.finish(ax, integer_x=False)
-        return fig
 
-    return Outcome(rows, summary, {"ledger": figure})
+def ledger_figure(result: Result) -> Figure:
+    p, m, depth = result.p, result.p.m, result.p.layers
+    curves = {name: dict(pairs) for name, pairs in result.data["wrong_by_active"].items()}
+    fig, ax = plots.figure(f"relay, {depth} layers, m={m}: wrong features at the last layer",
+                           "active features l", "wrong features per sample", log_y=True)
+    colors = {"dedicated": plots.DEDICATED, "superposed_none": "tab:red",
+              "superposed_threshold": plots.MEASURED}
+    for name, wrong in curves.items():
+        x = [l for l in sorted(wrong) if l <= max(p.active)]
+        plots.line(ax, x, [wrong[l] for l in x], name, colors[name])
+    ax.axhline(p.target, color="black", ls="--", lw=1, label="target")
+    ax.set_xscale("log", base=2)
+    plots.finish(ax, integer_x=False)
+    return fig
 
 
 scenario = Scenario(
@@ -115,5 +121,7 @@ scenario = Scenario(
     description="neurons, parameters and affordable sparsity of each network at a target error",
     params=PARAMS,
     body=body,
+    figures={"ledger": ledger_figure},
     check=check,
+    cost="minutes",
 )

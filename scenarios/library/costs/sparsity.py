@@ -20,6 +20,8 @@ from __future__ import annotations
 
 import math
 
+from matplotlib.figure import Figure
+
 from circuits import theory
 from circuits.compile import compile_dedicated, compile_superposed
 from circuits.sampling import ExactlyActive
@@ -30,6 +32,7 @@ from scenarios import plots
 from scenarios.engine.memory import FLOAT, require_memory
 from scenarios.engine.params import Param, require
 from scenarios.engine.registry import Outcome, Scenario
+from scenarios.engine.result import Result
 
 PARAMS = {
     "m": Param(2048, "features", low=2),
@@ -99,32 +102,7 @@ def body(p, ctx) -> Outcome:
         **cap,
     }
 
-    def noise_figure():
-        # a log axis: the post's bound is many times the measurement and would squeeze it flat
-        fig, ax = plots.figure(f"interference on an inactive feature, m={m}, n={n}", "active features l",
-                               "read-out std (log; the dedicated 0 at the bottom)", log_y=True)
-        x = [r["active"] for r in rows]
-        plots.line(ax, x, [r["interference_std"] for r in rows], "measured", plots.MEASURED)
-        plots.line(ax, x, [r["predicted_std"] for r in rows], "sqrt(l/n)", plots.PREDICTED, "--")
-        plots.line(ax, x, [r["jl_bound"] for r in rows], "post's bound eps*sqrt(l)", "tab:orange", ":")
-        plots.line(ax, x, [r["dedicated_interference_std"] for r in rows], "dedicated", plots.DEDICATED, "-s")
-        ax.set_xscale("log", base=2)
-        plots.finish(ax, integer_x=False)
-        return fig
-
-    def capacity_figure():
-        fig, ax = plots.figure(f"capacity at <= {p.budget:g} false positives per sample, "
-                               f"l={p.capacity_active}", "stream width n", "largest m")
-        ax.set_yscale("log")
-        x = list(cap["capacity_n"])
-        plots.line(ax, x, cap["capacity_measured"], "measured (crossing rate)", plots.MEASURED)
-        plots.line(ax, x, cap["capacity_predicted"], "l + budget / Q(0.5 sqrt(n/l))", plots.PREDICTED, "--")
-        plots.line(ax, x, cap["capacity_post"], "post: exp(n / 8l)", "tab:orange", ":")
-        plots.line(ax, x, x, "dedicated: m = n", plots.DEDICATED, "-s")
-        plots.finish(ax, integer_x=False)
-        return fig
-
-    return Outcome(rows, summary, {"interference": noise_figure, "capacity": capacity_figure})
+    return Outcome(rows, summary)
 
 
 def _capacity(p, ctx) -> dict:
@@ -152,11 +130,40 @@ def phase_lines(x: str, y: str, fixed) -> list:
     return [(label, ns, ls) if x == "n" else (label, ls, ns)]
 
 
+def noise_figure(r: Result) -> Figure:
+    # a log axis: the post's bound is many times the measurement and would squeeze it flat
+    fig, ax = plots.figure(f"interference on an inactive feature, m={r.p.m}, n={r.p.n}", "active features l",
+                           "read-out std (log; the dedicated 0 at the bottom)", log_y=True)
+    x = [row["active"] for row in r.rows]
+    plots.line(ax, x, [row["interference_std"] for row in r.rows], "measured", plots.MEASURED)
+    plots.line(ax, x, [row["predicted_std"] for row in r.rows], "sqrt(l/n)", plots.PREDICTED, "--")
+    plots.line(ax, x, [row["jl_bound"] for row in r.rows], "post's bound eps*sqrt(l)", "tab:orange", ":")
+    plots.line(ax, x, [row["dedicated_interference_std"] for row in r.rows], "dedicated", plots.DEDICATED, "-s")
+    ax.set_xscale("log", base=2)
+    plots.finish(ax, integer_x=False)
+    return fig
+
+
+def capacity_figure(r: Result) -> Figure:
+    cap = r.summary
+    fig, ax = plots.figure(f"capacity at <= {r.p.budget:g} false positives per sample, "
+                           f"l={r.p.capacity_active}", "stream width n", "largest m")
+    ax.set_yscale("log")
+    x = list(cap["capacity_n"])
+    plots.line(ax, x, cap["capacity_measured"], "measured (crossing rate)", plots.MEASURED)
+    plots.line(ax, x, cap["capacity_predicted"], "l + budget / Q(0.5 sqrt(n/l))", plots.PREDICTED, "--")
+    plots.line(ax, x, cap["capacity_post"], "post: exp(n / 8l)", "tab:orange", ":")
+    plots.line(ax, x, x, "dedicated: m = n", plots.DEDICATED, "-s")
+    plots.finish(ax, integer_x=False)
+    return fig
+
+
 scenario = Scenario(
     name="sparsity",
     description="the first price: interference and false positives against the number of active features",
     params=PARAMS,
     body=body,
+    figures={"interference": noise_figure, "capacity": capacity_figure},
     check=check,
     phase_lines=phase_lines,
 )

@@ -27,6 +27,7 @@ import math
 
 import torch
 from einops import einsum
+from matplotlib.figure import Figure
 from tqdm import tqdm
 
 from layers.threads import sized_threads
@@ -34,6 +35,7 @@ from scenarios import plots
 from scenarios.engine.memory import FLOAT, require_memory
 from scenarios.engine.params import Param, require
 from scenarios.engine.registry import Outcome, Scenario
+from scenarios.engine.result import Result
 
 VARIANTS = ("with_mixing", "without_mixing", "naive_baseline")
 
@@ -142,20 +144,22 @@ def body(p, ctx) -> Outcome:
     summary = {"loss_with_mixing": at["with_mixing"], "loss_without_mixing": at["without_mixing"],
                "loss_naive": at["naive_baseline"], "predicted_naive_without_mixing": dropped / 6,
                "mixing_std": float(off.std()), "predicted_mixing_std": 1 / math.sqrt(p.embed)}
+    return Outcome(rows, summary)
 
-    def figure():
-        fig, ax = plots.figure("compressed computation: loss per active feature", "p (feature probability)",
-                               "loss / p")
-        ax.set_xscale("log")
-        for variant, color in zip(VARIANTS, (plots.MEASURED, "tab:orange", "grey")):
-            sel = [r for r in rows if r["variant"] == variant]
-            plots.line(ax, [r["p"] for r in sel], [r["loss_per_feature"] for r in sel], variant.replace("_", " "),
-                       color, "-o" if variant != "naive_baseline" else "--s")
-        ax.axhline(dropped / 6, color="black", lw=0.8, ls=":", label="naive without mixing: (f - h) / (6 f)")
-        plots.finish(ax)
-        return fig
 
-    return Outcome(rows, summary, {"loss_by_p": figure})
+def loss_by_p_figure(result: Result) -> Figure:
+    rows = result.rows
+    dropped = 6 * result.summary["predicted_naive_without_mixing"]
+    fig, ax = plots.figure("compressed computation: loss per active feature", "p (feature probability)",
+                           "loss / p")
+    ax.set_xscale("log")
+    for variant, color in zip(VARIANTS, (plots.MEASURED, "tab:orange", "grey")):
+        sel = [r for r in rows if r["variant"] == variant]
+        plots.line(ax, [r["p"] for r in sel], [r["loss_per_feature"] for r in sel], variant.replace("_", " "),
+                   color, "-o" if variant != "naive_baseline" else "--s")
+    ax.axhline(dropped / 6, color="black", lw=0.8, ls=":", label="naive without mixing: (f - h) / (6 f)")
+    plots.finish(ax)
+    return fig
 
 
 scenario = Scenario(
@@ -163,6 +167,8 @@ scenario = Scenario(
     description="the residual-MLP toy: does it compute in superposition, or exploit its embedding's mixing?",
     params=PARAMS,
     body=body,
+    figures={"loss_by_p": loss_by_p_figure},
     check=check,
     devices=("cpu",),
+    cost="minutes",
 )

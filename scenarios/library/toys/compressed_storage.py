@@ -18,6 +18,7 @@ from __future__ import annotations
 import itertools
 
 import torch
+from matplotlib.figure import Figure
 from tqdm import tqdm
 
 from circuits import theory
@@ -29,6 +30,7 @@ from scenarios import plots
 from scenarios.engine.memory import FLOAT, require_memory
 from scenarios.engine.params import Param
 from scenarios.engine.registry import Outcome, Scenario
+from scenarios.engine.result import Result
 
 PARAMS = {
     "T": Param((500,), "features stored", kind="list[int]", low=1, high=100_000),
@@ -101,28 +103,29 @@ def body(p, ctx) -> Outcome:
     # T / (T + D) >= (1 - p)(T - D) / T always: a linear read-out gains nothing from superposition
     wins = sum(r["mse_random"] < r["mse_dedicated"] for r in rows)
     summary = {"random_beats_dedicated": wins, "settings": len(rows), "samples": p.samples}
+    return Outcome(rows, summary)
 
-    def figure():
-        fig, ax = plots.figure("compressed storage: MSE per feature against D", "D (dimensions)", "MSE per feature")
-        ax.set_xscale("log")
-        ax.set_yscale("log")
-        for k, (T, prob) in enumerate(itertools.product(p.T, p.p)):
-            sel = sorted((r for r in rows if r["T"] == T and r["p"] == prob), key=lambda r: r["D"])
-            d = [r["D"] for r in sel]
-            c = f"C{k % 10}"
-            tag = f"T={T}, p={prob:g}"
-            plots.line(ax, d, [r["mse_random"] for r in sel], f"{tag}: random", c, "o")
-            plots.line(ax, d, [r["predicted_random"] for r in sel], f"{tag}: T p / (T + D)", c, "-")
-            # dedicated as large hollow squares, trained as crosses on top: they often coincide
-            plots.line(ax, d, [r["mse_dedicated"] or None for r in sel], f"{tag}: dedicated", c, "s", ms=9,
-                       mfc="none")
-            plots.line(ax, d, [r["predicted_dedicated"] or None for r in sel], f"{tag}: p (1 - p)(T - D) / T", c, ":")
-            plots.line(ax, d, [r["mse_trained"] for r in sel], f"{tag}: trained linear", c, "x", ms=6, zorder=3)
-        plots.value_ticks(ax, [r["D"] for r in rows])
-        plots.finish(ax)
-        return fig
 
-    return Outcome(rows, summary, {"mse_by_D": figure})
+def mse_by_D_figure(result: Result) -> Figure:
+    rows, p = result.rows, result.p
+    fig, ax = plots.figure("compressed storage: MSE per feature against D", "D (dimensions)", "MSE per feature")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    for k, (T, prob) in enumerate(itertools.product(p.T, p.p)):
+        sel = sorted((r for r in rows if r["T"] == T and r["p"] == prob), key=lambda r: r["D"])
+        d = [r["D"] for r in sel]
+        c = f"C{k % 10}"
+        tag = f"T={T}, p={prob:g}"
+        plots.line(ax, d, [r["mse_random"] for r in sel], f"{tag}: random", c, "o")
+        plots.line(ax, d, [r["predicted_random"] for r in sel], f"{tag}: T p / (T + D)", c, "-")
+        # dedicated as large hollow squares, trained as crosses on top: they often coincide
+        plots.line(ax, d, [r["mse_dedicated"] or None for r in sel], f"{tag}: dedicated", c, "s", ms=9,
+                   mfc="none")
+        plots.line(ax, d, [r["predicted_dedicated"] or None for r in sel], f"{tag}: p (1 - p)(T - D) / T", c, ":")
+        plots.line(ax, d, [r["mse_trained"] for r in sel], f"{tag}: trained linear", c, "x", ms=6, zorder=3)
+    plots.value_ticks(ax, [r["D"] for r in rows])
+    plots.finish(ax)
+    return fig
 
 
 scenario = Scenario(
@@ -130,6 +133,8 @@ scenario = Scenario(
     description="T Bernoulli features in D dimensions, read linearly: random, dedicated and trained storage",
     params=PARAMS,
     body=body,
+    figures={"mse_by_D": mse_by_D_figure},
     check=check,
     devices=("cpu",),
+    cost="minutes",
 )

@@ -20,6 +20,7 @@ import math
 
 import torch
 from einops import einsum
+from matplotlib.figure import Figure
 from tqdm import tqdm
 
 from layers.threads import sized_threads
@@ -27,6 +28,7 @@ from scenarios import plots
 from scenarios.engine.memory import FLOAT, require_memory
 from scenarios.engine.params import Param
 from scenarios.engine.registry import Outcome, Scenario
+from scenarios.engine.result import Result
 
 PARAMS = {
     "features": Param(5, "features", low=1, high=10_000),
@@ -110,17 +112,16 @@ def body(p, ctx) -> Outcome:
     angles = neighbour_angles(w[kept[top]], w[kept[top]].norm(dim=0) > 0.5)
     summary = {"represented": represented, "dims_per_feature": per_dim, "angles": angles or None,
                "dedicated_dims_per_feature": 1.0}
-    figures = {"dims_per_feature": lambda: _dims_figure(p, rows, per_dim)}
-    if p.dims == 2:
-        figures["geometry"] = lambda: _geometry(p, w, kept)
-    return Outcome(rows, summary, figures)
+    # in the plane, the kept instance's W (2, features) per sparsity: the geometry figure draws its columns
+    return Outcome(rows, summary, data={"weights": [w[k].tolist() for k in kept]} if p.dims == 2 else {})
 
 
 FRACTIONS = (1.0, 3 / 4, 2 / 3, 1 / 2, 2 / 5, 3 / 8, 1 / 3)
 FRACTION_NAMES = ("1", "3/4", "2/3", "1/2", "2/5", "3/8", "1/3")
 
 
-def _dims_figure(p, rows, per_dim):
+def dims_per_feature_figure(result: Result) -> Figure:
+    rows, p, per_dim = result.rows, result.p, result.summary["dims_per_feature"]
     fig, ax = plots.figure(f"{plots.count(p.features, 'feature')} in {plots.count(p.dims, 'dimension')}",
                            "1 / (1 - S)",
                            "dimensions per feature")
@@ -146,16 +147,18 @@ def _dims_figure(p, rows, per_dim):
     return fig
 
 
-def _geometry(p, w, kept):
-    from matplotlib.figure import Figure
-
-    cols = len(kept)
+def geometry_figure(result: Result) -> Figure | None:
+    """The columns of W in the plane (none for dims != 2: no plane to draw them in)."""
+    p = result.p
+    if p.dims != 2:
+        return None
+    weights = result.data["weights"]
+    cols = len(weights)
     fig = Figure(figsize=(2.2 * cols, 2.6))
-    for i, (s, k) in enumerate(zip(p.sparsity, kept)):
+    for i, (s, w) in enumerate(zip(p.sparsity, weights)):
         ax = fig.add_subplot(1, cols, i + 1)
         for f in range(p.features):
-            ax.plot([0, float(w[k, 0, f])], [0, float(w[k, 1, f])], "-o", ms=3,
-                    color=plt_color(f, p.features))
+            ax.plot([0, float(w[0][f])], [0, float(w[1][f])], "-o", ms=3, color=plt_color(f, p.features))
         ax.set_xlim(-1.3, 1.3)
         ax.set_ylim(-1.3, 1.3)
         ax.set_aspect("equal")
@@ -175,9 +178,11 @@ def plt_color(f: int, m: int) -> tuple:
 scenario = Scenario(
     name="toy-models",
     description="Toy Models of Superposition: features in fewer dimensions by sparsity; geometry and "
-                    "dimensionality",
+                "dimensionality",
     params=PARAMS,
     body=body,
+    figures={"dims_per_feature": dims_per_feature_figure, "geometry": geometry_figure},
     check=check,
     devices=("cpu",),
+    cost="minutes",
 )

@@ -27,6 +27,7 @@ from __future__ import annotations
 import math
 
 import torch
+from matplotlib.figure import Figure
 from tqdm import tqdm
 
 from circuits.compile import CompiledNetwork
@@ -41,6 +42,7 @@ from scenarios import plots
 from scenarios.engine.memory import FLOAT, require_memory
 from scenarios.engine.params import Param, require
 from scenarios.engine.registry import Outcome, Scenario
+from scenarios.engine.result import Result
 
 LOSSES = ("bce", "mse")
 
@@ -200,26 +202,30 @@ def body(p, ctx) -> Outcome:
     exact = [r["d"] for r in rows if r["wrong_features_trained"] == 0]
     summary = {"pairs": circuit.widths[1], "dedicated_neurons": circuit.widths[1],
                "smallest_exact_d": min(exact) if exact else None}
+    return Outcome(rows, summary)
 
-    def figure():
-        fig, ax = plots.figure(f"all {circuit.widths[1]} ANDs of m={m}, {p.active} active", "d (neurons)",
-                               "ANDs wrong per input")
-        ax.set_yscale("symlog", linthresh=1e-2)
-        plots.line(ax, [r["d"] for r in rows], [r["wrong_features_trained"] for r in rows], "trained", plots.MEASURED)
-        plots.line(ax, [r["d"] for r in rows], [r["wrong_features_handbuilt"] for r in rows], "hand-built U-AND",
-                   "tab:red", "--s")
-        plots.finish(ax)
-        return fig
 
-    return Outcome(rows, summary, {"wrong_by_d": figure})
+def wrong_by_d_figure(result: Result) -> Figure:
+    rows, p = result.rows, result.p
+    m, pairs = p.m, result.summary["pairs"]
+    fig, ax = plots.figure(f"all {pairs} ANDs of m={m}, {p.active} active", "d (neurons)",
+                           "ANDs wrong per input")
+    ax.set_yscale("symlog", linthresh=1e-2)
+    plots.line(ax, [r["d"] for r in rows], [r["wrong_features_trained"] for r in rows], "trained", plots.MEASURED)
+    plots.line(ax, [r["d"] for r in rows], [r["wrong_features_handbuilt"] for r in rows], "hand-built U-AND",
+               "tab:red", "--s")
+    plots.finish(ax)
+    return fig
 
 
 scenario = Scenario(
     name="trained-u-and",
     description="a layer trained on all pairwise ANDs against the hand-built Universal-AND: error, density, "
-                    "classes",
+                "classes",
     params=PARAMS,
     body=body,
+    figures={"wrong_by_d": wrong_by_d_figure},
     check=check,
     devices=("cpu",),
+    cost="minutes",
 )

@@ -25,6 +25,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 import torch
+from matplotlib.figure import Figure
 
 from circuits.graph import FeatureGraph
 from circuits.sampling import ExactlyActive
@@ -36,6 +37,7 @@ from scenarios.engine.circuit_shape import check as circuit_check
 from scenarios.engine.circuit_shape import networks
 from scenarios.engine.params import require
 from scenarios.engine.registry import Outcome, Scenario
+from scenarios.engine.result import Result
 from scenarios.engine.training import TRAIN_PARAMS, require_training_memory, train_networks
 
 DEFAULTS = {"m": 128, "n": 96, "layers": 2, "width": 32, "active": 2, "samples": 20000}
@@ -91,30 +93,34 @@ def body(p, ctx) -> Outcome:
         shares = [s for s in FeatureGraph.build(net).intended_share_by_layer() if s is not None]
         summary[f"intended_share_{k}"] = sum(shares) / len(shares) if shares else None
     history = state.history
+    # the training history (step, loss, batch accuracy per layer), for the learning curve
+    return Outcome(rows, summary, data={"history": [{k: h[k] for k in ("step", "loss", "accuracy")} for h in history]})
 
-    def learning_curve():
-        fig, ax = plots.figure("training: loss and worst layer's batch accuracy", "step", "loss", log_y=False)
-        ax.set_yscale("log")
-        steps = [h["step"] for h in history]
-        ax.plot(steps, [h["loss"] for h in history], color=plots.MEASURED, label="loss")
-        ax2 = ax.twinx()
-        ax2.plot(steps, [min(h["accuracy"]) for h in history], color="tab:orange", label="accuracy")
-        ax2.set_ylabel("accuracy")
-        handles = ax.get_legend_handles_labels()[0] + ax2.get_legend_handles_labels()[0]
-        ax.legend(handles=handles, fontsize=8, loc="upper left", bbox_to_anchor=(1.12, 1.0), frameon=False)
-        return fig
 
-    def per_layer():
-        fig, ax = plots.figure(f"wrong features per sample: m={p.m} in n={p.n}, l={p.active}",
-                               "layer", "wrong features per sample")
-        x = [r["layer"] for r in rows]
-        plots.line(ax, x, [r["wrong_features_trained"] for r in rows], "trained (probes)", "tab:purple")
-        plots.line(ax, x, [r["wrong_features_handbuilt"] for r in rows], "hand-built superposed", plots.MEASURED)
-        plots.line(ax, x, [r["wrong_features_dedicated"] for r in rows], "dedicated", plots.DEDICATED, "-s")
-        plots.finish(ax, integer_x=True)
-        return fig
+def learning_curve_figure(result: Result) -> Figure:
+    history = result.data["history"]
+    fig, ax = plots.figure("training: loss and worst layer's batch accuracy", "step", "loss", log_y=False)
+    ax.set_yscale("log")
+    steps = [h["step"] for h in history]
+    ax.plot(steps, [h["loss"] for h in history], color=plots.MEASURED, label="loss")
+    ax2 = ax.twinx()
+    ax2.plot(steps, [min(h["accuracy"]) for h in history], color="tab:orange", label="accuracy")
+    ax2.set_ylabel("accuracy")
+    handles = ax.get_legend_handles_labels()[0] + ax2.get_legend_handles_labels()[0]
+    ax.legend(handles=handles, fontsize=8, loc="upper left", bbox_to_anchor=(1.12, 1.0), frameon=False)
+    return fig
 
-    return Outcome(rows, summary, {"learning_curve": learning_curve, "errors_by_layer": per_layer})
+
+def errors_by_layer_figure(result: Result) -> Figure:
+    rows, p = result.rows, result.p
+    fig, ax = plots.figure(f"wrong features per sample: m={p.m} in n={p.n}, l={p.active}",
+                           "layer", "wrong features per sample")
+    x = [r["layer"] for r in rows]
+    plots.line(ax, x, [r["wrong_features_trained"] for r in rows], "trained (probes)", "tab:purple")
+    plots.line(ax, x, [r["wrong_features_handbuilt"] for r in rows], "hand-built superposed", plots.MEASURED)
+    plots.line(ax, x, [r["wrong_features_dedicated"] for r in rows], "dedicated", plots.DEDICATED, "-s")
+    plots.finish(ax, integer_x=True)
+    return fig
 
 
 scenario = Scenario(
@@ -122,6 +128,7 @@ scenario = Scenario(
     description="a trained network against the hand-built superposed one and the dedicated twin",
     params=PARAMS,
     body=body,
+    figures={"learning_curve": learning_curve_figure, "errors_by_layer": errors_by_layer_figure},
     check=check,
     networks=networks,
     devices=("cpu",),
