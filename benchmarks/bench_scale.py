@@ -35,14 +35,14 @@ def child(kind: str, m: int, n: int, samples: int) -> None:
     from circuits.generators import relay
     from circuits.sampling import ExactlyActive
     from circuits.streamed import StreamedSuperposed, plan_streamed
-    from circuits.trace import trace_streamed
+    from circuits.trace import trace_noise
 
     circuit = relay(m, LAYERS, torch.Generator().manual_seed(0))
     plan = plan_streamed(circuit.widths, n, 1, samples, ACTIVE)
     net = StreamedSuperposed(circuit, n, "random", "none", torch.Generator().manual_seed(1), plan.chunk)
     start = time.perf_counter()
     if kind == "superposim":
-        trace_streamed(circuit, {"superposed": net}, ExactlyActive(m, ACTIVE, 2), samples, plan.batch, progress=False)
+        trace_noise(circuit, {"superposed": net}, ExactlyActive(m, ACTIVE, 2), samples, plan.batch, progress=False)
     else:
         _plain_loop(circuit, net.directions, ExactlyActive(m, ACTIVE, 2).sample_active(samples), plan.chunk)
     print(json.dumps({"seconds": time.perf_counter() - start, "estimate": plan.bytes}))

@@ -80,11 +80,10 @@ class SparseEvaluator:
             first[1:] = torch.bincount(source, minlength=circuit.widths[t - 1]).cumsum(0)
             self.layers.append((kinds, fan_in, first, gate[order], slot[order]))
 
-    def __call__(self, active: torch.Tensor) -> list[torch.Tensor]:
-        """On-pairs of every layer for inputs given by their (batch, l) active indices."""
-        batch, l = active.shape
-        sample = torch.arange(batch)[:, None].expand(batch, l).reshape(-1)
-        on = torch.stack([sample, active.reshape(-1).cpu()])
+    def __call__(self, on: torch.Tensor) -> list[torch.Tensor]:
+        """On-pairs of every layer for inputs given by their on-pairs (2, nnz) of (sample,
+        feature) (``Batch.pairs``)."""
+        on = on.cpu()
         values = [on]
         for kinds, fan_in, first, reader_gate, reader_slot in self.layers:
             count = first[on[1] + 1] - first[on[1]]

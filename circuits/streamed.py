@@ -7,7 +7,7 @@ stream is written by gathering the active directions, and a gate chunk whose out
 0 (after clean-up) writes only its non-zero outputs. Memory is bounded by the chunk, and
 ``plan_streamed`` sizes the chunk and states the memory it takes, from one formula.
 
-Read-outs come out chunk by chunk (``Chunk``), for ``circuits.trace.trace_streamed``.
+Read-outs come out chunk by chunk (``circuits.readers.Chunk``), for the tracer.
 """
 
 from __future__ import annotations
@@ -22,6 +22,8 @@ import torch
 from einops import reduce
 
 from circuits.compile import CLEANUPS, CompiledNetwork, Cost, LayerNeurons, layer_neurons, superposed_directions
+from circuits.readers import Chunk
+from circuits.sampling import Batch
 from circuits.spec import Circuit, gate_arrays
 from layers.embeddings import Directions
 
@@ -33,17 +35,6 @@ MiB = 2**20
 CHUNK_BUDGET = 256 * MiB  # what one chunk's buffers may take
 MAX_BATCH = 4096  # samples per pass (each pass makes every direction once)
 PROCESS = 400 * MiB  # Python, torch and the rest of the process
-
-
-@dataclass(frozen=True)
-class Chunk:
-    """Read-outs of some features of one layer for some samples: ``read[i, j]`` is feature
-    ``features[j]`` (a tensor, or a slice of consecutive features) of sample ``rows.start + i``."""
-
-    layer: int
-    rows: slice
-    features: torch.Tensor | slice
-    read: torch.Tensor
 
 
 @dataclass(frozen=True)
@@ -133,18 +124,18 @@ class StreamedSuperposed:
         return Cost(neurons, [n] * len(widths), parameters, None)
 
     @torch.no_grad()
-    def read_chunks(self, active: torch.Tensor) -> Iterator[Chunk]:
-        """Every layer's read-outs, chunk by chunk, for inputs given by their (batch, l) active
-        indices."""
-        batch, l = active.shape
+    def read_chunks(self, inputs: Batch) -> Iterator[Chunk]:
+        """Every layer's read-outs, chunk by chunk, for a batch of 0/1 inputs (its on-pairs)."""
+        batch = inputs.size
         rows = slice(0, batch)
         dev = self.device
         # the input stream: the sum of each sample's active directions, gathered
         stream = torch.zeros(batch, self.n, device=dev)
-        if l:
-            unique, inverse = torch.unique(active.cpu(), return_inverse=True)
+        sample, feature = inputs.pairs()
+        if feature.numel():
+            unique, inverse = torch.unique(feature, return_inverse=True)
             vectors = self.directions[0].rows(unique, dev)
-            stream = vectors[inverse.to(dev)].sum(dim=1)
+            stream.index_add_(0, sample.to(dev), vectors[inverse.to(dev)])
         for t, layer in enumerate(self.circuit.layers):
             ln = layer_neurons(layer, self.cleanup)
             shape = _Shape.of(ln)
@@ -232,12 +223,14 @@ class ChunkedNetwork:
         self.sub = max(1, elements // widest)
 
     @torch.no_grad()
-    def read_chunks(self, active: torch.Tensor) -> Iterator[Chunk]:
-        batch = active.shape[0]
-        for a in range(0, batch, self.sub):
-            b = min(a + self.sub, batch)
+    def read_chunks(self, inputs: Batch) -> Iterator[Chunk]:
+        """Sub-batch by sub-batch, from the batch's on-pairs (sorted by sample): no (batch, m)
+        tensor is made."""
+        sample, feature = inputs.pairs()
+        for a in range(0, inputs.size, self.sub):
+            b = min(a + self.sub, inputs.size)
+            lo, hi = torch.searchsorted(sample, torch.tensor([a, b])).tolist()
             x = torch.zeros(b - a, self.net.circuit.n_inputs, device=self.device)
-            if active.shape[1]:
-                x.scatter_(1, active[a:b].to(self.device), 1.0)
+            x[(sample[lo:hi] - a).to(self.device), feature[lo:hi].to(self.device)] = 1.0
             for t, read in enumerate(self.net.read_features(x)):
                 yield Chunk(t, slice(a, b), slice(0, read.shape[1]), read)

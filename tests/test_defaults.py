@@ -17,7 +17,7 @@ def _cases():
         yield pytest.param(name, marks=[pytest.mark.slow] if slow else [])
 
 
-@pytest.mark.parametrize("name", _cases())
+@pytest.mark.parametrize("name", list(_cases()))
 def test_every_scenario_runs_at_its_defaults(name, tmp_path):
     result = scenarios.run(name)
     assert result.rows and result.nonfinite == {}, f"{name}: {result.nonfinite}"

@@ -9,11 +9,11 @@ from circuits.cis2025 import build_cis2025
 from circuits.compile import compile_dedicated, compile_superposed, superposed_directions
 from circuits.evaluate import Evaluator, SparseEvaluator
 from circuits.generators import random_circuit, relay
-from circuits.sampling import ExactlyActive
+from circuits.sampling import Batch, ExactlyActive
 from circuits.small import rotation_circuits
 from circuits.spec import GATES, Circuit, CircuitError, Gate, GateArray
 from circuits.streamed import CHUNK_BUDGET, ChunkedNetwork, StreamedSuperposed, plan_streamed
-from circuits.trace import trace_noise, trace_streamed
+from circuits.trace import trace_noise
 from circuits.uand import compile_uand, random_connections
 from layers.embeddings import Directions, _row_seeds
 from layers.weights import LowRankPlus, Sparse
@@ -73,7 +73,8 @@ def test_sparse_truth_equals_the_dense_evaluator():
     circuit = random_circuit(40, 4, 40, 3, ("AND", "OR", "BUF", "ANDNOT"), gen(2))
     active = ExactlyActive(40, 6, seed=0).sample_active(300)
     x = torch.zeros(300, 40).scatter_(1, active, 1.0)
-    for dense, pairs in zip(Evaluator(circuit)(x), SparseEvaluator(circuit)(active)):
+    on = Batch.of(x).pairs()
+    for dense, pairs in zip(Evaluator(circuit)(x), SparseEvaluator(circuit)(on)):
         assert torch.equal(dense.nonzero().T, pairs[:, torch.argsort(pairs[0] * dense.shape[1] + pairs[1])])
     with pytest.raises(ValueError, match="NOT gates"):
         SparseEvaluator(Circuit(2, [[Gate("NOT", (0,))]]))
@@ -106,13 +107,17 @@ def test_streamed_network_gives_the_stored_numbers(gates, cleanup):
     want = trace_noise(circuit, {"s": stored.read_features, "d": dedicated.read_features},
                        ExactlyActive(m, 4, 5), 700, batch_size=256, progress=False)
     streamed = StreamedSuperposed(circuit, n, "random", cleanup, gen(1), chunk=61)
-    got = trace_streamed(circuit, {"s": streamed, "d": ChunkedNetwork(dedicated, 2000)},
-                         ExactlyActive(m, 4, 5), 700, batch_size=256, progress=False)
+    got = trace_noise(circuit, {"s": streamed, "d": ChunkedNetwork(dedicated, 2000)},
+                      ExactlyActive(m, 4, 5), 700, batch_size=256, progress=False)
     assert streamed.fused == [gates == "relay"] * 3
     for name in "sd":
         for a, b in zip(want[name], got[name]):
             for key, value in a.to_dict().items():
-                assert b.to_dict()[key] == pytest.approx(value, rel=1e-5, abs=1e-7), (name, a.layer, key)
+                # float rounding (chunked products) may flip a read lying within ~1e-5 of 1/2: a
+                # count may move by a sample or two in 700, every continuous statistic agrees
+                counted = key in ("false_positives", "false_negatives", "wrong_features", "any_wrong")
+                tol = dict(abs=2 / 700) if counted else dict(rel=1e-5, abs=1e-7)
+                assert b.to_dict()[key] == pytest.approx(value, **tol), (name, a.layer, key)
     assert streamed.cost().parameters == stored.cost().parameters
     assert streamed.cost().neurons == stored.cost().neurons
 
@@ -125,7 +130,7 @@ def test_streamed_chunks_read_every_feature_once():
     x = torch.zeros(7, 90).scatter_(1, active, 1.0)
     want = stored.read_features(x)
     got = [torch.full_like(w, float("nan")) for w in want]
-    for chunk in net.read_chunks(active):
+    for chunk in net.read_chunks(Batch.of(x)):
         cols = chunk.features if isinstance(chunk.features, slice) else chunk.features
         assert torch.isnan(got[chunk.layer][chunk.rows, cols]).all()  # not read before
         got[chunk.layer][chunk.rows, cols] = chunk.read

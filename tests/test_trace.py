@@ -9,18 +9,24 @@ from conftest import gen
 from circuits import theory
 from circuits.compile import compile_dedicated, compile_superposed
 from circuits.generators import random_circuit, relay
-from circuits.sampling import ExactlyActive
+from circuits.metrics import Exact, LayerNoise, PerCircuit, boolean_decode
+from circuits.readers import Chunk
+from circuits.sampling import Batch, ExactlyActive
 from circuits.spec import Circuit
-from circuits.trace import _Sums, trace_noise
+from circuits.trace import trace_noise
 
 
 def test_statistics_by_hand():
     read = torch.tensor([[0.9, 0.6, 0.1], [0.2, 0.4, 1.2]])
     truth = torch.tensor([[1.0, 0.0, 0.0], [0.0, 1.0, 1.0]])
-    acc = _Sums()
-    acc.add(read[:1], truth[:1])
-    acc.add(read[1:], truth[1:])
-    s = acc.finish(layer=2)
+    metric = LayerNoise([3])
+    for rows in (slice(0, 1), slice(1, 2)):  # two batches of one sample
+        batch = Batch.of(truth[rows])
+        batch.exact = [Exact(1, 3, dense=truth[rows])]
+        metric.begin(batch)
+        metric.update(Chunk(0, slice(0, 1), slice(0, 3), read[rows]), batch)
+        metric.end(batch)
+    s = metric.compute()[0]
     on = [0.9, 0.4, 1.2]
     off = [0.6, 0.1, 0.2]
     assert s.active_per_sample == 1.5 and s.features == 3
@@ -33,6 +39,37 @@ def test_statistics_by_hand():
     assert s.false_positives == 0.5  # 0.6 in sample 0
     assert s.false_negatives == 0.5  # 0.4 in sample 1
     assert s.any_wrong == 1.0
+
+
+def test_chunks_of_a_batch_give_the_whole_batchs_statistics():
+    read = torch.rand(4, 6, generator=gen(0))
+    truth = (torch.rand(4, 6, generator=gen(1)) < 0.3).float()
+    whole, parts = LayerNoise([6]), LayerNoise([6])
+    batch = Batch.of(truth)
+    batch.exact = [Exact(4, 6, dense=truth)]
+    for metric, chunks in ((whole, [(slice(0, 4), slice(0, 6))]),
+                           (parts, [(slice(0, 2), slice(0, 6)), (slice(2, 4), slice(0, 3)),
+                                    (slice(2, 4), torch.tensor([5, 3, 4]))])):
+        metric.begin(batch)
+        for rows, cols in chunks:
+            metric.update(Chunk(0, rows, cols, read[rows][:, cols]), batch)
+        metric.end(batch)
+    assert whole.compute()[0].to_dict() == pytest.approx(parts.compute()[0].to_dict())
+
+
+def test_per_circuit_error_by_hand():
+    # two circuits of two features (feature 1 the on-indicator); circuit 0 active
+    exact = torch.tensor([[1.0, 1.0, 0.0, 0.0]])
+    read = torch.tensor([[0.5, 0.9, 0.2, 0.7]])
+    batch = Batch.of(exact, active=torch.tensor([[True, False]]))
+    batch.exact = [Exact(1, 4, dense=exact)]
+    metric = PerCircuit(1, 2, 2, boolean_decode(1))
+    metric.update(Chunk(0, slice(0, 1), slice(0, 4), read), batch)
+    s = metric.compute()[0]
+    assert s.error_active == pytest.approx(0.25 + 0.01) and s.error_inactive == pytest.approx(0.04 + 0.49)
+    assert s.on_error_active == pytest.approx(0.01) and s.on_error_inactive == pytest.approx(0.49)
+    assert s.switched_on == 1 and s.active == 1 and s.inactive == 1
+    assert s.worst_active == pytest.approx(0.26**0.5) and s.exact_norm_active == 2
 
 
 def _trace(circuit, nets, m, l, samples, batch=4096, seed=1):

@@ -26,7 +26,9 @@ from tqdm import tqdm
 
 from circuits.block import block_circuits, compile_block
 from circuits.compile import compile_dedicated
-from circuits.evaluate import Evaluator
+from circuits.metrics import PerCircuit, boolean_decode
+from circuits.sampling import Batch
+from circuits.trace import boolean_truth, each, trace
 from scenarios import plots
 from scenarios.engine.params import Param, require
 from scenarios.engine.registry import Outcome, Scenario
@@ -58,34 +60,37 @@ def _finite(value: float) -> float | None:
     return value if math.isfinite(value) else None
 
 
+class BlockInputs:
+    """z of the T circuits active, each active circuit's values random bits and its indicator
+    (the last of its d) on; drawn on the CPU. ``extra["active"]``: (batch, T) bool."""
+
+    def __init__(self, T: int, d: int, z: int, gen: torch.Generator, device) -> None:
+        self.T, self.d, self.z, self.gen, self.device = T, d, z, gen, device
+
+    def draw(self, b: int) -> Batch:
+        T, d, z = self.T, self.d, self.z
+        which = torch.rand(b, T, generator=self.gen).topk(z, dim=1).indices
+        bits = (torch.rand(b, z, d, generator=self.gen) < 0.5).float()
+        bits[:, :, d - 1] = 1.0  # the on-indicator
+        x = torch.zeros(b, T, d).scatter_(1, which[:, :, None].expand(b, z, d), bits).reshape(b, -1)
+        active = torch.zeros(b, T, dtype=torch.bool).scatter_(1, which, True)
+        return Batch.of(x.to(self.device), active=active.to(self.device))
+
+
 @torch.no_grad()
 def measure(net, twin, z: int, samples: int, gen: torch.Generator, device) -> list[dict]:
     T, d, B = net.block_count**2, net.circuit.n_inputs // net.block_count**2, net.block_count
-    evaluator = Evaluator(net.circuit, device)
     layers = net.circuit.depth + 1
-    acc = torch.zeros(layers, 6, dtype=torch.float64)  # active err, inactive err, switched, twin err, active v^2
-    done = 0
-    while done < samples:
-        b = min(256, samples - done)
-        which = torch.rand(b, T, generator=gen).topk(z, dim=1).indices
-        bits = (torch.rand(b, z, d, generator=gen) < 0.5).float()
-        bits[:, :, d - 1] = 1.0  # the on-indicator
-        x = torch.zeros(b, T, d).scatter_(1, which[:, :, None].expand(b, z, d), bits).reshape(b, -1).to(device)
-        active = torch.zeros(b, T, dtype=torch.bool).scatter_(1, which, True).to(device)
-        mask = active.repeat_interleave(d, dim=1)
-        exact, reads, twins = evaluator(x), net.read_features(x), twin.read_features(x)
-        for t in range(layers):
-            err = (reads[t].double() - exact[t]) ** 2
-            on = reads[t].view(b, T, d)[:, :, d - 1]
-            acc[t] += torch.stack([err[mask].sum(), err[~mask].sum(), ((on > 0.5) & ~active).sum().double(),
-                                   ((twins[t] - exact[t]).double() ** 2).sum(), (exact[t][mask].double() ** 2).sum(),
-                                   torch.tensor(0.0, dtype=torch.float64, device=err.device)]).cpu()
-        done += b
+    per_circuit = {"circuits": lambda: PerCircuit(layers, T, d, boolean_decode(d - 1))}
+    got = trace({"net": net.read_features, "twin": twin.read_features}, BlockInputs(T, d, z, gen, device), samples,
+                boolean_truth(net.circuit, device), each(("net", "twin"), per_circuit), 256, progress=False)
+    reads, twins = got["net"]["circuits"], got["twin"]["circuits"]
     rows = []
     n_act, n_in = samples * z * d, samples * (T - z) * d
     for t in range(layers):
-        e_act, e_in, switched, twin_err, v2, _ = acc[t].tolist()
-        mean_v2 = v2 / n_act
+        e_act, e_in, switched = reads[t].error_active, reads[t].error_inactive, reads[t].switched_on
+        twin_err = twins[t].error_active + twins[t].error_inactive
+        mean_v2 = reads[t].exact_norm_active / n_act
         rows.append({"z": z, "layer": t, "mse_active": _finite(e_act / n_act),
                      "predicted_mse_active": 0.0 if z == 1 else None,
                      "mse_inactive": _finite(e_in / n_in) if n_in else 0.0,

@@ -23,6 +23,8 @@ layer with ``capacity_z`` active; most T the placement holds), ``capacity_T_theo
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import torch
 from matplotlib.figure import Figure
 from tqdm import tqdm
@@ -31,9 +33,12 @@ from circuits import cis2025
 from circuits.cis import compile_cis, plane_capacity, small_circuits
 from circuits.cis2025 import CiS2025Network
 from circuits.compile import compile_dedicated
-from circuits.evaluate import Evaluator
+from circuits.metrics import PerCircuit, boolean_decode
+from circuits.readers import Chunk
+from circuits.sampling import Batch
 from circuits.small import boolean_inputs
 from circuits.spec import CircuitError
+from circuits.trace import boolean_truth, each, trace
 from scenarios import plots
 from scenarios.engine.memory import require_memory
 from scenarios.engine.params import Param, require
@@ -149,35 +154,48 @@ def _fresh_2025(net, exact: list[torch.Tensor]) -> list[torch.Tensor]:
     return out
 
 
+class CircuitInputs:
+    """z of the T circuits active, each active circuit's inputs random bits and its indicator on;
+    drawn on the CPU, so the same inputs on any device. ``extra["active"]``: (batch, T) bool."""
+
+    def __init__(self, T: int, d: int, z: int, gen: torch.Generator, device: torch.device | str) -> None:
+        self.T, self.d, self.z, self.gen, self.device = T, d, z, gen, device
+
+    def draw(self, batch: int) -> Batch:
+        x, active = _inputs(self.T, self.d, self.z, batch, self.gen)
+        return Batch.of(x.to(self.device), active=active.to(self.device))
+
+
+class FreshReader:
+    """Each layer's read-outs when it is fed the exact values of the layer before: the error a
+    layer adds by itself, which the additive law sums."""
+
+    def __init__(self, net) -> None:
+        self.net = net
+
+    def read_chunks(self, batch: Batch) -> Iterator[Chunk]:
+        fresh = _fresh(self.net, [e.dense() for e in batch.exact])
+        return (Chunk(t, slice(0, batch.size), slice(0, r.shape[1]), r) for t, r in enumerate(fresh))
+
+
 @torch.no_grad()
 def measure(net, twin, T: int, d: int, z: int, samples: int, gen: torch.Generator,
             device: torch.device | str = "cpu"):
-    """Per layer: sums of squared error (active, inactive, additive-law active / inactive,
-    dedicated), cell counts, and indicator switch-ons."""
-    evaluator = Evaluator(net.circuit, device)
+    """Per layer: squared error of the active and the inactive circuits' features, the same for
+    each layer fed exact inputs (the additive law), the dedicated twin's, indicator switch-ons."""
     depth = net.circuit.depth + 1
-    acc = torch.zeros(depth, 8, dtype=torch.float64)
-    done = 0
-    while done < samples:
-        b = min(BATCH, samples - done)
-        x, active = _inputs(T, d, z, b, gen)  # drawn on the CPU: the same inputs on any device
-        x, active = x.to(device), active.to(device)
-        exact = evaluator(x)
-        mask = active.repeat_interleave(d + 1, dim=1).double()
-        reads, fresh, twins = net.read_features(x), _fresh(net, exact), twin.read_features(x)
-        for t in range(depth):
-            err = (reads[t] - exact[t]).double() ** 2
-            new = (fresh[t] - exact[t]).double() ** 2
-            on_reads = reads[t].view(b, T, d + 1)[:, :, d]
-            acc[t] += torch.stack([
-                (err * mask).sum(), (err * (1 - mask)).sum(), (new * mask).sum(), (new * (1 - mask)).sum(),
-                mask.sum(), (1 - mask).sum(), ((on_reads > 0.5) & ~active).sum().double(),
-                ((twins[t] - exact[t]).double() ** 2).sum()]).cpu()
-        done += b
+    got = trace({"net": net.read_features, "fresh": FreshReader(net), "twin": twin.read_features},
+                CircuitInputs(T, d, z, gen, device), samples, boolean_truth(net.circuit, device),
+                each(("net", "fresh", "twin"), {"circuits": lambda: PerCircuit(depth, T, d + 1, boolean_decode(d))}),
+                BATCH, progress=False)
+    reads, fresh, twins = (got[k]["circuits"] for k in ("net", "fresh", "twin"))
     rows, added_active, added_inactive = [], 0.0, 0.0
     keep = 0.0 if isinstance(net, CiS2025Network) else 1.0  # 2025: step pairs reset the error every layer
     for t in range(depth):
-        e_act, e_in, f_act, f_in, n_act, n_in, switched, twin_err = acc[t].tolist()
+        e_act, e_in, f_act, f_in = reads[t].error_active, reads[t].error_inactive, fresh[t].error_active, \
+            fresh[t].error_inactive
+        n_act, n_in = reads[t].active * (d + 1), reads[t].inactive * (d + 1)  # features of each
+        switched, twin_err = reads[t].switched_on, twins[t].error_active + twins[t].error_inactive
         added_active = keep * added_active + f_act / n_act
         added_inactive = keep * added_inactive + f_in / max(n_in, 1)
         rows.append({"active_circuits": z, "layer": t, "mse_active": e_act / n_act,

@@ -26,6 +26,7 @@ the mean), ``robust_radius`` (smallest deviation that switches an inactive circu
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 
 import torch
 from matplotlib.figure import Figure
@@ -35,7 +36,11 @@ from circuits import theory
 from circuits.cis2025 import WEIGHT_FORMS, CiS2025, build_cis2025, dedicated_network
 from circuits.designs import chosen_family, design_capacity, progression_capacity, transversal_capacity
 from circuits.designs import mean_squared_overlap as placement_overlap
+from circuits.metrics import ActiveUnits, Exact, PerCircuit
+from circuits.readers import Chunk, DenseReader
+from circuits.sampling import Batch
 from circuits.small import robust_radius, rotation_circuits, rotation_inputs, rotation_readout
+from circuits.trace import Truth, trace
 from scenarios import plots
 from scenarios.engine.params import Param, require
 from scenarios.engine.registry import Outcome, Scenario
@@ -82,54 +87,86 @@ def build(p, ctx) -> tuple[CiS2025, torch.nn.Module]:
     return net, dedicated_network(small)
 
 
+class RotationInputs:
+    """z of the T circuits active, each at a uniform random angle; drawn on the CPU, so the same
+    inputs on any device. ``extra``: the active mask (batch, T), ``which`` (batch, z), ``a0``."""
+
+    def __init__(self, net: CiS2025, z: int, gen: torch.Generator, device: torch.device | str) -> None:
+        self.net, self.z, self.gen, self.device = net, z, gen, device
+
+    def draw(self, b: int) -> Batch:
+        T = self.net.small.T
+        which = torch.rand(b, T, generator=self.gen).topk(self.z, dim=1).indices
+        a0 = rotation_inputs(torch.rand(b, self.z, generator=self.gen) * 2 * math.pi)
+        which, a0 = which.to(self.device), a0.to(self.device)
+        active = torch.zeros(b, T, dtype=torch.bool, device=self.device).scatter_(1, which, True)
+        return Batch.of(self.net.inputs(which, a0), active=active, which=which, a0=a0)
+
+
+def rotation_truth(net: CiS2025) -> Truth:
+    """Every circuit's exact state per layer, (batch, T d), zero for the inactive ones."""
+    small = net.small
+
+    def exact(batch: Batch) -> list[Exact]:
+        which, a0 = batch.extra["which"], batch.extra["a0"]
+        b, z, d = a0.shape
+        out = []
+        for state in small.run(which, a0):
+            full = torch.zeros(b, small.T, d, device=a0.device).scatter_(1, which[:, :, None].expand(b, z, d), state)
+            out.append(Exact(b, small.T * d, dense=full.reshape(b, -1)))
+        return out
+
+    return exact
+
+
+class CircuitStates:
+    """Each circuit's state read from the large network: the input itself at layer 0, the
+    un-embedding (1/S) <e^l_t| A^l after; ``streams=True`` reads the raw streams of layers >= 1."""
+
+    def __init__(self, net: CiS2025, streams: bool = False) -> None:
+        self.net, self.streams = net, streams
+
+    def read_chunks(self, batch: Batch) -> Iterator[Chunk]:
+        x, rows = batch.dense(), slice(0, batch.size)
+        streams = self.net.network.streams(x)
+        for layer, stream in enumerate(streams):
+            if self.streams:
+                if layer:
+                    yield Chunk(layer, rows, slice(0, stream.shape[1]), stream)
+                continue
+            read = x if layer == 0 else self.net.unembed(stream, layer).reshape(batch.size, -1)
+            yield Chunk(layer, rows, slice(0, read.shape[1]), read)
+
+
 @torch.no_grad()
 def measure(net: CiS2025, twin: torch.nn.Module, z: int, samples: int, gen: torch.Generator,
             device: torch.device | str = "cpu") -> list[dict]:
     """One row per layer for z active circuits over ``samples`` inputs, streamed in batches."""
-    small, T, d = net.small, net.small.T, net.small.d
-    layers = small.L + 1
-    # sums per layer: active x err, inactive x err, on err active, on err inactive, switched,
-    # active neurons, twin err; and the worst active error
-    acc = torch.zeros(layers, 7, dtype=torch.float64)
-    worst = torch.zeros(layers, dtype=torch.float64)
+    T, d = net.small.T, net.small.d
+    layers = net.small.L + 1
     batch = max(1, min(1000, 2**24 // (T * d * net.S)))  # the read-out gathers (batch, d, T, S)
-    done = 0
-    while done < samples:
-        b = min(batch, samples - done)
-        which = torch.rand(b, T, generator=gen).topk(z, dim=1).indices  # drawn on the CPU: same on any device
-        a0 = rotation_inputs(torch.rand(b, z, generator=gen) * 2 * math.pi)
-        which, a0 = which.to(device), a0.to(device)
-        exact = small.run(which, a0)
-        x = net.inputs(which, a0)
-        streams, twins = net.network.streams(x), twin.streams(x)
-        inactive = torch.ones(b, T, dtype=torch.bool, device=device)
-        inactive.scatter_(1, which, False)
-        for layer in range(layers):
-            est = x.view(b, T, d) if layer == 0 else net.unembed(streams[layer], layer)
-            alpha, vec = rotation_readout(est)
-            true_alpha, true_vec = rotation_readout(exact[layer])
-            pick = which[:, :, None]
-            err = (vec.gather(1, pick.expand(b, z, 2)) - true_vec).norm(dim=2)
-            on_err = alpha.gather(1, which) - true_alpha
-            twin_alpha, twin_vec = rotation_readout(twins[layer].view(b, T, d).gather(1, pick.expand(b, z, d)))
-            acc[layer] += torch.stack([
-                (err**2).sum(), ((vec**2).sum(2) * inactive).sum(), (on_err**2).sum(),
-                (alpha**2 * inactive).sum(), ((alpha > 0.5) & inactive).sum(),
-                (streams[layer] > 1e-4).float().mean(1).sum() if layer > 0 else torch.tensor(0.0),
-                ((twin_vec - true_vec).norm(dim=2) ** 2).sum()]).double().cpu()
-            worst[layer] = max(worst[layer], err.max().double().cpu())
-        done += b
+    def per_circuit():
+        return PerCircuit(layers, T, d, rotation_readout)
+
+    metrics = {"net": {"circuits": per_circuit}, "twin": {"circuits": per_circuit},
+               "streams": {"units": lambda: ActiveUnits(layers)}}
+    got = trace({"net": CircuitStates(net), "streams": CircuitStates(net, streams=True),
+                 "twin": DenseReader(twin.streams)}, RotationInputs(net, z, gen, device), samples, rotation_truth(net),
+                metrics, batch, progress=False)
+    reads, twins, units = got["net"]["circuits"], got["twin"]["circuits"], got["streams"]["units"]
     n_act, n_in = samples * z, samples * (T - z)
     rows = []
     for layer in range(layers):
-        s = acc[layer].tolist()
+        r = reads[layer]
+        s = [r.error_active, r.error_inactive, r.on_error_active, r.on_error_inactive, r.switched_on,
+             units[layer], twins[layer].error_active]
         rows.append({
             "z": z, "layer": layer,
             "mse_active": s[0] / n_act,
             "predicted_mse_active": theory.rotation_mse_active(layer, z, T, net.D, net.S),
             "mse_inactive": s[1] / n_in if n_in else 0.0,
             "predicted_mse_inactive": theory.rotation_mse_inactive(layer, z, T, net.D, net.S),
-            "worst_error_active": float(worst[layer]),
+            "worst_error_active": r.worst_active,
             "switched_on": s[4] / samples,
             "mse_on_active": s[2] / n_act,
             "mse_on_inactive": s[3] / n_in if n_in else 0.0,

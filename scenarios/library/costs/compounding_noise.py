@@ -29,7 +29,7 @@ from circuits.compile import CLEANUPS, compile_dedicated, compile_superposed
 from circuits.generators import random_circuit, relay
 from circuits.sampling import ExactlyActive
 from circuits.streamed import ChunkedNetwork, StreamedSuperposed, plan_streamed
-from circuits.trace import trace_noise, trace_streamed
+from circuits.trace import trace_noise
 from layers import EMBEDDINGS
 from scenarios import plots
 from scenarios.engine.memory import FLOAT, require_memory
@@ -125,7 +125,7 @@ def body(p, ctx) -> Outcome:
             readers = {"superposed": sup}
             if dedicated_trace is None:  # exact and fed the same inputs each time: traced once
                 readers["dedicated"] = ChunkedNetwork(dedicated, plan.batch * plan.chunk, ctx.device)
-            trace = trace_streamed(circuit, readers, sampler, p.samples, plan.batch, ctx.progress, desc)
+            trace = trace_noise(circuit, readers, sampler, p.samples, plan.batch, ctx.progress, ctx.device, desc)
             dedicated_trace = trace.setdefault("dedicated", dedicated_trace)
         pred_mse, pred_wrong, mean_field = _predictions(p, cleanup)
         for t, (s, d) in enumerate(zip(trace["superposed"], trace["dedicated"])):
