@@ -20,6 +20,7 @@ run: $(BIN)/superposim
 
 test: $(BIN)/superposim
 	$(BIN)/ruff check layers circuits scenarios tests benchmarks examples
+	$(BIN)/mypy
 	$(BIN)/python -m pytest -q
 
 bench: $(BIN)/superposim

@@ -19,6 +19,8 @@ the active circuit's values; only the input's one-hot tells them apart.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 
 from circuits.cis import cis_circuit, small_circuits
@@ -101,7 +103,7 @@ class BlockNetwork(CompiledNetwork):
     """Block-structured circuits in superposition: ``block_count`` blocks of d neurons, and the
     bias that silences a block whose one-hot is off."""
 
-    def __init__(self, name: str, circuit: Circuit, network: Network, readouts: list[Weight],
+    def __init__(self, name: str, circuit: Circuit, network: Network, readouts: Sequence[Weight],
                  block_count: int, silence: float) -> None:
         super().__init__(name, circuit, network, readouts)
         self.block_count, self.silence = block_count, silence

@@ -129,7 +129,10 @@ def compile_cis(smalls: list[Circuit], D: int, S: int, generator: torch.Generato
         raise CircuitError(f"S and D must be positive, got S={S}, D={D}")
     big = cis_circuit(smalls)
     width, T = big.n_inputs, len(smalls)
-    placements, incidences, readouts, blocks = [], [], [Identity(width)], []
+    placements: list[torch.Tensor] = []
+    incidences: list[torch.Tensor] = []
+    readouts: list[Weight] = [Identity(width)]
+    blocks: list[ReLUBlock] = []
     prev_read = None  # (width, n_prev) read-out of the previous layer's small values; None: the input
     for gates in big.layers:
         place = line_design(D, S * (d + 1), T, generator).reshape(width, S)

@@ -26,6 +26,8 @@ The network is a plain ``layers.Network``: its input is a^0 of every circuit sid
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 from einops import rearrange, reduce
 from torch import nn
@@ -45,6 +47,9 @@ class CiS2025(nn.Module):
     """The large network of the 2025 construction and how its circuits are placed:
     ``patterns`` (L, T, S), patterns[l] embeds a^(l+1); ``chi`` per weight layer l >= 2 (capped
     form; 0 for plain)."""
+
+    patterns: torch.Tensor
+    network: Network
 
     def __init__(self, small: SmallCircuits, D: int, S: int, form: str, patterns: torch.Tensor,
                  network: Network, chi: list[float]) -> None:
@@ -129,11 +134,11 @@ def weight_layer(w: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor, n: int
         left = torch.zeros(d * n, d)
         left[torch.arange(d * n), torch.arange(d * n) // n] = 1.0
         return LowRankPlus(sparse, left, (-chi * mean).repeat_interleave(n, dim=1)), chi
-    blocks = (-chi * mean)[:, None, :, None].repeat(1, n, 1, n)  # (i, r, j, c)
-    for i in range(d):  # one block row at a time: index tensors of d k entries, not d^2 k
-        blocks[i].index_put_((row_of[None, :].expand(d, k), torch.arange(d)[:, None].expand(d, k),
-                              col_of[None, :].expand(d, k)), values[i], accumulate=True)
-    return Dense(blocks.reshape(d * n, d * n)), chi
+    dense = (-chi * mean)[:, None, :, None].repeat(1, n, 1, n)  # (i, r, j, c)
+    for row in range(d):  # one block row at a time: index tensors of d k entries, not d^2 k
+        dense[row].index_put_((row_of[None, :].expand(d, k), torch.arange(d)[:, None].expand(d, k),
+                               col_of[None, :].expand(d, k)), values[row], accumulate=True)
+    return Dense(dense.reshape(d * n, d * n)), chi
 
 
 def weight_bytes(T: int, D: int, d: int, S: int) -> tuple[int, int]:
@@ -250,7 +255,7 @@ def compile_boolean_cis2025(smalls: list[Circuit], D: int, S: int, form: str, ge
         carriers.append(sparse_weight(rows, first_neurons.reshape(-1), torch.ones(rows.numel()), (T * (g + 1), D)))
     # at a gate's decision point (z = 1/2) the first neuron of its step pair is on, the second off
     boundary = [(torch.arange(D) // n % 2 == 0).float() for _ in range(small.L)]
-    network = Network(embed, list(cis.network.blocks))
+    network = Network(embed, cis.network.relu_blocks())
     return CiS2025Network(f"cis2025(T={T}, D={D}, g={g}, S={S}, {form})", big, network, readouts, cis,
                           boundary=boundary, carriers=carriers)
 
@@ -259,7 +264,7 @@ class CiS2025Network(CompiledNetwork):
     """Boolean small circuits in the 2025 construction, with the construction (``cis``) it
     carries for the per-circuit read-outs."""
 
-    def __init__(self, name: str, circuit: Circuit, network: Network, readouts: list[Weight], cis: CiS2025,
-                 boundary: list[torch.Tensor | None], carriers: list[Weight]) -> None:
+    def __init__(self, name: str, circuit: Circuit, network: Network, readouts: Sequence[Weight], cis: CiS2025,
+                 boundary: Sequence[torch.Tensor | None], carriers: Sequence[Weight]) -> None:
         super().__init__(name, circuit, network, readouts, boundary=boundary, carriers=carriers)
         self.cis = cis

@@ -17,17 +17,18 @@ on z.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 
 import torch
 from torch import nn
 
 from circuits.gates import GATES, KINDS, Neuron, gate_pre
-from circuits.spec import Circuit, gate_arrays
+from circuits.spec import Circuit, Gate, gate_arrays
 from layers.embeddings import Directions, draw_seed
 from layers.network import Network, ReLUBlock
 from layers.tensor_list import TensorList
-from layers.weights import Identity, Weight, compact
+from layers.weights import Identity, Weight, WeightList, compact
 
 CLEANUPS = ("none", "threshold")
 
@@ -72,23 +73,25 @@ class CompiledNetwork(nn.Module):
     and register theirs the same way.
     """
 
+    network: Network
+
     def __init__(
         self,
         name: str,
         circuit: Circuit,
         network: Network,
-        readouts: list[Weight],
-        neuron_gates: list[torch.Tensor] | None = None,
-        boundary: list[torch.Tensor | None] | None = None,
-        readout_bias: list[torch.Tensor | None] | None = None,
+        readouts: Sequence[Weight],
+        neuron_gates: Sequence[torch.Tensor] | None = None,
+        boundary: Sequence[torch.Tensor | None] | None = None,
+        readout_bias: Sequence[torch.Tensor | None] | None = None,
         stream_of_layer: list[int] | None = None,
-        carriers: list[Weight] | None = None,
+        carriers: Sequence[Weight] | None = None,
     ) -> None:
         super().__init__()
         if len(readouts) != circuit.depth + 1:
             raise ValueError(f"need {circuit.depth + 1} read-outs, got {len(readouts)}")
         self.name, self.circuit, self.network = name, circuit, network
-        self.readouts = nn.ModuleList(readouts)
+        self.readouts = WeightList(readouts)
         # Per layer: the gate each neuron computes (-1: none); per block: whether each neuron is
         # active when its gate sits at its decision boundary (where graphs linearise; None: all).
         self.neuron_gates = None if neuron_gates is None else TensorList(neuron_gates)
@@ -98,7 +101,7 @@ class CompiledNetwork(nn.Module):
         self.stream_of_layer = stream_of_layer or list(range(len(readouts)))
         # Per layer: the (m_t, n_t) directions along which a unit change of each feature moves the
         # stream (by default the read-out directions themselves).
-        self.carriers = nn.ModuleList(carriers if carriers is not None else readouts)
+        self.carriers = WeightList(carriers if carriers is not None else readouts)
 
     def read_features(self, x: torch.Tensor) -> list[torch.Tensor]:
         """Read-out of every layer's features for the inputs x, as (batch, m_t) tensors."""
@@ -149,7 +152,7 @@ class LayerNeurons:
         return self.gate.shape[0]
 
 
-def layer_neurons(gates, cleanup: str) -> LayerNeurons:
+def layer_neurons(gates: Sequence[Gate], cleanup: str) -> LayerNeurons:
     """Neurons, biases and input edges of one layer, from gate_pre and gate_neurons."""
     kinds, inputs, fan_in = gate_arrays(gates)
     k = inputs.shape[1]
@@ -166,8 +169,8 @@ def layer_neurons(gates, cleanup: str) -> LayerNeurons:
     q_max = max(len(r) for r in neurons)
     table = torch.zeros(len(neurons), q_max, 4)  # scale, offset, relu, coefficient per slot
     count = torch.tensor([len(r) for r in neurons])
-    for r, recipe in enumerate(neurons):
-        table[r, : len(recipe)] = torch.tensor([[sc, off, float(relu), c] for sc, off, relu, c in recipe])
+    for r, steps in enumerate(neurons):
+        table[r, : len(steps)] = torch.tensor([[sc, off, float(relu), c] for sc, off, relu, c in steps])
     per_gate = count[which]
     first_neuron = torch.cat([torch.zeros(1, dtype=torch.int64), per_gate.cumsum(0)])
     hidden = int(first_neuron[-1])
@@ -189,7 +192,7 @@ def layer_neurons(gates, cleanup: str) -> LayerNeurons:
 
 
 def _layer_block(
-    gates, m_prev: int, phi_prev: torch.Tensor | None, phi: torch.Tensor | None, cleanup: str
+    gates: Sequence[Gate], m_prev: int, phi_prev: torch.Tensor | None, phi: torch.Tensor | None, cleanup: str
 ) -> tuple[ReLUBlock, torch.Tensor, torch.Tensor]:
     ln = layer_neurons(gates, cleanup)
     hidden = ln.hidden
@@ -209,7 +212,7 @@ def _layer_block(
 
 
 def compile_with_embeddings(
-    circuit: Circuit, embeddings: list[torch.Tensor | None], cleanup: str, name: str
+    circuit: Circuit, embeddings: Sequence[torch.Tensor | None], cleanup: str, name: str
 ) -> CompiledNetwork:
     """Compile with the given (m_t, n_t) direction matrix per layer (None: the identity)."""
     if cleanup not in CLEANUPS:

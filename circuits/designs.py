@@ -93,6 +93,7 @@ def design_capacity(n: int, S: int) -> int | None:
 
 def _transversal(n: int, S: int, T: int) -> torch.Tensor:
     p = _transversal_prime(n, S)
+    assert p is not None, "callers check the capacity first"
     x = torch.arange(S)
     lines = [x * p + (a * x + b) % p for a in range(p) for b in range(p) if a * p + b < T]
     verticals = [c * p + torch.arange(k * S, (k + 1) * S) for k in range(p // S) for c in range(S)]
@@ -100,7 +101,7 @@ def _transversal(n: int, S: int, T: int) -> torch.Tensor:
 
 
 def _progressions(n: int, S: int, T: int) -> torch.Tensor:
-    rows = []
+    rows: list[torch.Tensor] = []
     for start, s in _progression_starts(n, S):
         if len(rows) == T:
             break

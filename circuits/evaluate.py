@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 
 from circuits.gates import GATES, KINDS
-from circuits.spec import Circuit, gate_arrays
+from circuits.spec import Circuit, Gate, gate_arrays
 
 
 class GateTable:
     """One layer's gates as tensors: input indices padded by repeating the first input
     (harmless for AND = min and OR = max) and, per gate kind present, which outputs it gives."""
 
-    def __init__(self, gates, device: torch.device | str = "cpu") -> None:
+    def __init__(self, gates: Sequence[Gate], device: torch.device | str = "cpu") -> None:
         kinds, inputs, _ = gate_arrays(gates)
         self.index = torch.where(inputs >= 0, inputs, inputs[:, :1]).to(device)
         kinds = kinds.to(device)
@@ -99,6 +101,7 @@ class SparseEvaluator:
             is_on = torch.zeros_like(bits, dtype=torch.bool)
             for code in torch.unique(kind).tolist():
                 rule = KINDS[GATES[code]].on_from_bits
+                assert rule is not None  # refused in __init__
                 is_on = torch.where(kind == code, rule(bits, k), is_on)
             keys = keys[is_on]
             on = torch.stack([keys // gates, keys % gates])

@@ -20,7 +20,10 @@ one edge from that layer's interference node, and only then builds the networkx 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
+from typing import Any
 
 import networkx as nx
 import torch
@@ -99,15 +102,16 @@ class FeatureGraph:
             phi_out = net.directions(t + 1)
             ids = list(net.blocks_of_layer(t))
             carried = net.carrier(t).T  # (n, m_t): each feature's direction, carried through the blocks
-            neuron_in = neuron_out = None
+            neuron_in: torch.Tensor | None = None
+            neuron_out: torch.Tensor | None = None
             for b in ids:
-                block = net.network.blocks[b]
+                block = net.network.relu_blocks()[b]
                 read = block.read.dense()  # (h, n_in)
                 write = block.write.dense()  # (n_out, h)
                 if pres is not None:
                     gate = torch.where(block.relu_mask, (pres[b] > 0).float(), torch.ones(block.hidden))
-                elif net.boundary is not None and net.boundary[b] is not None:
-                    gate = net.boundary[b]  # per block: where its gates decide
+                elif net.boundary is not None and (given := net.boundary[b]) is not None:
+                    gate = given  # per block: where its gates decide
                 else:
                     gate = torch.ones(block.hidden)
                 through = read @ carried  # (h, m_t)
@@ -116,13 +120,14 @@ class FeatureGraph:
                 nxt = write @ (gate[:, None] * through)
                 carried = nxt + carried if block.residual else nxt  # the skip path carries stream t
             weight = phi_out @ carried
-            if neuron_in is None:  # several blocks per layer: no single layer of neurons to show
+            if neuron_in is None or neuron_out is None:  # several blocks per layer: no single layer of neurons
                 neuron_in, neuron_out = torch.zeros(0, weight.shape[1]), torch.zeros(weight.shape[0], 0)
             intended = torch.zeros(weight.shape, dtype=torch.bool)
             for j, g in enumerate(circuit.layers[t]):
                 intended[j, list(g.inputs)] = True
-            if net.neuron_gates is not None and len(ids) == 1:
-                neuron_gate = net.neuron_gates[t]
+            given_gates = net.neuron_gates[t] if net.neuron_gates is not None and len(ids) == 1 else None
+            if given_gates is not None:
+                neuron_gate = given_gates
             else:
                 neuron_gate = torch.full((neuron_in.shape[0],), -1)
             attribution = weight * values[t][None, :] if values is not None else None
@@ -249,7 +254,7 @@ class FeatureGraph:
                 self._add_neurons(g, t, b, prune)
             else:
                 self._add_edges(g, b.weight, b.attribution, b.intended, prune,
-                                lambda i, t=t: feature_id(t, i), lambda j, t=t: feature_id(t + 1, j), t + 1)
+                                partial(feature_id, t), partial(feature_id, t + 1), t + 1)
         return g
 
     def _add_neurons(self, g: nx.DiGraph, t: int, b: BlockEdges, prune: float) -> None:
@@ -269,7 +274,9 @@ class FeatureGraph:
                         lambda k: neuron_id(t, k), lambda j: feature_id(t + 1, j), t + 1)
 
     @staticmethod
-    def _add_edges(g, weight, attribution, intended, prune, src, dst, interference_layer) -> None:
+    def _add_edges(g: nx.DiGraph, weight: torch.Tensor, attribution: torch.Tensor | None, intended: torch.Tensor,
+                   prune: float, src: Callable[[int], Any], dst: Callable[[int], Any],
+                   interference_layer: int | None) -> None:
         score = (attribution if attribution is not None else weight).abs()
         cross = (weight != 0) & ~intended
         if prune == 0:

@@ -66,7 +66,7 @@ def load_graph(path: str | Path) -> nx.DiGraph:
 MAX_LAYER = 10_000
 
 
-def _number(value, what: str, path: Path) -> float:
+def _number(value: object, what: str, path: Path) -> float:
     """A finite number from a file field (numbers, or text that reads as one)."""
     if isinstance(value, bool) or not isinstance(value, int | float | str):
         raise GraphFileError(f"{str(path)!r} is not a superposim graph: {what} is {value!r}, not a number")

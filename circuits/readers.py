@@ -47,4 +47,4 @@ class DenseReader:
 
 def as_reader(reader: ChunkReader | Callable[[torch.Tensor], list[torch.Tensor]]) -> ChunkReader:
     """A chunk reader as it is; a function of the dense inputs wrapped in ``DenseReader``."""
-    return reader if hasattr(reader, "read_chunks") else DenseReader(reader)  # type: ignore[return-value]
+    return reader if hasattr(reader, "read_chunks") else DenseReader(reader)

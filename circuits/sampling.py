@@ -128,7 +128,7 @@ def all_inputs(m: int) -> torch.Tensor:
 class Duplicated:
     """Each feature of another sampler's inputs, repeated ``copies`` times side by side."""
 
-    def __init__(self, sampler, copies: int = 2) -> None:
+    def __init__(self, sampler: Any, copies: int = 2) -> None:
         self.sampler, self.copies = sampler, copies
 
     def sample(self, batch: int) -> torch.Tensor:

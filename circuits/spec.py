@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import networkx as nx
 import torch
@@ -65,7 +66,7 @@ class GateArray(Sequence):
 
     __hash__ = None  # type: ignore[assignment]  # mutable tensors: no hash
 
-    def __getitem__(self, i):
+    def __getitem__(self, i: int | slice) -> Any:
         if isinstance(i, slice):
             return [self[j] for j in range(*i.indices(len(self)))]
         if not -len(self) <= i < len(self):
@@ -154,8 +155,10 @@ class Circuit:
         for t in range(1, depth + 1):
             gates = []
             for node in order[t]:
-                sources = sorted(g.predecessors(node),
-                                 key=lambda u, v=node: (g.edges[u, v].get("position", 0), index[u]))
+                def by_position(u: Any, v: Any = node) -> tuple[Any, int]:
+                    return g.edges[u, v].get("position", 0), index[u]
+
+                sources = sorted(g.predecessors(node), key=by_position)
                 for u in sources:
                     if g.nodes[u]["layer"] >= t:
                         raise CircuitError(

@@ -12,7 +12,7 @@ Read-outs come out chunk by chunk (``circuits.readers.Chunk``), for the tracer.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import partial
@@ -201,11 +201,13 @@ class StreamedSuperposed:
             yield Chunk(t, slice(0, stream.shape[0]), slice(s, e), stream @ rows.to(self.device).T)
 
 
-def _made_ahead(jobs: list[Callable[[], T]]) -> Iterator[T]:
+def _made_ahead(jobs: Sequence[Callable[[], T]]) -> Iterator[T]:
     """Each job's result in turn, the next one made in a worker thread meanwhile: drawing the
     next chunk's directions (one core, Python-bound) overlaps the current chunk's products."""
     with ThreadPoolExecutor(max_workers=1) as pool:
-        pending = pool.submit(jobs[0]) if jobs else None
+        if not jobs:
+            return
+        pending = pool.submit(jobs[0])
         for k in range(len(jobs)):
             result = pending.result()
             if k + 1 < len(jobs):

@@ -27,7 +27,7 @@ Reader = Callable[[torch.Tensor], list[torch.Tensor]]
 Truth = Callable[[Batch], list[Exact]]
 
 
-def linear_reader(network: torch.nn.Module, readouts: list[Weight]) -> Reader:
+def linear_reader(network: Any, readouts: list[Weight]) -> Reader:
     """Read layer t as ``readouts[t](stream_t)`` (e.g. probes fitted to a network), for any
     module with a ``streams(x)`` method."""
 

@@ -7,6 +7,7 @@ tracer and the feature graph work on it unchanged.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -18,7 +19,7 @@ from layers.training import TrainConfig, TrainedMLP, TrainState, train
 from layers.weights import Dense
 
 
-def circuit_batches(circuit: Circuit, active: int):
+def circuit_batches(circuit: Circuit, active: int) -> Callable[[torch.Generator, int], tuple]:
     """batch(generator, size) -> (inputs, targets of layers 1..L) with exactly ``active`` inputs on."""
     evaluator = Evaluator(circuit)
     m = circuit.n_inputs

@@ -11,6 +11,8 @@ as they take the other compilers' networks.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 
 from circuits.compile import CompiledNetwork
@@ -20,7 +22,7 @@ from layers.network import Network, ReLUBlock
 from layers.weights import Identity, Weight, compact, sparse_weight
 
 
-def uand_fan_in(gates: list) -> int:
+def uand_fan_in(gates: Sequence) -> int:
     """The common fan-in k of a layer's ANDs (2 when it has only ORs); checks the layer."""
     kinds = {g.kind for g in gates}
     if not kinds <= {"AND", "OR"}:
@@ -34,7 +36,7 @@ def uand_fan_in(gates: list) -> int:
     return k
 
 
-def gate_inputs(gates: list) -> torch.Tensor:
+def gate_inputs(gates: Sequence) -> torch.Tensor:
     """(gates, k) input indices, padded by repeating the first input."""
     k = max(g.fan_in for g in gates)
     return torch.tensor([g.inputs + (g.inputs[0],) * (k - g.fan_in) for g in gates])
@@ -87,7 +89,7 @@ def shared_neurons(
 
 
 def _uand_block(
-    gates: list, m_prev: int, prev_read: torch.Tensor | None, d: int, p: float, k: int,
+    gates: Sequence, m_prev: int, prev_read: torch.Tensor | None, d: int, p: float, k: int,
     generator: torch.Generator | None,
 ) -> tuple[ReLUBlock, Weight, torch.Tensor, torch.Tensor]:
     """One U-AND block over features read from the stream as ``stream @ prev_read.T`` (None: the
@@ -124,7 +126,10 @@ class UAndNetwork(CompiledNetwork):
     """One U-AND layer, with its random connections (a sparse (d, m) 0/1 matrix) and the number
     of neurons each gate's inputs share."""
 
-    def __init__(self, name: str, circuit: Circuit, network: Network, readouts: list[Weight],
+    connections: torch.Tensor
+    shared_counts: torch.Tensor
+
+    def __init__(self, name: str, circuit: Circuit, network: Network, readouts: Sequence[Weight],
                  connections: torch.Tensor, shared_counts: torch.Tensor) -> None:
         super().__init__(name, circuit, network, readouts)
         self.register_buffer("connections", connections)
@@ -162,7 +167,10 @@ def compile_uand_stack(
     booleans. Layer t is read after its U-AND block, before any correction."""
     if correction not in CORRECTIONS:
         raise ValueError(f"unknown correction {correction!r}; valid: {', '.join(CORRECTIONS)}")
-    blocks, readouts, stream_of_layer, prev_read, boundary = [], [Identity(circuit.n_inputs)], [0], None, []
+    blocks: list[ReLUBlock] = []
+    readouts: list[Weight] = [Identity(circuit.n_inputs)]
+    stream_of_layer, prev_read = [0], None
+    boundary: list[torch.Tensor | None] = []
     for t, gates in enumerate(circuit.layers):
         k = uand_fan_in(gates)
         block, readout, _, _ = _uand_block(gates, circuit.widths[t], prev_read, d, p, k, generator)
@@ -188,7 +196,7 @@ def compile_uand_stack(
 
 
 @torch.no_grad()
-def and_reads(net: CompiledNetwork, x: torch.Tensor, subsets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def and_reads(net: UAndNetwork, x: torch.Tensor, subsets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """U-AND read-outs of arbitrary ANDs: for inputs x (B, m) and input subsets (B, P, k), the
     average of the neurons connected to every input of each subset (a U-AND layer can read any
     AND, not just the gates its circuit lists). Returns (reads, shared neuron counts)."""

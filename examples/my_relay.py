@@ -9,7 +9,7 @@ from circuits.compile import compile_dedicated, compile_superposed
 from circuits.generators import relay
 from circuits.sampling import ExactlyActive
 from circuits.trace import trace_noise
-from scenarios import Outcome, Param, Scenario, require
+from scenarios import Context, Outcome, Param, Scenario, Values, require
 
 PARAMS = {
     "m": Param(512, "features per layer", low=2),
@@ -20,11 +20,11 @@ PARAMS = {
 }
 
 
-def check(p) -> None:
+def check(p: Values) -> None:
     require(p.active <= p.m, f"active: at most m={p.m}, got {p.active}")
 
 
-def networks(p, ctx) -> dict:
+def networks(p: Values, ctx: Context) -> dict:
     """The relay compiled both ways: what `superposim graph` draws and `superposim train` copies."""
     circuit = relay(p.m, p.layers, ctx.generator("circuit"))
     # ctx.place puts each network on the run's device (--device)
@@ -32,7 +32,7 @@ def networks(p, ctx) -> dict:
             "dedicated": ctx.place(compile_dedicated(circuit))}
 
 
-def body(p, ctx) -> Outcome:
+def body(p: Values, ctx: Context) -> Outcome:
     nets = networks(p, ctx)
     circuit = nets["dedicated"].circuit
     sampler = ExactlyActive(p.m, p.active, ctx.seed_for("inputs"), ctx.device)

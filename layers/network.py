@@ -22,7 +22,13 @@ from layers.weights import Identity, Weight, _keep
 
 class ReLUBlock(nn.Module):
     """One layer of neurons between two streams, with hook points ``hook_pre``,
-    ``hook_post`` and ``hook_out``."""
+    ``hook_post`` and ``hook_out``. Shapes: read (hidden, n_in), bias and relu_mask (hidden,),
+    write (n_out, hidden)."""
+
+    read: Weight
+    write: Weight
+    bias: torch.Tensor
+    relu_mask: torch.Tensor
 
     def __init__(
         self,
@@ -81,7 +87,10 @@ class ReLUBlock(nn.Module):
 
 class Network(nn.Module):
     """Input embedding followed by ReLU blocks; hook points ``hook_embed`` and
-    ``blocks.{t}.hook_{pre,post,out}``."""
+    ``blocks.{t}.hook_{pre,post,out}``. Shapes: inputs (batch, n_inputs), stream t
+    (batch, stream_widths[t])."""
+
+    embed: Weight
 
     def __init__(self, embed: Weight, blocks: list[ReLUBlock]) -> None:
         super().__init__()
@@ -113,13 +122,17 @@ class Network(nn.Module):
             out.append(stream)
         return out
 
+    def relu_blocks(self) -> list[ReLUBlock]:
+        """The blocks, typed (a ModuleList yields plain modules)."""
+        return [block for block in self.blocks if isinstance(block, ReLUBlock)]
+
     def neurons(self) -> list[int]:
-        return [block.hidden for block in self.blocks]
+        return [block.hidden for block in self.relu_blocks()]
 
     def parameter_count(self) -> int:
-        return self.embed.parameter_count() + sum(block.parameter_count() for block in self.blocks)
+        return self.embed.parameter_count() + sum(block.parameter_count() for block in self.relu_blocks())
 
     def nonzero_parameters(self) -> int:
         """Non-zero weights and biases; an identity embedding is wiring and counts none."""
         embed = 0 if isinstance(self.embed, Identity) else self.embed.nonzeros()
-        return embed + sum(block.nonzero_parameters() for block in self.blocks)
+        return embed + sum(block.nonzero_parameters() for block in self.relu_blocks())

@@ -79,11 +79,12 @@ class TrainedMLP(nn.Module):
                 residual=cfg.residual,
             ))
         self.network = Network(Dense(nn.Parameter(embed) if cfg.learn_embedding else embed), blocks)
-        self.heads = nn.ModuleList(nn.Linear(cfg.n, w) for w in cfg.widths)
+        heads = [nn.Linear(cfg.n, w) for w in cfg.widths]
         with torch.no_grad():
-            for head in self.heads:
+            for head in heads:
                 head.weight.copy_(torch.randn(head.weight.shape, generator=g) / math.sqrt(cfg.n))
                 head.bias.zero_()
+        self.heads = nn.ModuleList(heads)
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
         """Logits of every supervised layer."""
@@ -101,7 +102,7 @@ class TrainState:
 
 def _loss(cfg: TrainConfig, logits: list[torch.Tensor], targets: list[torch.Tensor]) -> torch.Tensor:
     layers = range(len(logits)) if cfg.supervise == "all" else [len(logits) - 1]
-    total = 0.0
+    total = logits[0].new_zeros(())
     for t in layers:
         if cfg.loss == "bce":
             total = total + nn.functional.binary_cross_entropy_with_logits(logits[t], targets[t])
@@ -203,6 +204,7 @@ def train(
 
     def checkpoint() -> None:
         nonlocal saved_step
+        assert ckpt is not None  # only called with an out_dir
         state.seconds = time.perf_counter() - start
         save_weights(ckpt, _pack(model, opt, gen), _meta(cfg, state))
         saved_step = state.step

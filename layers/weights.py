@@ -18,6 +18,7 @@ Shapes: x is (batch, in), ``weight(x)`` is (batch, out), ``weight.dense()`` is (
 from __future__ import annotations
 
 import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import torch
@@ -68,6 +69,16 @@ class Weight(nn.Module):
         return f"shape={self.shape}"
 
 
+class WeightList(nn.ModuleList):
+    """A ModuleList of weights that says so to the type checker."""
+
+    def __getitem__(self, i: int) -> Weight:  # type: ignore[override]
+        return super().__getitem__(i)  # type: ignore[return-value]
+
+    def __iter__(self) -> Iterator[Weight]:
+        return super().__iter__()  # type: ignore[return-value]
+
+
 def _stored_tensors(module: nn.Module) -> list[torch.Tensor]:
     return [t for t in [*module.parameters(), *module.buffers()] if t is not None]
 
@@ -81,6 +92,8 @@ def _keep(module: nn.Module, name: str, value: torch.Tensor) -> None:
 
 
 class Dense(Weight):
+    matrix: torch.Tensor  # (out, in)
+
     def __init__(self, matrix: torch.Tensor) -> None:
         super().__init__()
         if matrix.dim() != 2 or matrix.layout != torch.strided:
@@ -116,6 +129,8 @@ class Dense(Weight):
 
 class Sparse(Weight):
     """W stored as W.T in CSR form (shape (in, out))."""
+
+    transposed: torch.Tensor
 
     def __init__(self, transposed_csr: torch.Tensor) -> None:
         super().__init__()
@@ -168,6 +183,8 @@ class Sparse(Weight):
 
 
 class Identity(Weight):
+    size: int
+
     def __init__(self, size: int) -> None:
         super().__init__()
         self.size = size
@@ -191,6 +208,10 @@ class Identity(Weight):
 
 class LowRankPlus(Weight):
     """W = base + left @ right, left (out, r) and right (r, in)."""
+
+    base: Weight
+    left: torch.Tensor
+    right: torch.Tensor
 
     def __init__(self, base: Weight, left: torch.Tensor, right: torch.Tensor) -> None:
         super().__init__()

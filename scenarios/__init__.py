@@ -6,7 +6,7 @@ Importing this package is cheap: the parts that need torch load on first use.
 import importlib
 
 from scenarios.engine.catalog import VERSION
-from scenarios.engine.params import Param, UsageError, require
+from scenarios.engine.params import Param, UsageError, Values, require
 
 _LAZY = {
     "Context": "scenarios.engine.registry",
@@ -22,7 +22,7 @@ _LAZY = {
     "SweepResult": "scenarios.engine.sweeps",
 }
 
-__all__ = ["VERSION", "Param", "UsageError", "require", *_LAZY]
+__all__ = ["VERSION", "Param", "UsageError", "Values", "require", *_LAZY]
 
 
 def __getattr__(name: str):

@@ -6,6 +6,8 @@ import argparse
 import math
 from pathlib import Path
 
+import networkx as nx
+
 from circuits.graph import FeatureGraph, top_paths_nx
 from circuits.graph_io import load_graph, save_graph
 from scenarios.engine.memory import FLOAT, require_memory
@@ -148,7 +150,7 @@ def _paths_bytes(widths: list[int], k: int) -> int:
     return 24 * k * max(a * b for a, b in zip(widths, widths[1:]))
 
 
-def _print_paths(g, fg: FeatureGraph | None, source: str, target: str, k: int) -> None:
+def _print_paths(g: nx.DiGraph, fg: FeatureGraph | None, source: str, target: str, k: int) -> None:
     if fg is not None:
         src, dst = fg.resolve(source), fg.resolve(target)
         paths = fg.top_paths(src, dst, k)

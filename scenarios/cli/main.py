@@ -6,6 +6,11 @@ answer at once; torch comes in with the first command that needs it.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from scenarios.engine.outputs import Written
+
 import argparse
 import os
 import sys
@@ -29,7 +34,7 @@ def _split_sets(pairs: Sequence[str], flag: str = "--set") -> dict[str, str]:
     return split_pairs(pairs, flag)
 
 
-def _scenario_command(sub, command: str, text: str, name_help: str, set_help: str,
+def _scenario_command(sub: Any, command: str, text: str, name_help: str, set_help: str,
                       seed_help: str = "the run's seed (default 0)") -> argparse.ArgumentParser:
     """A command driven by a scenario: its own --help (which adds the scenario's parameters), the
     scenario, its parameters and the seed (None when not given, so that a command can tell a seed
@@ -282,7 +287,7 @@ def _redraw(args: argparse.Namespace) -> int:
     return 0
 
 
-def _report_written(written, out: Path) -> None:
+def _report_written(written: Written, out: Path) -> None:
     if written.replaced:
         print(f"replaced the earlier run in {out}")
     if written.kept:

@@ -65,7 +65,7 @@ def live_catalog() -> dict[str, dict]:
 
     from scenarios.engine.training import TRAIN_PARAMS
 
-    def rows(params) -> list[list[str]]:
+    def rows(params: dict) -> list[list[str]]:
         return [[key, p.describe(), show_default(p.default), p.help] for key, p in params.items()]
 
     entries = {}
@@ -77,7 +77,7 @@ def live_catalog() -> dict[str, dict]:
     return entries | {TRAIN_KEY: {"parameters": rows(TRAIN_PARAMS)}}
 
 
-def show_default(value) -> str:
+def show_default(value: object) -> str:
     return ",".join(map(str, value)) if isinstance(value, list | tuple) else str(value)
 
 

@@ -4,12 +4,17 @@ Scenarios that run such a circuit (``circuit``, ``trained-vs-handbuilt``, ``trai
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from scenarios.engine.registry import Context
+
 from circuits.compile import CLEANUPS, compile_dedicated, compile_superposed
 from circuits.gates import GATES, fan_in_of
 from circuits.generators import random_circuit
 from layers import EMBEDDINGS
 from scenarios.engine.memory import FLOAT, require_memory
-from scenarios.engine.params import Param, require
+from scenarios.engine.params import Param, Values, require
 
 PARAMS = {
     "m": Param(200, "input features", low=1),
@@ -26,7 +31,7 @@ PARAMS = {
 }
 
 
-def check(p) -> None:
+def check(p: Values) -> None:
     require(p.active <= p.m, f"active: must be <= m={p.m}, got {p.active}")
     need = max(fan_in_of(g, p.fan_in) for g in p.gates)  # the widest gate drawn
     require(need <= p.m, f"fan_in: gates of {need} inputs need m >= {need} (the inputs), got m={p.m}")
@@ -42,7 +47,7 @@ def check(p) -> None:
                          "the feature directions and the traced batches")
 
 
-def networks(p, ctx) -> dict:
+def networks(p: Values, ctx: Context) -> dict:
     circuit = random_circuit(p.m, p.layers, p.width, p.fan_in,
                              [g.upper() for g in p.gates], ctx.generator("circuit"))
     return {

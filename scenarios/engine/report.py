@@ -4,6 +4,12 @@ Parquet export."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import pandas as pd
+    from matplotlib.figure import Figure
+
 import math
 from pathlib import Path
 from typing import Any
@@ -25,7 +31,7 @@ def _predicts(column: str, metric: str) -> bool:
     return bool(what) and (str(metric).startswith(what) or str(metric).endswith("_" + what))
 
 
-def _pick(frame, text: str | None, what: str, choices: list[str]) -> str:
+def _pick(frame: pd.DataFrame, text: str | None, what: str, choices: list[str]) -> str:
     if text is None:
         if not choices:
             raise UsageError(f"report: the store has no {what} to plot")
@@ -35,7 +41,7 @@ def _pick(frame, text: str | None, what: str, choices: list[str]) -> str:
     return text
 
 
-def _filter(frame, where: dict[str, str]):
+def _filter(frame: pd.DataFrame, where: dict[str, str]) -> pd.DataFrame:
     for key, value in where.items():
         if key not in frame.columns:
             raise UsageError(f"--where: {key!r} is not a column; valid: {', '.join(map(str, frame.columns))}")
@@ -118,7 +124,7 @@ def _positions(values: list, sorted_values: list) -> np.ndarray:
     return np.interp(vals, ref, np.arange(len(ref)), left=np.nan, right=np.nan)
 
 
-def figure(rep: dict[str, Any], level: float | None):
+def figure(rep: dict[str, Any], level: float | None) -> Figure:
     from scenarios import plots
     from scenarios.engine.registry import BUILTIN, load
 

@@ -4,6 +4,11 @@ are drawn from the result alone; saved as result.json and PNGs, and read back fr
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from scenarios.engine.outputs import Written
+
 import json
 import math
 import re
@@ -144,7 +149,7 @@ class Result:
         temporary folder and swapped in whole, replacing an earlier run's set; return the paths."""
         return self.save_run(out_dir).paths
 
-    def save_run(self, out_dir: str | Path):
+    def save_run(self, out_dir: str | Path) -> Written:
         """As ``save``; also says whether an earlier run was replaced and which of the user's
         files in the folder were kept (an ``outputs.Written``)."""
         from scenarios.engine.outputs import check_out_dir, write_folder

@@ -8,6 +8,13 @@ is recorded with its one-line error and never stops the others.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from scenarios.engine.registry import Scenario
+
 import itertools
 import json
 import math
@@ -133,7 +140,7 @@ def run_cell(task: tuple[str, int, dict[str, Any]]) -> dict[str, Any]:
                 "seconds": time.perf_counter() - start, "version": version}
 
 
-def scenario_version(scenario) -> str:
+def scenario_version(scenario: Scenario) -> str:
     """superposim's version plus a hash of the scenario's source file: the code that ran a cell."""
     import hashlib
     import inspect
@@ -257,7 +264,7 @@ class SweepResult:
         finally:
             s.close()
 
-    def cells(self):
+    def cells(self) -> pd.DataFrame:
         """One row per cell: grid parameters, seed, status, error, seconds, attempts."""
         import pandas as pd
 
@@ -265,7 +272,7 @@ class SweepResult:
         return pd.DataFrame([{**_columns(c["params"]), "seed": c["seed"], "status": c["status"], "error": c["error"],
                               "seconds": c["seconds"], "attempts": c["attempts"]} for c in cells])
 
-    def to_pandas(self):
+    def to_pandas(self) -> pd.DataFrame:
         """One row per result row of every finished cell, with its grid parameters and seed."""
         import pandas as pd
 
@@ -276,7 +283,7 @@ class SweepResult:
         frame.attrs.update(scenario=identity.scenario, fixed=fixed, grid=list(identity.grid_keys))
         return frame
 
-    def summaries(self):
+    def summaries(self) -> pd.DataFrame:
         """One row per finished cell: grid parameters, seed and every summary value."""
         import pandas as pd
 
@@ -286,7 +293,7 @@ class SweepResult:
         frame.attrs.update(scenario=identity.scenario, fixed=fixed, grid=list(identity.grid_keys))
         return frame
 
-    def summary(self):
+    def summary(self) -> pd.DataFrame:
         """Per grid cell, over its seeds: mean, standard deviation and a 95% interval of every
         numeric summary value (Student t for the number of seeds)."""
         frame = self.summaries()
@@ -318,7 +325,7 @@ def t95(n: int) -> float:
     return math.nan if n < 2 else (_T95[n - 2] if n - 1 <= len(_T95) else 1.96)
 
 
-def aggregate(frame, by: list[str]):
+def aggregate(frame: pd.DataFrame, by: list[str]) -> pd.DataFrame:
     """Mean, std and 95% interval over seeds of every numeric column, per group of ``by``."""
     import pandas as pd
 
@@ -472,7 +479,7 @@ def _require_main_guard() -> None:
                          "'if __name__ == \"__main__\":'")
 
 
-def load_store(path: str | Path):
+def load_store(path: str | Path) -> pd.DataFrame:
     """A store's result rows as a pandas DataFrame (as ``sweep(...).to_pandas()``)."""
     return SweepResult(path).to_pandas()
 

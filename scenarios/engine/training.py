@@ -5,11 +5,20 @@ read by probes)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from circuits.spec import Circuit
+
+if TYPE_CHECKING:
+    from scenarios.engine.registry import Context
+
 from circuits.train import fit_probes, train_on_circuit
 from layers.training import LOSSES, TrainConfig
 from scenarios.engine.circuit_shape import networks
 from scenarios.engine.memory import FLOAT, require_memory
-from scenarios.engine.params import Param
+from scenarios.engine.params import Param, Values
 
 TRAIN_PARAMS = {
     "hidden": Param(64, "neurons per layer of the trained network", low=1),
@@ -31,7 +40,7 @@ TRAIN_PARAMS = {
 }
 
 
-def require_training_memory(p) -> None:
+def require_training_memory(p: Values) -> None:
     """Refuse, before any work, a training run whose network, batches or probes cannot fit.
     A batch holds the inputs and every layer's stream, neurons and targets, each about three
     times (values, gradients, AdamW's view); the probes hold probe_samples read-outs per layer."""
@@ -45,7 +54,7 @@ def require_training_memory(p) -> None:
                    "the trained network, its batches and its probes")
 
 
-def train_config(p, circuit, seed: int) -> TrainConfig:
+def train_config(p: Values, circuit: Circuit, seed: int) -> TrainConfig:
     return TrainConfig(
         m=p.m, n=p.n, widths=tuple(circuit.widths[1:]), hidden=p.hidden, residual=p.residual,
         learn_embedding=p.learn_embedding, loss=p.loss, lp=p.lp, supervise=p.supervise, lr=p.lr,
@@ -53,7 +62,8 @@ def train_config(p, circuit, seed: int) -> TrainConfig:
         eval_every=p.eval_every, target_accuracy=p.target_accuracy, patience=p.patience, seed=seed)
 
 
-def train_networks(p, ctx, out_dir=None, resume: bool = False, build=networks) -> dict:
+def train_networks(p: Values, ctx: Context, out_dir: str | Path | None = None, resume: bool = False,
+                   build: Callable[[Values, Context], dict] = networks) -> dict:
     """The hand-built and dedicated networks that ``build`` (a scenario's ``networks``) makes,
     and a trained one with its probes, keyed ``handbuilt``, ``dedicated``, ``trained``; plus the
     training state and the model. Training runs on the CPU: scenarios that train say so."""

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+
 from collections.abc import Sequence
 
 from matplotlib.figure import Figure
@@ -22,14 +27,14 @@ def figure(title: str, xlabel: str, ylabel: str, log_y: bool = False) -> tuple[F
     return fig, ax
 
 
-def line(ax, x: Sequence, y: Sequence, label: str, color: str, style: str = "-o", **style_kw) -> None:
+def line(ax: Axes, x: Sequence, y: Sequence, label: str, color: str, style: str = "-o", **style_kw) -> None:
     """One series, skipping missing points; ``style_kw`` goes to matplotlib (ms, mfc, zorder)."""
     pts = [(a, b) for a, b in zip(x, y) if b is not None]
     if pts:
         ax.plot([p[0] for p in pts], [p[1] for p in pts], style, label=label, color=color, **({"ms": 4} | style_kw))
 
 
-def value_ticks(ax, values: Sequence[float]) -> None:
+def value_ticks(ax: Axes, values: Sequence[float]) -> None:
     """Ticks on a log x axis at the values measured, labelled plainly (25, 50, 100) and nothing
     else: the default minor labels (3 x 10^1, 4 x 10^1, ...) run into each other."""
     from matplotlib.ticker import NullFormatter, NullLocator
@@ -45,7 +50,7 @@ def count(n: int, noun: str) -> str:
     return f"{n} {noun}" + ("" if n == 1 else "s")
 
 
-def finish(ax, integer_x: bool = False) -> None:
+def finish(ax: Axes, integer_x: bool = False) -> None:
     """Legend beside the axes (never over the curves); integer ticks when x counts layers."""
     if integer_x:
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))

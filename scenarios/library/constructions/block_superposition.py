@@ -24,14 +24,14 @@ import torch
 from matplotlib.figure import Figure
 from tqdm import tqdm
 
-from circuits.block import block_circuits, compile_block
-from circuits.compile import compile_dedicated
+from circuits.block import BlockNetwork, block_circuits, compile_block
+from circuits.compile import CompiledNetwork, compile_dedicated
 from circuits.metrics import PerCircuit, boolean_decode
 from circuits.sampling import Batch
 from circuits.trace import boolean_truth, each, trace
 from scenarios import plots
-from scenarios.engine.params import Param, require
-from scenarios.engine.registry import Outcome, Scenario
+from scenarios.engine.params import Param, Values, require
+from scenarios.engine.registry import Context, Outcome, Scenario
 from scenarios.engine.result import Result
 
 PARAMS = {
@@ -43,7 +43,7 @@ PARAMS = {
 }
 
 
-def check(p) -> None:
+def check(p: Values) -> None:
     D, d = p.D, p.d
     require(D % d == 0, f"D: must be a multiple of d={d} (blocks of d neurons), got {D}")
     T = (D // d) ** 2
@@ -52,7 +52,7 @@ def check(p) -> None:
                                          "4,000,000 this scenario builds gate by gate")
 
 
-def build(p, ctx):
+def build(p: Values, ctx: Context) -> BlockNetwork:
     return compile_block(block_circuits(p.D, p.d, p.L, ctx.generator("circuits")), p.D)
 
 
@@ -64,7 +64,7 @@ class BlockInputs:
     """z of the T circuits active, each active circuit's values random bits and its indicator
     (the last of its d) on; drawn on the CPU. ``extra["active"]``: (batch, T) bool."""
 
-    def __init__(self, T: int, d: int, z: int, gen: torch.Generator, device) -> None:
+    def __init__(self, T: int, d: int, z: int, gen: torch.Generator, device: torch.device | str) -> None:
         self.T, self.d, self.z, self.gen, self.device = T, d, z, gen, device
 
     def draw(self, b: int) -> Batch:
@@ -78,7 +78,8 @@ class BlockInputs:
 
 
 @torch.no_grad()
-def measure(net, twin, z: int, samples: int, gen: torch.Generator, device) -> list[dict]:
+def measure(net: BlockNetwork, twin: CompiledNetwork, z: int, samples: int, gen: torch.Generator,
+            device: torch.device | str) -> list[dict]:
     T, d, B = net.block_count**2, net.circuit.n_inputs // net.block_count**2, net.block_count
     layers = net.circuit.depth + 1
     per_circuit = {"circuits": lambda: PerCircuit(layers, T, d, boolean_decode(d - 1))}
@@ -100,7 +101,7 @@ def measure(net, twin, z: int, samples: int, gen: torch.Generator, device) -> li
     return rows
 
 
-def body(p, ctx) -> Outcome:
+def body(p: Values, ctx: Context) -> Outcome:
     net = ctx.place(build(p, ctx))
     twin = ctx.place(compile_dedicated(net.circuit))
     rows = []

@@ -30,9 +30,9 @@ from matplotlib.figure import Figure
 from tqdm import tqdm
 
 from circuits import cis2025
-from circuits.cis import compile_cis, plane_capacity, small_circuits
+from circuits.cis import CiS2024Network, compile_cis, plane_capacity, small_circuits
 from circuits.cis2025 import CiS2025Network
-from circuits.compile import compile_dedicated
+from circuits.compile import CompiledNetwork, compile_dedicated
 from circuits.metrics import PerCircuit, boolean_decode
 from circuits.readers import Chunk
 from circuits.sampling import Batch
@@ -41,8 +41,8 @@ from circuits.spec import CircuitError
 from circuits.trace import boolean_truth, each, trace
 from scenarios import plots
 from scenarios.engine.memory import require_memory
-from scenarios.engine.params import Param, require
-from scenarios.engine.registry import Outcome, Scenario
+from scenarios.engine.params import Param, Values, require
+from scenarios.engine.registry import Context, Outcome, Scenario
 from scenarios.engine.result import Result
 
 CONSTRUCTIONS = ("2025", "2024")
@@ -68,7 +68,7 @@ PARAMS = {
 BATCH = 256  # samples per pass of measure
 
 
-def small_width(p) -> int:
+def small_width(p: Values) -> int:
     """Neurons of one small circuit per layer: d gates and the indicator, two per value in 2025."""
     return 2 * (p.d + 1) if p.construction == "2025" else p.d + 1
 
@@ -79,7 +79,7 @@ def capacity_of(construction: str, D: int, d: int, S: int) -> int | None:
     return plane_capacity(D, S * (d + 1))
 
 
-def check(p) -> None:
+def check(p: Values) -> None:
     require(max(p.z) <= p.T, f"z: at most T={p.T} circuits can be active, got {max(p.z)}")
     require(p.d >= 2, f"d: each small circuit's AND / OR gates read two of the d features of the layer "
                          f"before, so d must be >= 2, got {p.d}")
@@ -101,7 +101,7 @@ def check(p) -> None:
     require_memory(need, f"T={p.T}, D={p.D}, L={p.L} (and the capacity table up to D={max(p.capacity_D)})")
 
 
-def _memory(p, construction: str, T: int, D: int) -> int:
+def _memory(p: Values, construction: str, T: int, D: int) -> int:
     """Bytes one run of ``measure`` takes: the 2025 weights as weight_layer stores them (the 2024
     ones dense), and a batch of BATCH samples: per layer the read-outs, fresh read-outs, twin's
     read-outs and exact values of T (d + 1) features, both networks' streams, float64 errors."""
@@ -113,7 +113,7 @@ def _memory(p, construction: str, T: int, D: int) -> int:
     return (p.L + 3) * D * D * 4 + batch
 
 
-def build(p, T: int, D: int, ctx, tag: str = ""):
+def build(p: Values, T: int, D: int, ctx: Context, tag: str = "") -> CiS2024Network | CiS2025Network:
     """The large network of ``p.construction`` for T random small circuits at width D."""
     smalls = small_circuits(T, p.d, p.L, ctx.generator(f"circuits{tag}"))
     if p.construction == "2025":
@@ -130,7 +130,7 @@ def _inputs(T: int, d: int, z: int, batch: int, gen: torch.Generator) -> tuple[t
 
 
 @torch.no_grad()
-def _fresh(net, exact: list[torch.Tensor]) -> list[torch.Tensor]:
+def _fresh(net: CiS2024Network | CiS2025Network, exact: list[torch.Tensor]) -> list[torch.Tensor]:
     """Read-outs of each layer when it is fed the exact values of the layer before."""
     if isinstance(net, CiS2025Network):
         return _fresh_2025(net, exact)
@@ -142,7 +142,7 @@ def _fresh(net, exact: list[torch.Tensor]) -> list[torch.Tensor]:
     return out
 
 
-def _fresh_2025(net, exact: list[torch.Tensor]) -> list[torch.Tensor]:
+def _fresh_2025(net: CiS2025Network, exact: list[torch.Tensor]) -> list[torch.Tensor]:
     cis = net.cis
     g = net.circuit.n_inputs // cis.small.T - 1  # gates per circuit layer
     out = [exact[0]]
@@ -170,7 +170,7 @@ class FreshReader:
     """Each layer's read-outs when it is fed the exact values of the layer before: the error a
     layer adds by itself, which the additive law sums."""
 
-    def __init__(self, net) -> None:
+    def __init__(self, net: CiS2024Network | CiS2025Network) -> None:
         self.net = net
 
     def read_chunks(self, batch: Batch) -> Iterator[Chunk]:
@@ -179,8 +179,8 @@ class FreshReader:
 
 
 @torch.no_grad()
-def measure(net, twin, T: int, d: int, z: int, samples: int, gen: torch.Generator,
-            device: torch.device | str = "cpu"):
+def measure(net: CiS2024Network | CiS2025Network, twin: CompiledNetwork, T: int, d: int, z: int, samples: int,
+            gen: torch.Generator, device: torch.device | str = "cpu") -> list[dict]:
     """Per layer: squared error of the active and the inactive circuits' features, the same for
     each layer fed exact inputs (the additive law), the dedicated twin's, indicator switch-ons."""
     depth = net.circuit.depth + 1
@@ -205,7 +205,7 @@ def measure(net, twin, T: int, d: int, z: int, samples: int, gen: torch.Generato
     return rows
 
 
-def body(p, ctx) -> Outcome:
+def body(p: Values, ctx: Context) -> Outcome:
     T, D, d, S, L = p.T, p.D, p.d, p.S, p.L
     net = ctx.place(build(p, T, D, ctx))
     twin = ctx.place(compile_dedicated(net.circuit))
@@ -223,7 +223,7 @@ def body(p, ctx) -> Outcome:
     return Outcome(rows, summary)
 
 
-def _capacity(p, ctx) -> dict:
+def _capacity(p: Values, ctx: Context) -> dict:
     """Largest T (by bisection) whose active circuits stay within the MSE budget, per D and
     construction."""
     d, S, z = p.d, p.S, p.capacity_z
@@ -240,7 +240,7 @@ def _capacity(p, ctx) -> dict:
                 continue
             cap = cap if cap is not None else D * D
 
-            def ok(T: int, D=D, q=q) -> bool:
+            def ok(T: int, D: int = D, q: Values = q) -> bool:
                 try:
                     net = ctx.place(build(q, T, D, ctx, f":{D}:{T}"))
                 except CircuitError:  # the small circuits break an assumption of the construction

@@ -42,8 +42,8 @@ from circuits.sampling import Batch
 from circuits.small import robust_radius, rotation_circuits, rotation_inputs, rotation_readout
 from circuits.trace import Truth, trace
 from scenarios import plots
-from scenarios.engine.params import Param, require
-from scenarios.engine.registry import Outcome, Scenario
+from scenarios.engine.params import Param, Values, require
+from scenarios.engine.registry import Context, Outcome, Scenario
 from scenarios.engine.result import Result
 
 D_SMALL = 4
@@ -65,7 +65,7 @@ PARAMS = {
 }
 
 
-def check(p) -> None:
+def check(p: Values) -> None:
     T, D, S = p.T, p.D, p.S
     require(D % D_SMALL == 0, f"D: must be a multiple of d={D_SMALL} (d groups of D/d neurons), got {D}")
     n = D // D_SMALL
@@ -81,7 +81,7 @@ def check(p) -> None:
                                   f"over {p.L} layers, more than the {MEMORY_LIMIT / 2**30:.0f} GiB allowed")
 
 
-def build(p, ctx) -> tuple[CiS2025, torch.nn.Module]:
+def build(p: Values, ctx: Context) -> tuple[CiS2025, torch.nn.Module]:
     small = rotation_circuits(p.T, p.L, ctx.generator("circuits"))
     net = build_cis2025(small, p.D, p.S, p.weights, ctx.generator("placement"), p.design)
     return net, dedicated_network(small)
@@ -183,7 +183,7 @@ COLUMNS = ["z", "layer", "mse_active", "predicted_mse_active", "mse_inactive", "
            "mse_dedicated"]
 
 
-def body(p, ctx) -> Outcome:
+def body(p: Values, ctx: Context) -> Outcome:
     T, D, S = p.T, p.D, p.S
     net, twin = build(p, ctx)
     net, twin = ctx.place(net), ctx.place(twin)
@@ -212,7 +212,7 @@ def body(p, ctx) -> Outcome:
 COLORS = ["tab:purple", "tab:red", "tab:orange", "tab:brown", "tab:pink"]
 
 
-def _title(p) -> str:
+def _title(p: Values) -> str:
     return f"T={p.T}, D={p.D}, S={p.S}, {p.weights} weights"
 
 

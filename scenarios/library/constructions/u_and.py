@@ -25,11 +25,11 @@ from tqdm import tqdm
 from circuits import theory
 from circuits.sampling import ExactlyActive
 from circuits.spec import Circuit, Gate
-from circuits.uand import WIRING_CHUNK, and_reads, compile_uand
+from circuits.uand import WIRING_CHUNK, UAndNetwork, and_reads, compile_uand
 from scenarios import plots
 from scenarios.engine.memory import FLOAT, require_memory
-from scenarios.engine.params import Param, require
-from scenarios.engine.registry import Outcome, Scenario
+from scenarios.engine.params import Param, Values, require
+from scenarios.engine.registry import Context, Outcome, Scenario
 from scenarios.engine.result import Result
 
 PARAMS = {
@@ -49,7 +49,7 @@ PARAMS = {
 }
 
 
-def check(p) -> None:
+def check(p: Values) -> None:
     require(p.active <= p.m, f"active: must be <= m={p.m}, got {p.active}")
     require(p.k <= p.m, f"k: must be <= m={p.m}, got {p.k}")
     d = max(p.d, *p.sweep_d)
@@ -79,7 +79,7 @@ def _subsets(active: torch.Tensor, m: int, on: int, k: int, count: int, gen: tor
     return torch.cat([pick_on, pick_off], dim=-1)
 
 
-def _measure(p, ctx, d: int, prob: float, d0: int, samples: int, tag: str) -> dict[int, dict]:
+def _measure(p: Values, ctx: Context, d: int, prob: float, d0: int, samples: int, tag: str) -> dict[int, dict]:
     """Per number of on inputs: error statistics of sampled ANDs."""
     m, k, l = p.m, p.k, p.active
     circuit = Circuit(m, [[Gate("AND", tuple(range(k)))]])  # the network is universal: any AND reads
@@ -114,7 +114,7 @@ def _measure(p, ctx, d: int, prob: float, d0: int, samples: int, tag: str) -> di
     return out
 
 
-def body(p, ctx) -> Outcome:
+def body(p: Values, ctx: Context) -> Outcome:
     k = p.k
     main = _measure(p, ctx, p.d, p.p, p.d0, p.samples, "main")
     net = main.pop("net")
@@ -148,7 +148,7 @@ def body(p, ctx) -> Outcome:
     return Outcome(rows, summary)
 
 
-def _mean_shared(net, k: int) -> float:
+def _mean_shared(net: UAndNetwork, k: int) -> float:
     """Mean number of neurons shared by k random distinct inputs (all pairs for k = 2)."""
     if k == 2:  # over ordered pairs a != b: each neuron of degree g is shared by g (g - 1) of them
         d, m = net.connections.shape

@@ -26,15 +26,15 @@ from __future__ import annotations
 from matplotlib.figure import Figure
 
 from circuits import theory
-from circuits.compile import compile_dedicated
+from circuits.compile import CompiledNetwork, compile_dedicated
 from circuits.generators import copy_relay
 from circuits.sampling import Duplicated, ExactlyActive
 from circuits.trace import trace_noise
 from circuits.uand import compile_uand_stack
 from scenarios import plots
 from scenarios.engine.memory import FLOAT, require_memory
-from scenarios.engine.params import Param, require
-from scenarios.engine.registry import Outcome, Scenario
+from scenarios.engine.params import Param, Values, require
+from scenarios.engine.registry import Context, Outcome, Scenario
 from scenarios.engine.result import Result
 
 PARAMS = {
@@ -47,13 +47,13 @@ PARAMS = {
 }
 
 
-def check(p) -> None:
+def check(p: Values) -> None:
     require(p.active <= p.k, f"active: must be <= k={p.k}, got {p.active}")
     need = FLOAT * (4 * p.layers * p.d * 2 * p.k + 4 * 512 * 2 * p.k * (p.layers + 1))
     require_memory(need, f"k={p.k}, d={p.d}, layers={p.layers}: the U-AND blocks")
 
 
-def networks(p, ctx) -> dict:
+def networks(p: Values, ctx: Context) -> dict:
     """The naive and the corrected U-AND stack over one copy relay, and its dedicated twin."""
     circuit = copy_relay(p.k, p.layers, ctx.generator("circuit"))
     return {
@@ -63,7 +63,7 @@ def networks(p, ctx) -> dict:
     }
 
 
-def body(p, ctx) -> Outcome:
+def body(p: Values, ctx: Context) -> Outcome:
     k, d, prob, l = p.k, p.d, p.p, p.active
     m, on = 2 * k, 2 * l
     nets = networks(p, ctx)
@@ -108,7 +108,7 @@ def body(p, ctx) -> Outcome:
     return Outcome(rows, summary, columns)
 
 
-def _blocks_into(net, layer: int) -> range:
+def _blocks_into(net: CompiledNetwork, layer: int) -> range:
     """The blocks that compute ``layer`` from the layer before (correction blocks included)."""
     return net.blocks_of_layer(layer - 1)
 

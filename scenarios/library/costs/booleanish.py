@@ -30,8 +30,8 @@ from circuits import theory
 from layers import make_embedding
 from scenarios import plots
 from scenarios.engine.memory import FLOAT, require_memory
-from scenarios.engine.params import Param, require
-from scenarios.engine.registry import Outcome, Scenario
+from scenarios.engine.params import Param, Values, require
+from scenarios.engine.registry import Context, Outcome, Scenario
 from scenarios.engine.result import Result
 
 PARAMS = {
@@ -46,14 +46,15 @@ PARAMS = {
 }
 
 
-def check(p) -> None:
+def check(p: Values) -> None:
     require(p.active <= p.m, f"active: must be <= m={p.m}, got {p.active}")
     need = FLOAT * (2 * p.m * p.n + 8 * p.batch * (p.m + p.n))
     require_memory(need, f"m={p.m}, n={p.n}, batch={p.batch}: the feature directions and one batch")
 
 
 @torch.no_grad()
-def _measure(p, ctx, phi, sigma_on, sigma_off, continuous, tag):
+def _measure(p: Values, ctx: Context, phi: torch.Tensor, sigma_on: float, sigma_off: float, continuous: bool,
+             tag: str) -> tuple:
     m, l = p.m, p.active
     gen = torch.Generator(device=ctx.device).manual_seed(ctx.seed_for(tag))
     sums = torch.zeros(8, dtype=torch.float64)
@@ -83,7 +84,7 @@ def _measure(p, ctx, phi, sigma_on, sigma_off, continuous, tag):
     return [float(v) / cells for v in sums[[0, 1, 3, 4]]] + per_sample + [float(v) / on_cells for v in sums[6:]]
 
 
-def _predicted(p, sigma_on, sigma_off, continuous, superposed: bool) -> float:
+def _predicted(p: Values, sigma_on: float, sigma_off: float, continuous: bool, superposed: bool) -> float:
     m, n, l = p.m, p.n, p.active
     if continuous:
         # on-values v ~ U(0, 1), E[v^2] = 1/3; target v, averaged over a grid of v
@@ -100,7 +101,7 @@ def _predicted(p, sigma_on, sigma_off, continuous, superposed: bool) -> float:
     return (l * on + (m - l) * off) / m
 
 
-def body(p, ctx) -> Outcome:
+def body(p: Values, ctx: Context) -> Outcome:
     phi = make_embedding("random", p.m, p.n, ctx.generator("embedding")).to(ctx.device)
     settings = [(f"on~{so:g},off~{sf:g}", so, sf, False) for so in p.sigma_on for sf in p.sigma_off]
     settings.append(("continuous", None, None, True))

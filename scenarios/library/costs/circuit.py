@@ -18,11 +18,12 @@ from circuits.trace import trace_noise
 from layers import coherence
 from scenarios import plots
 from scenarios.engine.circuit_shape import PARAMS, check, networks
-from scenarios.engine.registry import Outcome, Scenario
+from scenarios.engine.params import Values
+from scenarios.engine.registry import Context, Outcome, Scenario
 from scenarios.engine.result import Result
 
 
-def body(p, ctx) -> Outcome:
+def body(p: Values, ctx: Context) -> Outcome:
     nets = networks(p, ctx)
     sup, ded = nets["superposed"], nets["dedicated"]
     circuit = sup.circuit

@@ -22,19 +22,22 @@ MSE ratio between layers), and ``parameters_superposed_<cleanup>``; ``parameters
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from functools import cache
+
 from matplotlib.figure import Figure
 
 from circuits import theory
 from circuits.compile import CLEANUPS, compile_dedicated, compile_superposed
 from circuits.generators import random_circuit, relay
 from circuits.sampling import ExactlyActive
-from circuits.streamed import ChunkedNetwork, StreamedSuperposed, plan_streamed
+from circuits.streamed import ChunkedNetwork, ChunkPlan, StreamedSuperposed, plan_streamed
 from circuits.trace import trace_noise
 from layers import EMBEDDINGS
 from scenarios import plots
 from scenarios.engine.memory import FLOAT, require_memory
-from scenarios.engine.params import Param, require
-from scenarios.engine.registry import Outcome, Scenario
+from scenarios.engine.params import Param, Values, require
+from scenarios.engine.registry import Context, Outcome, Scenario
 from scenarios.engine.result import Result
 
 GATE_SETS = {"and": ("AND",), "or": ("OR",), "mixed": ("AND", "OR", "BUF")}
@@ -54,43 +57,53 @@ PARAMS = {
 STORED_LIMIT = 2 * 2**30  # bytes of stored directions beyond which auto makes them on demand
 
 
-def _stored_bytes(p) -> int:
+def _stored_bytes(p: Values) -> int:
     features = (p.layers + 1) * p.m
     return FLOAT * (7 * features * p.n + 4 * 4096 * features)
 
 
-def _storage(p) -> str:
-    if p.storage != "auto":
-        return p.storage
-    return "on-demand" if _stored_bytes(p) > STORED_LIMIT else "stored"
+@dataclass(frozen=True)
+class Storage:
+    """How a run holds its superposed network: ``stored``, or ``on-demand`` with its chunk plan;
+    and the memory that takes."""
+
+    kind: str
+    plan: ChunkPlan | None
+    bytes: int
 
 
-def _plan(p):
-    return plan_streamed([p.m] * (p.layers + 1), p.n, 1 if p.gate == "relay" else 2,
-                         p.samples, p.active)
+@cache
+def storage_of(p: Values) -> Storage:
+    """The storage plan of a run, decided once for its parameters (check and body both ask)."""
+    kind = p.storage if p.storage != "auto" else ("on-demand" if _stored_bytes(p) > STORED_LIMIT else "stored")
+    if kind == "stored":
+        return Storage(kind, None, _stored_bytes(p))
+    plan = plan_streamed([p.m] * (p.layers + 1), p.n, 1 if p.gate == "relay" else 2, p.samples, p.active)
+    return Storage(kind, plan, plan.bytes)
 
 
-def check(p) -> None:
+def check(p: Values) -> None:
     require(p.active <= p.m, f"active: must be <= m={p.m}, got {p.active}")
     require(p.gate == "relay" or p.m >= 2, "m: gates of fan-in 2 need m >= 2")
     if p.embedding == "identity":
         require(p.n >= p.m, f"n: the identity embedding needs n >= m={p.m}, got {p.n}")
     sizes = f"m={p.m}, n={p.n}, layers={p.layers}"
-    if _storage(p) == "stored":
-        require_memory(_stored_bytes(p), f"{sizes}: the feature directions of every layer (try storage=on-demand)")
+    storage = storage_of(p)
+    if storage.kind == "stored":
+        require_memory(storage.bytes, f"{sizes}: the feature directions of every layer (try storage=on-demand)")
     else:
-        require_memory(_plan(p).bytes,
+        require_memory(storage.bytes,
                        f"{sizes}, samples={p.samples}: the streamed run (chunks, per-feature indices, the twin)")
 
 
-def _circuit(p, ctx):
+def _circuit(p: Values, ctx: Context):
     gen = ctx.generator("circuit")
     if p.gate == "relay":
         return relay(p.m, p.layers, gen)
     return random_circuit(p.m, p.layers, p.m, 2, GATE_SETS[p.gate], gen)
 
 
-def networks(p, ctx) -> dict:
+def networks(p: Values, ctx: Context) -> dict:
     """The dedicated twin and the superposed network with the first clean-up setting, stored (a
     feature graph reads its weights)."""
     require_memory(_stored_bytes(p), f"m={p.m}, n={p.n}, layers={p.layers}: the stored network a graph reads")
@@ -99,25 +112,25 @@ def networks(p, ctx) -> dict:
     return {"superposed": ctx.place(sup), "dedicated": ctx.place(compile_dedicated(circuit))}
 
 
-def body(p, ctx) -> Outcome:
+def body(p: Values, ctx: Context) -> Outcome:
     m, n, l, depth = p.m, p.n, p.active, p.layers
     circuit = _circuit(p, ctx)
     dedicated = ctx.place(compile_dedicated(circuit))
     cost_ded = dedicated.cost()
-    storage = _storage(p)
-    rows, summary, costs = [], {"storage": storage}, {}
+    storage = storage_of(p)
+    rows, summary, costs = [], {"storage": storage.kind}, {}
     dedicated_trace = None
     for cleanup in dict.fromkeys(p.cleanup):
         sampler = ExactlyActive(m, l, ctx.seed_for("inputs"), ctx.device)
         desc = f"tracing, clean-up {cleanup}"
-        if storage == "stored":
+        if storage.plan is None:
             sup = compile_superposed(circuit, n, p.embedding, cleanup, ctx.generator("embedding"))
             sup = ctx.place(sup)
             costs[cleanup] = sup.cost()
             trace = trace_noise(circuit, {"superposed": sup.read_features, "dedicated": dedicated.read_features},
                                 sampler, p.samples, progress=ctx.progress, device=ctx.device, desc=desc)
         else:
-            plan = _plan(p)
+            plan = storage.plan
             summary["chunk"] = plan.chunk
             sup = StreamedSuperposed(circuit, n, p.embedding, cleanup, ctx.generator("embedding"),
                                      plan.chunk, ctx.device)
@@ -153,7 +166,7 @@ def body(p, ctx) -> Outcome:
     return Outcome(rows, summary)
 
 
-def _predictions(p, cleanup: str):
+def _predictions(p: Values, cleanup: str):
     """(docs/theory.md MSE, wrong features, mean-field MSE) per layer; None where no form applies."""
     if p.gate != "relay" or p.embedding == "identity":
         return None, None, None

@@ -23,8 +23,8 @@ from circuits.sampling import ExactlyActive
 from circuits.trace import trace_noise
 from scenarios import plots
 from scenarios.engine.memory import FLOAT, require_memory
-from scenarios.engine.params import Param, require
-from scenarios.engine.registry import Outcome, Scenario
+from scenarios.engine.params import Param, Values, require
+from scenarios.engine.registry import Context, Outcome, Scenario
 from scenarios.engine.result import Result
 
 PARAMS = {
@@ -38,14 +38,14 @@ PARAMS = {
 }
 
 
-def check(p) -> None:
+def check(p: Values) -> None:
     require(max(p.active) <= p.m, f"active: every l must be <= m={p.m}, got {max(p.active)}")
     features = (p.layers + 1) * p.m
     need = FLOAT * (14 * features * p.n + 4 * 4096 * features)
     require_memory(need, f"m={p.m}, n={p.n}, layers={p.layers}: the feature directions of every layer")
 
 
-def _predicted_max(p, cleanup: str) -> int:
+def _predicted_max(p: Values, cleanup: str) -> int:
     m, n, depth, best = p.m, p.n, p.layers, 0
     for l in range(1, max(p.active) + 1):
         if cleanup == "none":
@@ -58,7 +58,7 @@ def _predicted_max(p, cleanup: str) -> int:
     return best
 
 
-def body(p, ctx) -> Outcome:
+def body(p: Values, ctx: Context) -> Outcome:
     m, depth = p.m, p.layers
     circuit = relay(m, depth, ctx.generator("circuit"))
     networks = {

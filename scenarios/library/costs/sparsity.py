@@ -19,6 +19,7 @@ depend on m, so the largest m follows as l + budget / rate).
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 
 from matplotlib.figure import Figure
 
@@ -30,8 +31,8 @@ from circuits.trace import trace_noise
 from layers import EMBEDDINGS, coherence
 from scenarios import plots
 from scenarios.engine.memory import FLOAT, require_memory
-from scenarios.engine.params import Param, require
-from scenarios.engine.registry import Outcome, Scenario
+from scenarios.engine.params import Param, Values, require
+from scenarios.engine.registry import Context, Outcome, Scenario
 from scenarios.engine.result import Result
 
 PARAMS = {
@@ -47,7 +48,7 @@ PARAMS = {
 }
 
 
-def check(p) -> None:
+def check(p: Values) -> None:
     require(max(p.active) <= p.m, f"active: every l must be <= m={p.m}, got {max(p.active)}")
     require(p.capacity_active < p.capacity_probe,
             f"capacity_active: must be < capacity_probe={p.capacity_probe}")
@@ -57,7 +58,7 @@ def check(p) -> None:
     require_memory(need, f"m={p.m}, n={p.n}, capacity_probe={p.capacity_probe}: the feature directions")
 
 
-def _read_back(m: int, n: int, active: int, samples: int, embedding: str, ctx, tag: str):
+def _read_back(m: int, n: int, active: int, samples: int, embedding: str, ctx: Context, tag: str):
     circuit = Circuit(m, [])
     sup = compile_superposed(circuit, n, embedding, "none", ctx.generator(f"embedding:{tag}"))
     sup = ctx.place(sup)
@@ -68,7 +69,7 @@ def _read_back(m: int, n: int, active: int, samples: int, embedding: str, ctx, t
     return trace["s"][0], trace["d"][0], sup
 
 
-def body(p, ctx) -> Outcome:
+def body(p: Values, ctx: Context) -> Outcome:
     m, n = p.m, p.n
     rows, sup = [], None
     for l in p.active:
@@ -105,7 +106,7 @@ def body(p, ctx) -> Outcome:
     return Outcome(rows, summary)
 
 
-def _capacity(p, ctx) -> dict:
+def _capacity(p: Values, ctx: Context) -> dict:
     l, probe, budget = p.capacity_active, p.capacity_probe, p.budget
     measured, predicted, post = [], [], []
     for n in p.capacity_n:
@@ -119,7 +120,7 @@ def _capacity(p, ctx) -> dict:
             "capacity_predicted": predicted, "capacity_post": post}
 
 
-def phase_lines(x: str, y: str, fixed) -> list:
+def phase_lines(x: str, y: str, fixed: Mapping) -> list:
     """The post's threshold l = n / (8 ln m) on a map over n and l."""
     if {x, y} != {"n", "active"}:
         return []

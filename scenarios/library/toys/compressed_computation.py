@@ -24,6 +24,7 @@ off-diagonal entries, about 1/sqrt(embed)).
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import torch
 from einops import einsum
@@ -33,8 +34,8 @@ from tqdm import tqdm
 from layers.threads import sized_threads
 from scenarios import plots
 from scenarios.engine.memory import FLOAT, require_memory
-from scenarios.engine.params import Param, require
-from scenarios.engine.registry import Outcome, Scenario
+from scenarios.engine.params import Param, Values, require
+from scenarios.engine.registry import Context, Outcome, Scenario
 from scenarios.engine.result import Result
 
 VARIANTS = ("with_mixing", "without_mixing", "naive_baseline")
@@ -53,7 +54,7 @@ PARAMS = {
 }
 
 
-def check(p) -> None:
+def check(p: Values) -> None:
     require(p.p_default in p.p, f"p_default: {p.p_default} is not one of p={list(p.p)}")
     models = 2 * len(p.p)
     need = FLOAT * (p.embed * p.features * 3 + models * (6 * p.neurons * p.features
@@ -79,7 +80,7 @@ def labels(x: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
     return torch.relu(x) + einsum(m, x, "k i j, k b j -> k b i")
 
 
-def train(p, ctx, m: torch.Tensor, probs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def train(p: Values, ctx: Context, m: torch.Tensor, probs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     k, f, h = len(probs), p.features, p.neurons
     gen = ctx.generator("init")
     w_in = torch.nn.Parameter(torch.randn(k, h, f, generator=gen) / math.sqrt(f))
@@ -100,7 +101,8 @@ def train(p, ctx, m: torch.Tensor, probs: torch.Tensor) -> tuple[torch.Tensor, t
 
 
 @torch.no_grad()
-def evaluate(p, ctx, m, probs, predict) -> torch.Tensor:
+def evaluate(p: Values, ctx: Context, m: torch.Tensor, probs: torch.Tensor,
+             predict: Callable[[torch.Tensor], torch.Tensor]) -> torch.Tensor:
     """MSE per output of ``predict(x)`` against the labels, per instance, on fresh samples."""
     gen = ctx.generator("eval")
     total = torch.zeros(len(probs), dtype=torch.float64)
@@ -113,7 +115,7 @@ def evaluate(p, ctx, m, probs, predict) -> torch.Tensor:
     return total / (p.eval_samples * p.features)
 
 
-def body(p, ctx) -> Outcome:
+def body(p: Values, ctx: Context) -> Outcome:
     f, h = p.features, p.neurons
     ps = list(p.p)
     m_mix = mixing(f, p.embed, ctx.generator("embedding"))
@@ -122,10 +124,10 @@ def body(p, ctx) -> Outcome:
     m = torch.stack([m_mix] * len(ps) + [torch.zeros(f, f)] * len(ps))
     w_in, w_out = train(p, ctx, m, probs)
 
-    def trained(x):
+    def trained(x: torch.Tensor) -> torch.Tensor:
         return einsum(w_out, torch.relu(einsum(w_in, x, "k h f, k b f -> k b h")), "k f h, k b h -> k b f")
 
-    def naive(x):  # ReLU of the first min(h, f) features, 0 elsewhere
+    def naive(x: torch.Tensor) -> torch.Tensor:  # ReLU of the first min(h, f) features, 0 elsewhere
         out = torch.zeros_like(x)
         out[:, :, :h] = torch.relu(x[:, :, :h])
         return out

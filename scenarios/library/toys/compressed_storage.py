@@ -28,8 +28,8 @@ from layers import make_embedding
 from layers.threads import sized_threads
 from scenarios import plots
 from scenarios.engine.memory import FLOAT, require_memory
-from scenarios.engine.params import Param
-from scenarios.engine.registry import Outcome, Scenario
+from scenarios.engine.params import Param, Values
+from scenarios.engine.registry import Context, Outcome, Scenario
 from scenarios.engine.result import Result
 
 PARAMS = {
@@ -43,13 +43,13 @@ PARAMS = {
 }
 
 
-def check(p) -> None:
+def check(p: Values) -> None:
     T, D = max(p.T), max(p.D)
     need = FLOAT * (6 * T * D + 8 * 4096 * (T + D))
     require_memory(need, f"T={T}, D={D}: the embeddings and one batch")
 
 
-def _trained(T: int, D: int, prob: float, p, gen: torch.Generator, sampler: Bernoulli) -> torch.nn.Module:
+def _trained(T: int, D: int, prob: float, p: Values, gen: torch.Generator, sampler: Bernoulli) -> torch.nn.Module:
     w = torch.nn.Parameter(torch.randn(D, T, generator=gen) / T**0.5)
     b = torch.nn.Parameter(torch.zeros(T))
     opt = torch.optim.Adam([w, b], lr=p.lr)
@@ -64,7 +64,7 @@ def _trained(T: int, D: int, prob: float, p, gen: torch.Generator, sampler: Bern
 
 
 @torch.no_grad()
-def _measure(T: int, D: int, prob: float, p, ctx) -> dict:
+def _measure(T: int, D: int, prob: float, p: Values, ctx: Context) -> dict:
     tag = f"{T}:{D}:{prob}"
     phi = make_embedding("random", T, D, ctx.generator(f"embedding:{tag}"))  # (T, D) unit rows
     fit = Bernoulli(T, prob, ctx.seed_for(f"fit:{tag}")).sample(4096)
@@ -96,7 +96,7 @@ def _measure(T: int, D: int, prob: float, p, ctx) -> dict:
             "scale_random": scale, "predicted_scale": D / (D + T)}
 
 
-def body(p, ctx) -> Outcome:
+def body(p: Values, ctx: Context) -> Outcome:
     settings = list(itertools.product(p.T, p.D, p.p))
     rows = [_measure(T, D, prob, p, ctx)
             for T, D, prob in tqdm(settings, desc="settings", disable=not ctx.progress, leave=False)]

@@ -26,8 +26,8 @@ from tqdm import tqdm
 from layers.threads import sized_threads
 from scenarios import plots
 from scenarios.engine.memory import FLOAT, require_memory
-from scenarios.engine.params import Param
-from scenarios.engine.registry import Outcome, Scenario
+from scenarios.engine.params import Param, Values
+from scenarios.engine.registry import Context, Outcome, Scenario
 from scenarios.engine.result import Result
 
 PARAMS = {
@@ -44,13 +44,13 @@ PARAMS = {
 }
 
 
-def check(p) -> None:
+def check(p: Values) -> None:
     models = len(p.sparsity) * p.instances
     need = FLOAT * models * (8 * p.features * p.dims + 6 * p.batch * (p.features + p.dims))
     require_memory(need, f"{models} models of {p.features} features in {p.dims} dimension(s), batch {p.batch}")
 
 
-def train(p, ctx) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def train(p: Values, ctx: Context) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """W (models, dims, features), b (models, features) and the final loss per model; model k has
     sparsity p.sparsity[k // instances]."""
     S = torch.tensor(p.sparsity).repeat_interleave(p.instances)
@@ -95,7 +95,7 @@ def neighbour_angles(w: torch.Tensor, represented: torch.Tensor) -> list[float]:
     return [float(g) * 180 / math.pi for g in gaps]
 
 
-def body(p, ctx) -> Outcome:
+def body(p: Values, ctx: Context) -> Outcome:
     w, b, losses = train(p, ctx)
     k = p.instances
     rows, represented, per_dim, kept = [], [], [], []

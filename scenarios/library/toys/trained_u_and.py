@@ -25,6 +25,7 @@ smallest d whose trained network reads every AND right on every sampled input).
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import torch
 from matplotlib.figure import Figure
@@ -34,14 +35,15 @@ from circuits.compile import CompiledNetwork
 from circuits.generators import all_pairs_and
 from circuits.graph import FeatureGraph
 from circuits.sampling import ExactlyActive
+from circuits.spec import Circuit
 from circuits.trace import trace_noise
 from circuits.uand import compile_uand
 from layers import Dense, Identity, Network, ReLUBlock, make_embedding
 from layers.threads import sized_threads
 from scenarios import plots
 from scenarios.engine.memory import FLOAT, require_memory
-from scenarios.engine.params import Param, require
-from scenarios.engine.registry import Outcome, Scenario
+from scenarios.engine.params import Param, Values, require
+from scenarios.engine.registry import Context, Outcome, Scenario
 from scenarios.engine.result import Result
 
 LOSSES = ("bce", "mse")
@@ -61,7 +63,7 @@ PARAMS = {
 }
 
 
-def check(p) -> None:
+def check(p: Values) -> None:
     require(p.active <= p.m, f"active: must be <= m={p.m}, got {p.active}")
     pairs = p.m * (p.m - 1) // 2
     d = max(p.d)
@@ -69,11 +71,11 @@ def check(p) -> None:
     require_memory(need, f"m={p.m} ({pairs} ANDs), d={d}: the networks and one batch")
 
 
-def _pairs(circuit) -> tuple[torch.Tensor, torch.Tensor]:
+def _pairs(circuit: Circuit) -> tuple[torch.Tensor, torch.Tensor]:
     return torch.tensor([g.inputs for g in circuit.layers[0]]).T
 
 
-def train(p, d: int, circuit, phi, ctx) -> tuple[torch.Tensor, ...]:
+def train(p: Values, d: int, circuit: Circuit, phi: torch.Tensor | None, ctx: Context) -> tuple[torch.Tensor, ...]:
     """W (d, width), b (d), U (pairs, d), c (pairs) of the trained layer."""
     m, pairs = p.m, circuit.widths[1]
     width = m if phi is None else phi.shape[1]
@@ -103,7 +105,8 @@ def train(p, d: int, circuit, phi, ctx) -> tuple[torch.Tensor, ...]:
     return w.detach(), b.detach(), u.detach(), c.detach()
 
 
-def as_compiled(circuit, phi, w, b, u, c, bce: bool) -> CompiledNetwork:
+def as_compiled(circuit: Circuit, phi: torch.Tensor | None, w: torch.Tensor, b: torch.Tensor, u: torch.Tensor,
+                c: torch.Tensor, bce: bool) -> CompiledNetwork:
     """The trained layer as a compiled network of the all-pairs circuit, read so that its
     decision sits at 1/2 like every other network's (a logit of 0 reads 1/2)."""
     m = circuit.n_inputs
@@ -115,7 +118,8 @@ def as_compiled(circuit, phi, w, b, u, c, bce: bool) -> CompiledNetwork:
 
 
 @torch.no_grad()
-def mse(circuit, read, samples: int, m: int, active: int, seed: int, probability: bool) -> float:
+def mse(circuit: Circuit, read: Callable[[torch.Tensor], list[torch.Tensor]], samples: int, m: int, active: int,
+        seed: int, probability: bool) -> float:
     """MSE per AND of a reader against the exact values; ``probability``: reads are logits + 1/2."""
     ii, jj = _pairs(circuit)
     sampler = ExactlyActive(m, active, seed)
@@ -144,7 +148,7 @@ def binarity(w: torch.Tensor) -> float:
     return sum(scores) / len(scores)
 
 
-def classes(circuit, w: torch.Tensor, u: torch.Tensor) -> dict[str, float]:
+def classes(circuit: Circuit, w: torch.Tensor, u: torch.Tensor) -> dict[str, float]:
     """Per AND (a, b): neurons with both, one or none of a, b among their high inputs (above the
     midpoint of the neuron's weights), and the share of the output weights' variance explained
     by those three classes."""
@@ -169,7 +173,7 @@ def density(readout: torch.Tensor) -> float:
     return float((readout.abs() > 0.1 * readout.abs().max()).float().mean())
 
 
-def body(p, ctx) -> Outcome:
+def body(p: Values, ctx: Context) -> Outcome:
     m = p.m
     circuit = all_pairs_and(m)
     phi = make_embedding("random", m, p.d0, ctx.generator("embedding")) if p.d0 else None

@@ -29,14 +29,16 @@ from matplotlib.figure import Figure
 
 from circuits.graph import FeatureGraph
 from circuits.sampling import ExactlyActive
+from circuits.spec import Circuit
 from circuits.trace import trace_noise
 from circuits.train import circuit_batches
+from layers.training import TrainedMLP
 from scenarios import plots
 from scenarios.engine.circuit_shape import PARAMS as CIRCUIT_PARAMS
 from scenarios.engine.circuit_shape import check as circuit_check
 from scenarios.engine.circuit_shape import networks
-from scenarios.engine.params import require
-from scenarios.engine.registry import Outcome, Scenario
+from scenarios.engine.params import Values, require
+from scenarios.engine.registry import Context, Outcome, Scenario
 from scenarios.engine.result import Result
 from scenarios.engine.training import TRAIN_PARAMS, require_training_memory, train_networks
 
@@ -45,14 +47,14 @@ PARAMS = {k: (replace(p, default=DEFAULTS[k]) if k in DEFAULTS else p)
           for k, p in CIRCUIT_PARAMS.items()} | TRAIN_PARAMS
 
 
-def check(p) -> None:
+def check(p: Values) -> None:
     circuit_check(p)
     require(p.probe_samples > p.n, f"probe_samples: must exceed n={p.n} to fit a probe")
     require_training_memory(p)
 
 
 @torch.no_grad()
-def head_scores(model, circuit, active: int, samples: int, seed: int) -> tuple[float, float]:
+def head_scores(model: TrainedMLP, circuit: Circuit, active: int, samples: int, seed: int) -> tuple[float, float]:
     """Per-output accuracy and on-recall of the network's own output heads (logit > 0)."""
     x, targets = circuit_batches(circuit, active)(torch.Generator().manual_seed(seed), samples)
     logits, truth = model(x)[-1], targets[-1] > 0.5
@@ -61,7 +63,7 @@ def head_scores(model, circuit, active: int, samples: int, seed: int) -> tuple[f
     return float((said == truth).float().mean()), (float((said & truth).sum()) / on if on else 1.0)
 
 
-def body(p, ctx) -> Outcome:
+def body(p: Values, ctx: Context) -> Outcome:
     built = train_networks(p, ctx)
     state, model = built.pop("state"), built.pop("model")
     circuit = built["handbuilt"].circuit
