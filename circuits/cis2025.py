@@ -34,7 +34,7 @@ from torch import nn
 
 from circuits.cis import cis_circuit
 from circuits.compile import CompiledNetwork
-from circuits.designs import design_capacity, make_design
+from circuits.designs import chosen_family, design_capacity, make_design
 from circuits.small import STEP_ON, SmallCircuits, boolean_circuits, check_assumptions
 from circuits.spec import Circuit, CircuitError
 from layers.network import Network, ReLUBlock
@@ -45,16 +45,16 @@ WEIGHT_FORMS = ("capped", "plain")
 
 class CiS2025(nn.Module):
     """The large network of the 2025 construction and how its circuits are placed:
-    ``patterns`` (L, T, S), patterns[l] embeds a^(l+1); ``chi`` per weight layer l >= 2 (capped
-    form; 0 for plain)."""
+    ``patterns`` (L, T, S), patterns[l] embeds a^(l+1), drawn from the design family ``design``
+    (``circuits.designs.chosen_family``); ``chi`` per weight layer l >= 2 (capped form; 0 for plain)."""
 
     patterns: torch.Tensor
     network: Network
 
     def __init__(self, small: SmallCircuits, D: int, S: int, form: str, patterns: torch.Tensor,
-                 network: Network, chi: list[float]) -> None:
+                 network: Network, chi: list[float], design: str) -> None:
         super().__init__()
-        self.small, self.D, self.S, self.form, self.chi = small, D, S, form, chi
+        self.small, self.D, self.S, self.form, self.chi, self.design = small, D, S, form, chi, design
         self.register_buffer("patterns", patterns)
         self.network = network
 
@@ -193,7 +193,7 @@ def build_cis2025(small: SmallCircuits, D: int, S: int, form: str, generator: to
         W, chi = weight_layer(small.weights[layer], patterns[layer], patterns[layer - 1], n, form)
         chis.append(chi)
         blocks.append(ReLUBlock(W, bias[layer], Identity(D)))
-    return CiS2025(small, D, S, form, patterns, Network(Identity(T * d), blocks), chis)
+    return CiS2025(small, D, S, form, patterns, Network(Identity(T * d), blocks), chis, chosen_family(n, S, T, design))
 
 
 def capacity(D: int, d: int, S: int) -> int | None:

@@ -34,7 +34,7 @@ from tqdm import tqdm
 
 from circuits import theory
 from circuits.cis2025 import WEIGHT_FORMS, CiS2025, build_cis2025, dedicated_network
-from circuits.designs import chosen_family, design_capacity, progression_capacity, transversal_capacity
+from circuits.designs import design_capacity, progression_capacity, transversal_capacity
 from circuits.designs import mean_squared_overlap as placement_overlap
 from circuits.metrics import ActiveUnits, Exact, PerCircuit
 from circuits.readers import Chunk, DenseReader
@@ -193,7 +193,7 @@ def body(p: Values, ctx: Context) -> Outcome:
     n = D // D_SMALL
     base = net.patterns[0].cpu()
     summary = {
-        "design": chosen_family(n, S, T, p.design),
+        "design": net.design,  # the family the construction was built with
         "capacity": design_capacity(n, S),
         "capacity_progression": progression_capacity(n, S),
         "neurons_per_large_neuron": T * S / n,
