@@ -62,7 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p_train = _scenario_command(sub, "train", "train a network on a scenario's circuit; checkpoints, --resume",
                                 "a scenario that builds a circuit (circuit, compounding-noise, trained-vs-handbuilt, "
-                                "or a script passing networks=)",
+                                "or a script with trainable=True)",
                                 "scenario parameters and training ones (hidden, steps, batch, lr, loss, ...)")
     p_train.add_argument("--out", default=None, help="folder for checkpoint.* and model.* (required)")
     p_train.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.safetensors")
