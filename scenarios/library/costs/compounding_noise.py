@@ -34,6 +34,7 @@ from circuits.sampling import ExactlyActive
 from circuits.streamed import ChunkedNetwork, ChunkPlan, StreamedSuperposed, plan_streamed
 from circuits.trace import trace_noise
 from layers import EMBEDDINGS
+from layers.weights import plan
 from scenarios import plots
 from scenarios.engine.memory import FLOAT, require_memory
 from scenarios.engine.params import Param, Values, require
@@ -58,8 +59,15 @@ STORED_LIMIT = 2 * 2**30  # bytes of stored directions beyond which auto makes t
 
 
 def _stored_bytes(p: Values) -> int:
-    features = (p.layers + 1) * p.m
-    return FLOAT * (7 * features * p.n + 4 * 4096 * features)
+    """The stored network as its weights would be planned (dense random directions: the
+    embedding, and per layer a read of at most two neurons per gate, its write and a read-out),
+    the directions held while it is built, and the traced batches."""
+    m, n, depth = p.m, p.n, p.layers
+    hidden = 2 * m
+    weights = [plan((n, m), n * m), plan((m, n), m * n)]
+    weights += depth * [plan((hidden, n), hidden * n), plan((n, hidden), n * hidden), plan((m, n), m * n)]
+    directions = (depth + 1) * m * n
+    return sum(w.nbytes for w in weights) + FLOAT * (directions + 4 * 4096 * (depth + 1) * m)
 
 
 @dataclass(frozen=True)
