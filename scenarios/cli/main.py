@@ -283,12 +283,13 @@ def _redraw(args: argparse.Namespace) -> int:
 
     out = check_out_dir(args.run_dir)
     result = redraw(out, args.scenario)
-    _report_written(result.save_run(out), out)
+    print(f"redrew the figures of {result.scenario} (seed {result.seed}) from {out / 'result.json'}")
+    _report_written(result.save_run(out), out, redrawn=True)
     return 0
 
 
-def _report_written(written: Written, out: Path) -> None:
-    if written.replaced:
+def _report_written(written: Written, out: Path, redrawn: bool = False) -> None:
+    if written.replaced and not redrawn:
         print(f"replaced the earlier run in {out}")
     if written.kept:
         print(f"kept what no run wrote there: {', '.join(written.kept)}")
