@@ -112,8 +112,9 @@ def test_saving_leaves_no_temporary_file_and_usual_permissions(tmp_path):
     r = scenarios.run("circuit", seed=0, **SMALL)
     r.save(tmp_path)
     names = sorted(p.name for p in Path(tmp_path).iterdir())
-    assert names == [".superposim-run.json", "result.json", "wrong_features.png"]
-    assert json.loads((tmp_path / ".superposim-run.json").read_text())["files"] == ["result.json", "wrong_features.png"]
+    assert names == [".superposim-run.json", "experiment.toml", "result.json", "wrong_features.png"]
+    listed = json.loads((tmp_path / ".superposim-run.json").read_text())["files"]
+    assert listed == ["result.json", "experiment.toml", "wrong_features.png"]
     umask = os.umask(0)
     os.umask(umask)
     assert (tmp_path / "result.json").stat().st_mode & 0o777 == 0o666 & ~umask

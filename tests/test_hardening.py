@@ -152,7 +152,7 @@ def test_a_run_folder_holds_one_runs_set(tmp_path, capsys, monkeypatch):
     assert "replaced the earlier run" in capsys.readouterr().out
     second = {p.name for p in out.iterdir()}
     assert json.loads((out / "result.json").read_text())["scenario"] == "circuit"
-    run_files = {"result.json", ".superposim-run.json"}
+    run_files = {"result.json", "experiment.toml", ".superposim-run.json"}
     assert first - run_files and not (first - run_files) & second  # no figure of the first run left
     # interrupted while saving: the earlier set stays whole, nothing half-written is left behind
     result = scenarios.run("sparsity", active=[1], samples=50, capacity_n=[32])

@@ -15,12 +15,13 @@ import argparse
 import os
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from layers.errors import SuperposimError
 from scenarios.engine.catalog import BUILTIN, VERSION, catalog_entry, check_name
-from scenarios.engine.params import UsageError, split_pairs
+from scenarios.engine.experiment import Experiment, in_file, load_experiment
+from scenarios.engine.params import UsageError, resolve, split_pairs
 
 EXIT_USAGE = 2
 
@@ -57,6 +58,8 @@ def build_parser() -> argparse.ArgumentParser:
                               "a scenario name (see 'superposim list') or a path to a script",
                               "set a parameter (lists are comma-separated: --set active=4,16)")
     p_run.add_argument("--out", default=None, help="output folder (default runs/NAME)")
+    p_run.add_argument("--config", default=None, metavar="FILE.toml",
+                       help="an experiment file: scenario, seed, [params] (flags override it)")
     p_run.add_argument("--device", default="cpu", help="cpu or cuda")
     p_run.add_argument("--quiet", action="store_true", help="no progress bar")
 
@@ -90,13 +93,16 @@ def build_parser() -> argparse.ArgumentParser:
                                 seed_help="not taken: a sweep runs every cell for each of --seeds")
     p_sweep.add_argument("--grid", action="append", default=[], metavar="KEY=V1,V2,...",
                          help="a swept parameter (the grid is the product; a list parameter's items join with +)")
-    p_sweep.add_argument("--seeds", default="0", help="seeds for every cell: a range 0-9 or a list 0,3,7")
+    p_sweep.add_argument("--seeds", default=None, help="seeds for every cell: a range 0-9 or a list 0,3,7 (default 0)")
     p_sweep.add_argument("--store", default=None, help="the SQLite store (resumable; required)")
-    p_sweep.add_argument("--backend", default="local", help="local (a process pool) or ray")
+    p_sweep.add_argument("--backend", default=None, help="local (a process pool, the default) or ray")
     p_sweep.add_argument("--jobs", type=int, default=None,
                          help="parallel cells (default: the number of cores; a joined Ray cluster decides itself)")
     p_sweep.add_argument("--address", default=None, help="a running Ray cluster to join (default: start one)")
     p_sweep.add_argument("--quiet", action="store_true", help="no progress bar")
+    p_sweep.add_argument("--config", default=None, metavar="FILE.toml",
+                         help="an experiment file: scenario, seeds, store, backend, jobs, [params], [grid] "
+                              "(flags override it)")
     p_report = sub.add_parser("report", help="a sweep store as a table, line plots or a phase diagram")
     p_report.add_argument("store", help="the store a sweep wrote")
     p_report.add_argument("--x", default=None, help="grid key (or row key, e.g. layer) along x")
@@ -186,8 +192,6 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _report(args)
         if args.command == "redraw":
             return _redraw(args)
-        if not args.name:
-            raise UsageError("run: name a scenario (see 'superposim list') or a script path")
         return _run(args)
     except SuperposimError as err:  # bad input, a foreign file, a setting that cannot be built
         print(f"superposim: error: {err}", file=sys.stderr)
@@ -221,21 +225,46 @@ def _sweep(args: argparse.Namespace) -> int:
     if args.seed is not None:
         raise UsageError(f"sweep: --seed is not taken; a sweep runs each cell for every seed of --seeds "
                          f"(for this one seed: --seeds {args.seed})")
-    if not args.name or not args.store:
-        raise UsageError("sweep: give a scenario, --grid KEY=V1,V2,... and --store FILE (see superposim sweep --help)")
-    if not str(args.store).strip():
+    exp = load_experiment(args.config, "sweep") if args.config else None
+    name = args.name or (exp.scenario if exp else None)
+    store = args.store or (exp.store if exp else None)
+    if not name or not store:
+        raise UsageError("sweep: give a scenario, --grid KEY=V1,V2,... and --store FILE, or --config FILE "
+                         "(see superposim sweep --help)")
+    if not str(store).strip():
         raise UsageError("--store: expected a file name, got an empty path")
-    if args.address is not None and args.backend != "ray":
-        raise UsageError(f"--address joins a Ray cluster; it needs --backend ray (the backend is {args.backend!r})")
-    if args.address is not None and args.jobs is not None:
+    backend = args.backend or (exp.backend if exp else None) or "local"
+    jobs = args.jobs if args.jobs is not None else (exp.jobs if exp else None)
+    seeds = args.seeds or (exp.seeds if exp else None) or "0"
+    if args.address is not None and backend != "ray":
+        raise UsageError(f"--address joins a Ray cluster; it needs --backend ray (the backend is {backend!r})")
+    if args.address is not None and jobs is not None:
         raise UsageError("--jobs sets the workers of a Ray cluster started here; a joined one (--address) "
                          "has its own: drop --jobs")
+    grid, fixed = grid_from_cli(args.grid), _split_sets(args.set)
+    if exp is not None:
+        from scenarios.engine.registry import load
+        from scenarios.engine.sweeps import parse_grid
+
+        spec = load(name).params
+        _check_in_file(exp, "params", lambda: resolve(spec, exp.params))
+        _check_in_file(exp, "grid", lambda: parse_grid(spec, exp.grid) if exp.grid else None)
+        grid = exp.grid | grid
+        fixed = {k: v for k, v in exp.params.items() if k not in grid} | fixed
     start = time.perf_counter()
-    sweep(args.name, grid_from_cli(args.grid), args.seeds, args.store, backend=args.backend, jobs=args.jobs,
-          address=args.address, progress=not args.quiet, **_split_sets(args.set))
-    print(f"{describe_store(args.store)} ({time.perf_counter() - start:.1f} s)")
-    print(f"store: {args.store}; see it with: superposim report {args.store}")
+    sweep(name, grid, seeds, store, backend=backend, jobs=jobs, address=args.address, progress=not args.quiet,
+          **fixed)
+    print(f"{describe_store(store)} ({time.perf_counter() - start:.1f} s)")
+    print(f"store: {store}; see it with: superposim report {store}")
     return 0
+
+
+def _check_in_file(exp: Experiment, section: str, check: Callable[[], object]) -> None:
+    """Run a check of what the file gives, its error naming the file and the section."""
+    try:
+        check()
+    except UsageError as err:
+        raise in_file(exp, section, err) from None
 
 
 def _report(args: argparse.Namespace) -> int:
@@ -301,13 +330,23 @@ def _run(args: argparse.Namespace) -> int:
     from scenarios.engine.outputs import check_out_dir, default_folder
     from scenarios.engine.registry import load, run
 
+    exp = load_experiment(args.config, "run") if args.config else None
+    name = args.name or (exp.scenario if exp else None)
+    if not name:
+        raise UsageError("run: name a scenario (see 'superposim list') or a script path, or give --config FILE")
+    check_name(name)
+    params = _split_sets(args.set)
+    if exp is not None:
+        spec = load(name).params
+        _check_in_file(exp, "params", lambda: resolve(spec, exp.params))
+        params = exp.params | params  # the command line overrides the file
+    seed = args.seed if args.seed is not None else (exp.seed if exp and exp.seed is not None else 0)
     if args.out is not None:
         out = check_out_dir(args.out)
     else:
-        out = check_out_dir(default_folder(load(args.name).name))
+        out = check_out_dir(default_folder(load(name).name))
     start = time.perf_counter()
-    result = run(args.name, seed=0 if args.seed is None else args.seed, device=args.device,
-                 progress=not args.quiet, **_split_sets(args.set))
+    result = run(name, seed=seed, device=args.device, progress=not args.quiet, **params)
     print(f"# {result.scenario}  seed={result.seed}  ({time.perf_counter() - start:.1f} s)")
     print(result.table())
     written = result.save_run(out)

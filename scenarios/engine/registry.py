@@ -216,8 +216,15 @@ def run(
         summary=outcome.summary,
         columns=outcome.columns,
         data=outcome.data,
+        source=_source(name),
     )
     return with_figures(result, scenario)
+
+
+def _source(name: str | os.PathLike) -> str | None:
+    """A script's absolute path (what an experiment file names to repeat its run); None for a
+    built-in."""
+    return None if isinstance(name, str) and name in BUILTIN else str(Path(name).resolve())
 
 
 def with_figures(result: Result, scenario: Scenario) -> Result:
@@ -242,6 +249,8 @@ def redraw(run_dir: str | os.PathLike, scenario: str | os.PathLike | None = None
     found = load(scenario if scenario is not None else result.scenario)
     if found.name != result.scenario:
         raise UsageError(f"{str(path)!r} is a run of {result.scenario!r}, not of {found.name!r}")
+    if scenario is not None:
+        result.source = _source(scenario)
     return with_figures(result, found)
 
 

@@ -62,6 +62,8 @@ class Result:
     columns: list[str] | None = field(default=None, repr=False)
     # what figures draw beyond rows and summary (curves, weights, histories), kept in result.json
     data: dict[str, Any] = field(default_factory=dict, repr=False)
+    # the script a run of a script came from (experiment.toml names it to repeat the run)
+    source: str | None = field(default=None, repr=False)
 
     @property
     def p(self) -> SimpleNamespace:
@@ -132,10 +134,13 @@ class Result:
         return "\n".join(lines)
 
     def write_into(self, out: Path) -> list[Path]:
-        """Write result.json and one PNG per figure into the folder ``out``."""
+        """Write result.json, the resolved experiment.toml and one PNG per figure into ``out``."""
+        from scenarios.engine.experiment import EXPERIMENT, experiment_text
+
         path = out / "result.json"
         write_atomic(path, (json.dumps(self.to_dict(), indent=2) + "\n").encode())
-        written = [path]
+        experiment = experiment_text(self.source or self.scenario, self.seed, self.params)
+        written = [path, write_atomic(out / EXPERIMENT, experiment.encode())]
         for name, make in self.figures.items():
             fig = make()
             if fig is None:
