@@ -33,6 +33,9 @@ CASES = {
     "u-and": ("u-and", dict(m=400, d=400, samples=400, sweep_d=[200, 400], sweep_p=[0.1], sweep_d0=[0, 800],
                             sweep_samples=200)),
     "sparsity": ("sparsity", {}),
+    "u-and-depth": ("u-and-depth", dict(k=100, d=800, layers=2, samples=300)),
+    "rotations-in-superposition": ("rotations-in-superposition", dict(T=60, D=200, S=4, L=3, z=[1, 2], samples=200)),
+    "block-superposition": ("block-superposition", dict(D=40, d=4, L=3, z=[1, 2], samples=200)),
 }
 LARGE = {"compounding-noise (m=10^5, on demand)": ("compounding-noise", dict(m=100_000, n=1024, layers=3,
                                                                             samples=512, storage="on-demand"))}
@@ -66,12 +69,13 @@ def worst_difference(a: list[float], b: list[float]) -> float:
 
 
 def on_device_only(name: str, params: dict) -> bool:
-    """Whether every weight and buffer of the networks a scenario builds sits on the device."""
+    """Whether every weight and buffer of the networks a scenario builds (all that the network
+    module carries, its construction's records included) sits on the device."""
     try:
         nets = networks(name, device="cuda", **params)
     except Exception:  # noqa: BLE001 - scenarios without networks have nothing to check
         return True
-    tensors = [t for net in nets.values() for t in list(net.network.parameters()) + list(net.network.buffers())]
+    tensors = [t for net in nets.values() for t in list(net.parameters()) + list(net.buffers())]
     return all(t.device.type == "cuda" for t in tensors)
 
 
