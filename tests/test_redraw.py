@@ -57,3 +57,17 @@ def test_redraw_refuses_what_it_cannot_redraw(tmp_path, capsys):
     (tmp_path / "result.json").write_text(json.dumps(body))
     assert main(["redraw", str(tmp_path), "--scenario", "examples/my_relay.py"]) == 2
     assert "is a run of 'circuit', not of 'my-relay'" in capsys.readouterr().err
+
+
+def test_figures_handed_back_the_earlier_way_are_refused_in_one_line(tmp_path, capsys):
+    script = tmp_path / "old.py"
+    script.write_text(
+        "from scenarios import Outcome, Param, Scenario\n"
+        "def body(p, ctx):\n"
+        "    return Outcome([{'x': 1}], {}, {'fig': lambda: None})\n"
+        "scenario = Scenario(name='old', description='figures the earlier way', params={'k': Param(1, 'k')},\n"
+        "                    body=body)\n")
+    assert main(["run", str(script), "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "figures are declared on the scenario" in err[0]
+    assert not (tmp_path / "out").exists()

@@ -207,6 +207,7 @@ def run(
             raise
         raise UsageError(f"{scenario.name}: ran out of memory on {ctx.device} ({_first_line(err)}); "
                          "try smaller sizes") from None
+    _check_outcome(scenario, outcome)
     result = Result(
         scenario=scenario.name,
         params=values.to_dict(),
@@ -225,6 +226,22 @@ def _source(name: str | os.PathLike) -> str | None:
     """A script's absolute path (what an experiment file names to repeat its run); None for a
     built-in."""
     return None if isinstance(name, str) and name in BUILTIN else str(Path(name).resolve())
+
+
+def _check_outcome(scenario: Scenario, outcome: Outcome) -> None:
+    """What a body returned is an Outcome of rows, a summary, column names and data; figures
+    passed the earlier way (a dict of closures as the third item) are refused, not misread."""
+    if not isinstance(outcome, Outcome):
+        raise UsageError(f"{scenario.name}: its body returned {type(outcome).__name__}, not an Outcome")
+    columns = outcome.columns
+    if isinstance(columns, dict) and any(callable(v) for v in columns.values()):
+        raise UsageError(f"{scenario.name}: figures are declared on the scenario, drawn from its result: "
+                         "Scenario(..., figures={'name': function(result) -> Figure}); Outcome(rows, summary, "
+                         "columns=..., data=...) no longer takes them")
+    if columns is not None and not (isinstance(columns, list | tuple) and all(isinstance(c, str) for c in columns)):
+        raise UsageError(f"{scenario.name}: Outcome columns must be a list of row keys, got {columns!r}")
+    if not isinstance(outcome.data, dict):
+        raise UsageError(f"{scenario.name}: Outcome data must be a dict, got {type(outcome.data).__name__}")
 
 
 def with_figures(result: Result, scenario: Scenario) -> Result:
