@@ -7,12 +7,16 @@ VENV := .venv
 BIN := $(VENV)/bin
 # The CPU wheel of torch: a bare "torch" would pull a CUDA build of several GB.
 TORCH := torch==2.13.0
+CIRCUIT_TRACER := circuit-tracer==0.5.0
 
 .PHONY: run test bench catalog clean
 
 $(BIN)/superposim: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check "$(TORCH)" -e ".[dev,ray,parquet]"
+	# circuit-tracer's graph schema checks our --format circuit-tracer files; its model stack
+	# (transformer-lens, nnsight) is not needed for that, so it comes without its dependencies
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps "$(CIRCUIT_TRACER)"
 	touch $@
 
 run: $(BIN)/superposim

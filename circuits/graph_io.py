@@ -10,6 +10,7 @@ from pathlib import Path
 import networkx as nx
 
 from circuits.graph import GRAPH_SCHEMA
+from circuits.graph_circuit_tracer import is_circuit_tracer
 from layers.errors import SuperposimError
 from layers.files import write_atomic
 
@@ -47,6 +48,9 @@ def load_graph(path: str | Path) -> nx.DiGraph:
     try:
         if suffix == "json":
             data = json.loads(path.read_text())
+            if is_circuit_tracer(data):
+                raise GraphFileError(f"{str(path)!r} is a circuit-tracer graph, written for its viewer; --load reads "
+                                     "superposim's own json, graphml or gexf")
             if not isinstance(data, dict) or data.get("superposim_graph") != GRAPH_SCHEMA:
                 raise GraphFileError(f"{str(path)!r} is not a superposim graph (schema {GRAPH_SCHEMA})")
             g = nx.node_link_graph(data["graph"], directed=True, edges="edges")

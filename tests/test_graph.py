@@ -207,3 +207,51 @@ def test_html_page_renders_and_a_click_highlights_paths(tmp_path):
         assert (tmp_path / "page.png").stat().st_size > 5000
     finally:
         driver.quit()
+
+
+def test_circuit_tracer_file_passes_its_own_schema_and_keeps_every_edge(tmp_path, capsys):
+    from circuit_tracer.frontend.graph_models import Model
+
+    out = tmp_path / "ct.json"
+    base = ["graph", "circuit", "--set", "m=8", "--set", "width=5", "--set", "n=6", "--set", "layers=2"]
+    assert main(base + ["--input", "0,3", "--format", "circuit-tracer", "--out", str(out)]) == 0
+    data = json.loads(out.read_text())
+    model = Model.model_validate(data)
+    assert model.metadata.schema_version == 1
+    meta = data["metadata"]["superposim"]
+    assert meta["format_version"] == 1 and meta["scenario"] == "circuit" and meta["params"]["m"] == 8
+    ids = [n.node_id for n in model.nodes]
+    assert len(set(ids)) == len(ids)
+    assert all(link["source"] in ids and link["target"] in ids for link in model.links)
+    # the same graph as superposim's own JSON: one node and one link per node and edge
+    assert main(base + ["--input", "0,3", "--out", str(tmp_path / "own.json")]) == 0
+    g = load_graph(tmp_path / "own.json")
+    assert (len(ids), len(model.links)) == (g.number_of_nodes(), g.number_of_edges())
+    kinds = {n.feature_type for n in model.nodes}
+    assert kinds == {"embedding", "cross layer transcoder", "logit", "mlp reconstruction error"}
+    by_id = {n["superposim_id"]: n for n in data["nodes"]}
+    assert by_id["L0:0"]["activation"] == 1.0 and by_id["L0:1"]["activation"] == 0.0
+    # a circuit-tracer file is not a graph --load reads: one line that says what it is
+    capsys.readouterr()
+    assert main(["graph", "--load", str(out)]) == 2
+    assert "circuit-tracer graph" in capsys.readouterr().err
+    # --format and --out must agree: circuit-tracer files end in .json
+    assert main(base + ["--format", "circuit-tracer", "--out", str(tmp_path / "ct.gexf")]) == 2
+
+
+def test_circuit_tracer_influence_is_the_path_mass_into_the_targets():
+    import networkx as nx
+
+    from circuits.graph_circuit_tracer import circuit_tracer_graph
+
+    g = nx.DiGraph(input="")
+    for name, layer in (("a", 0), ("b", 0), ("h", 1), ("y", 2), ("z", 2)):
+        g.add_node(name, layer=layer, index=0 if name in "ahy" else 1, kind="feature", gate="", label=name)
+    g.add_edge("a", "h", weight=2.0, kind="intended")
+    g.add_edge("b", "h", weight=-0.5, kind="crosstalk")
+    g.add_edge("h", "y", weight=1.0, kind="intended")
+    g.add_edge("h", "z", weight=-3.0, kind="crosstalk")
+    g.add_edge("b", "z", weight=1.0, kind="crosstalk")
+    # mass: h = 1 + 3 = 4; a = 2 * 4 = 8; b = 0.5 * 4 + 1 = 3; scaled by the largest, 8
+    got = {n["superposim_id"]: n["influence"] for n in circuit_tracer_graph(g, "t")["nodes"]}
+    assert got == {"a": 1.0, "b": 3 / 8, "h": 4 / 8, "y": 1.0, "z": 1.0}

@@ -9,14 +9,17 @@ from pathlib import Path
 import networkx as nx
 
 from circuits.graph import FeatureGraph, top_paths_nx
+from circuits.graph_circuit_tracer import write_circuit_tracer
 from circuits.graph_io import load_graph, save_graph
 from scenarios.engine.memory import FLOAT, require_memory
 from scenarios.engine.outputs import check_distinct, check_out_file, default_folder
-from scenarios.engine.params import UsageError
-from scenarios.engine.registry import networks
+from scenarios.engine.params import UsageError, resolve
+from scenarios.engine.registry import load, networks
 from scenarios.plots.graph_draw import draw_png, strongest_paths, write_html
 
-FORMATS = ("png", "html", "graphml", "gexf", "json")
+FORMATS = ("png", "html", "graphml", "gexf", "json", "circuit-tracer")
+# the file name ending each format takes (circuit-tracer's graph JSON is JSON)
+SUFFIX = {"circuit-tracer": "json"}
 # Beyond this many nodes a drawing is a hairball: PNG and HTML show the strongest paths instead.
 READABLE_NODES = 400
 DRAWN_NODES = 150
@@ -40,14 +43,15 @@ def _format_and_out(args: argparse.Namespace, stem: str) -> tuple[str, Path]:
     suffix = Path(args.out).suffix.lstrip(".").lower() if args.out else ""
     if args.out is not None and not str(args.out).strip():
         raise UsageError("--out: expected a file name, got an empty path")
-    if args.format and suffix and suffix != args.format:
+    if args.format and suffix and suffix != SUFFIX.get(args.format, args.format):
         raise UsageError(f"--out {args.out!r} ends in .{suffix} but --format is {args.format}; "
                          f"make them agree (or drop one)")
     fmt = args.format or suffix or "png"
     if fmt not in FORMATS:
         raise UsageError(f"--format: {fmt!r} is not one of {', '.join(FORMATS)}")
     # beside the run folders, never inside one: runs/NAME-graph.FORMAT
-    out = Path(args.out) if args.out else default_folder(stem).with_name(f"{default_folder(stem).name}-graph.{fmt}")
+    ending = "circuit-tracer.json" if fmt == "circuit-tracer" else fmt
+    out = Path(args.out) if args.out else default_folder(stem).with_name(f"{default_folder(stem).name}-graph.{ending}")
     check_out_file(out, "--out")
     return fmt, out
 
@@ -138,6 +142,10 @@ def graph_command(args: argparse.Namespace, sets: dict[str, str]) -> int:
         draw_png(g, out, title)
     elif fmt == "html":
         write_html(g, out, title)
+    elif fmt == "circuit-tracer":
+        run = {} if args.load else {"scenario": args.name, "seed": args.seed,
+                                    "params": resolve(load(args.name).params, sets).to_dict()}
+        write_circuit_tracer(g, out, slug=stem, run=run)
     else:
         save_graph(g, out, fmt)
     print(f"wrote {out}")

@@ -82,7 +82,10 @@ def build_parser() -> argparse.ArgumentParser:
                          help="0 keeps all; <1: |weight| threshold; k>=1: k strongest crosstalk edges per node "
                               "(default 3)")
     p_graph.add_argument("--neurons", action="store_true", help="add neuron nodes")
-    p_graph.add_argument("--format", choices=("png", "html", "graphml", "gexf", "json"), default=None)
+    p_graph.add_argument("--format", default=None,
+                         help="png, html, graphml, gexf, json or circuit-tracer; default: the --out file's "
+                              "ending, else png; circuit-tracer writes the graph JSON of "
+                              "circuit-tracer / Neuronpedia (a .json file)")
     p_graph.add_argument("--out", default=None, help="output file (default runs/NAME-graph.FORMAT)")
     p_graph.add_argument("--from", dest="source", default=None, metavar="FEATURE", help="L<t>:<i> or a label")
     p_graph.add_argument("--to", dest="target", default=None, metavar="FEATURE")
