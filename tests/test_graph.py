@@ -175,36 +175,128 @@ def _chromium():
     return shutil.which("chromium") and shutil.which("chromedriver")
 
 
-@pytest.mark.skipif(not _chromium() and not os.environ.get("CI"), reason="chromium not installed (CI installs it)")
-def test_html_page_renders_and_a_click_highlights_paths(tmp_path):
+def _browser():
     os.environ.setdefault("SE_OFFLINE", "true")  # never let selenium look for drivers online
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
-    from selenium.webdriver.common.by import By
 
-    assert main(["graph", "circuit", "--set", "m=8", "--set", "width=6", "--set", "n=6", "--set", "layers=3",
-                 "--out", str(tmp_path / "g.html")]) == 0
-    html = (tmp_path / "g.html").read_text()
-    assert "<script src" not in html and "http" not in html.replace("http://www.w3.org", "")
     opts = webdriver.ChromeOptions()
     opts.binary_location = shutil.which("chromium")
     for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
                  "--window-size=1200,800", "--disable-background-networking", "--disable-component-update",
                  "--disable-sync", "--no-first-run"):
         opts.add_argument(flag)
-    driver = webdriver.Chrome(service=Service(shutil.which("chromedriver")), options=opts)
+    return webdriver.Chrome(service=Service(shutil.which("chromedriver")), options=opts)
+
+
+def _click_node(driver, node_id):
+    """Click where sigma draws a node (its WebGL canvas has no element per node)."""
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.by import By
+
+    x, y = driver.execute_script(
+        "const r = window.superposimGraph.renderer; const p = r.framedGraphToViewport("
+        "r.getNodeDisplayData(arguments[0])); return [p.x, p.y];", node_id)
+    box = driver.find_element(By.ID, "graph")
+    size = box.size
+    ActionChains(driver).move_to_element_with_offset(box, int(x - size["width"] / 2),
+                                                     int(y - size["height"] / 2)).click().perform()
+
+
+def _status(driver):
+    return driver.find_element("id", "status").text
+
+
+def _offline_page(html):
+    """No script, style or image is fetched: every library is inline."""
+    assert "<script src" not in html and "<link" not in html and "@import" not in html
+    assert "sourceMappingURL" not in html
+
+
+@pytest.mark.skipif(not _chromium() and not os.environ.get("CI"), reason="chromium not installed (CI installs it)")
+def test_html_page_renders_and_a_click_highlights_paths(tmp_path):
+    from selenium.webdriver.common.by import By
+
+    assert main(["graph", "circuit", "--set", "m=8", "--set", "width=6", "--set", "n=6", "--set", "layers=3",
+                 "--out", str(tmp_path / "g.html")]) == 0
+    html = (tmp_path / "g.html").read_text()
+    _offline_page(html)
+    assert "Permission is hereby granted" in html  # the vendored libraries' licences travel with them
+    driver = _browser()
     try:
         driver.get((tmp_path / "g.html").as_uri())
-        features = driver.find_elements(By.CSS_SELECTOR, "circle.node.feature")
-        assert len(features) == 8 + 3 * 6
-        assert float(features[0].get_attribute("cx")) > 0
-        assert driver.find_elements(By.CSS_SELECTOR, "line.hl") == []
-        features[0].click()
-        highlighted = driver.find_elements(By.CSS_SELECTOR, "line.hl")
-        assert len(highlighted) > 0
-        assert "edges on its paths" in driver.find_element(By.ID, "status").text
+        order = driver.execute_script("const g = window.superposimGraph.graph; return [g.order, g.size];")
+        g = load_graph_from_cli(tmp_path)
+        assert order == [g.number_of_nodes(), g.number_of_edges()]
+        _click_node(driver, "L1:0")
+        label = g.nodes["L1:0"]["label"]
+        assert _status(driver).startswith(f"{label}: ") and "edges on its paths" in _status(driver)
+        lit = driver.execute_script("return [...window.superposimGraph.graph.edges()].filter(e => "
+                                    "!window.superposimGraph.renderer.getEdgeDisplayData(e).hidden).length")
+        # every drawn edge is on a path through AND1.0: into it from layer 0, or out of it onwards
+        assert 0 < lit < order[1]
+        assert "in" in driver.find_element(By.ID, "panel").text
+        # unticking crosstalk hides crosstalk edges from the highlighted paths
+        driver.find_element(By.CSS_SELECTOR, "input.kind[value=crosstalk]").click()
+        fewer = driver.execute_script("return [...window.superposimGraph.graph.edges()].filter(e => "
+                                      "!window.superposimGraph.renderer.getEdgeDisplayData(e).hidden).length")
+        assert fewer < lit
         driver.save_screenshot(str(tmp_path / "page.png"))
         assert (tmp_path / "page.png").stat().st_size > 5000
+    finally:
+        driver.quit()
+
+
+def load_graph_from_cli(tmp_path):
+    assert main(["graph", "circuit", "--set", "m=8", "--set", "width=6", "--set", "n=6", "--set", "layers=3",
+                 "--out", str(tmp_path / "g.json")]) == 0
+    return load_graph(tmp_path / "g.json")
+
+
+@pytest.mark.skipif(not _chromium() and not os.environ.get("CI"), reason="chromium not installed (CI installs it)")
+def test_a_page_of_ten_thousand_nodes_renders_in_seconds_and_answers_search_and_click(tmp_path):
+    import random
+    import time
+
+    import networkx as nx
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+
+    from scenarios.plots.graph_draw import write_html
+
+    rng, layers, per = random.Random(0), 5, 2000
+    g = nx.DiGraph(network="synthetic", input="")
+    for t in range(layers):
+        for i in range(per):
+            g.add_node(f"L{t}:{i}", layer=t, index=i, kind="feature", gate="INPUT" if t == 0 else "AND",
+                       label=f"f{t}.{i}")
+    for t in range(1, layers):
+        for i in range(per):
+            g.add_edge(f"L{t - 1}:{i}", f"L{t}:{i}", weight=1.0, kind="intended")  # one chain per index
+            while g.in_degree(f"L{t}:{i}") < 7:
+                g.add_edge(f"L{t - 1}:{rng.randrange(per)}", f"L{t}:{i}", weight=rng.gauss(0, 0.1), kind="crosstalk")
+    assert g.number_of_nodes() == 10_000 and g.number_of_edges() >= 50_000
+    write_html(g, tmp_path / "big.html", "ten thousand")
+    _offline_page((tmp_path / "big.html").read_text())
+    driver = _browser()
+    try:
+        start = time.perf_counter()
+        driver.get((tmp_path / "big.html").as_uri())  # returns once the page's scripts have run
+        loaded = time.perf_counter() - start
+        assert _status(driver) == f"10000 nodes, {g.number_of_edges()} edges"
+        assert loaded < 20, f"the page took {loaded:.1f} s to load and draw"
+        _click_node(driver, "L2:1000")  # before the search moves the camera
+        assert _status(driver).startswith("f2.1000: ")
+        driver.execute_script("window.superposimGraph.clear()")
+        find = driver.find_element(By.ID, "find")
+        find.send_keys("f3.17")
+        assert _status(driver) == "111 features match"  # f3.17, f3.170-179, f3.1700-1799
+        find.send_keys(Keys.ENTER)
+        assert _status(driver).startswith("f3.17: ")
+        # only intended edges: the chain through index 17 is 4 edges, so crosstalk is what adds more
+        for kind in ("crosstalk", "interference"):
+            driver.find_element(By.CSS_SELECTOR, f"input.kind[value={kind}]").click()
+        assert _status(driver) == "f3.17: 4 edges on its paths"
     finally:
         driver.quit()
 

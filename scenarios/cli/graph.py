@@ -20,9 +20,10 @@ from scenarios.plots.graph_draw import draw_png, strongest_paths, write_html
 FORMATS = ("png", "html", "graphml", "gexf", "json", "circuit-tracer")
 # the file name ending each format takes (circuit-tracer's graph JSON is JSON)
 SUFFIX = {"circuit-tracer": "json"}
-# Beyond this many nodes a drawing is a hairball: PNG and HTML show the strongest paths instead.
-READABLE_NODES = 400
-DRAWN_NODES = 150
+# Beyond this many nodes a PNG is a hairball, and beyond the second the WebGL page stops panning
+# smoothly: they show the strongest paths instead (of about DRAWN_NODES nodes).
+READABLE_NODES = {"png": 400, "html": 20_000}
+DRAWN_NODES = {"png": 150, "html": 5_000}
 
 
 def _parse_input(text: str) -> list[int]:
@@ -129,13 +130,13 @@ def graph_command(args: argparse.Namespace, sets: dict[str, str]) -> int:
         if not writes:
             return 0
     title = f"{stem}: {g.graph.get('network', '')} network" + (f", input {args.input}" if args.input else "")
-    if fmt in ("png", "html") and g.number_of_nodes() > READABLE_NODES and not args.all:
-        g = strongest_paths(g, DRAWN_NODES)
+    if fmt in READABLE_NODES and g.number_of_nodes() > READABLE_NODES[fmt] and not args.all:
+        g = strongest_paths(g, DRAWN_NODES[fmt])
         print(f"too many nodes to read in a drawing: drawing the strongest paths into the strongest outputs "
               f"({g.number_of_nodes()} nodes, {g.number_of_edges()} edges); --all draws everything, "
               "--prune, --from/--to or a graph file (graphml, gexf, json) keep it whole")
         title += " (strongest paths)"
-    elif fmt == "png" and g.number_of_nodes() > READABLE_NODES:
+    elif fmt == "png" and g.number_of_nodes() > READABLE_NODES["png"]:
         print(f"note: a picture of {g.number_of_nodes()} nodes cannot be read; the HTML page (--format html) "
               "highlights a feature's paths on a click, and a graph file (graphml, gexf) opens in a graph viewer")
     if fmt == "png":

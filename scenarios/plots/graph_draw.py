@@ -110,19 +110,41 @@ def draw_png(g: nx.DiGraph, path: str | Path, title: str = "") -> Path:
     return write_atomic(path, lambda tmp: fig.savefig(tmp, dpi=130, bbox_inches="tight", format="png"))
 
 
+# sigma.js (WebGL) and graphology, vendored from the npm registry with their licences
+# (vendor/README.md): the page is one file that works offline.
+VENDOR = Path(__file__).with_name("vendor")
+VENDORED = ("graphology.umd.min.js", "sigma.min.js")
+def _rgba(color: str, alpha: float) -> str:
+    r, g, b = (int(color[k:k + 2], 16) for k in (1, 3, 5))
+    return f"rgba({r},{g},{b},{alpha})"
+
+
+EDGE_COLORS = {kind: _rgba(color, alpha) for kind, (color, alpha, _) in EDGE_STYLE.items()}
+
+
+def _vendored_script(name: str) -> str:
+    code = (VENDOR / name).read_text(encoding="utf-8")
+    return "\n".join(line for line in code.splitlines() if not line.startswith("//# sourceMappingURL"))
+
+
 def render_html(g: nx.DiGraph, title: str = "superposim feature graph") -> str:
-    """One HTML file with everything inline: click a feature to highlight every path through it,
-    hover an edge or node to read its weight or value; click the background to clear."""
+    """One HTML file with everything inline, drawn by sigma.js in WebGL (pans and zooms at 10,000
+    nodes and 50,000 edges): search by label, filter edges by kind and |weight|, click a feature
+    to highlight every path through it and list its strongest edges; click the background to clear."""
     pos = layout(g)
     ids = {node: k for k, node in enumerate(g.nodes)}
-    nodes = [{"id": node, "x": pos[node][0], "y": pos[node][1], "label": d.get("label", node),
-              "kind": d["kind"], "gate": d.get("gate", ""), "value": d.get("value")}
-             for node, d in g.nodes(data=True)]
-    edges = [{"s": ids[u], "t": ids[v], "w": d["weight"], "kind": d["kind"], "a": d.get("attribution")}
-             for u, v, d in g.edges(data=True)]
-    data = json.dumps({"nodes": nodes, "edges": edges, "colors": GATE_COLORS}).replace("</", "<\\/")
+    nodes = [[node, str(d.get("label", node)), pos[node][0], pos[node][1], d["kind"], d.get("gate", ""),
+              d.get("value")] for node, d in g.nodes(data=True)]
+    edges = [[ids[u], ids[v], d["weight"], d["kind"], d.get("attribution")] for u, v, d in g.edges(data=True)]
+    data = json.dumps({"nodes": nodes, "edges": edges, "gateColors": GATE_COLORS,
+                       "edgeColors": EDGE_COLORS}).replace("</", "<\\/")
     gates = " ".join(f'<span style="color:{c}">&#9679; {k}</span>' for k, c in GATE_COLORS.items() if k)
-    return _PAGE.replace("__TITLE__", html.escape(title)).replace("__GATES__", gates).replace("__DATA__", data)
+    licences = "\n".join(f"{name}:\n" + (VENDOR / name).read_text(encoding="utf-8")
+                         for name in ("LICENSE-sigma.txt", "LICENSE-graphology.txt"))
+    scripts = "\n".join(f"<script>\n{_vendored_script(name)}\n</script>" for name in VENDORED)
+    page = _PAGE.replace("__TITLE__", html.escape(title)).replace("__GATES__", gates)
+    return (page.replace("__LICENCES__", html.escape(licences).replace("--", "- -"))
+            .replace("__SCRIPTS__", scripts).replace("__DATA__", data))
 
 
 def write_html(g: nx.DiGraph, path: str | Path, title: str = "superposim feature graph") -> Path:
@@ -133,109 +155,153 @@ def write_html(g: nx.DiGraph, path: str | Path, title: str = "superposim feature
 
 _PAGE = """<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>__TITLE__</title>
+<!-- vendored libraries, their licences:
+__LICENCES__
+-->
 <style>
- body { font: 13px system-ui, sans-serif; margin: 0; background: #fff; color: #222; }
- header { padding: 8px 14px; border-bottom: 1px solid #ddd; }
- svg#graph { display: block; width: 100vw; height: calc(100vh - 64px); }
- #legend { display: block; margin-top: 4px; color: #555; font-size: 12px; }
- #legend svg { vertical-align: middle; }
- line.intended { stroke: #17324d; stroke-opacity: .85; }
- line.crosstalk { stroke: #d62728; stroke-opacity: .35; stroke-dasharray: 4 3; }
- line.interference { stroke: #999; stroke-opacity: .6; }
- circle.node, rect.node { stroke: #fff; stroke-width: 1; cursor: pointer; }
- .dim { opacity: .08; }
- line.hl { stroke-opacity: 1; stroke-width: 3px; }
- .node.hl { stroke: #000; stroke-width: 2; }
- .node.selected { stroke: #f0c000; stroke-width: 3; }
- .node.found { stroke: #f0c000; stroke-width: 2.5; }
- text { font-size: 10px; pointer-events: none; fill: #333; }
- #tip { position: fixed; pointer-events: none; background: #222; color: #fff; padding: 3px 6px;
-        border-radius: 3px; font-size: 12px; display: none; }
+ body { font: 13px system-ui, sans-serif; margin: 0; background: #fff; color: #222; overflow: hidden; }
+ header { padding: 6px 12px; border-bottom: 1px solid #ddd; }
+ header label { margin-right: 8px; white-space: nowrap; }
+ #graph { position: absolute; top: 74px; left: 0; right: 300px; bottom: 0; }
+ #panel { position: absolute; top: 74px; right: 0; width: 290px; bottom: 0; overflow: auto; padding: 6px 8px;
+          border-left: 1px solid #ddd; font-size: 12px; }
+ #panel table { border-collapse: collapse; width: 100%; }
+ #panel td { padding: 1px 3px; border-bottom: 1px solid #f0f0f0; }
+ #legend { color: #555; font-size: 12px; margin-top: 3px; }
+ .swatch { display: inline-block; width: 22px; height: 3px; vertical-align: middle; margin: 0 3px 0 8px; }
 </style></head>
 <body>
-<header><b>__TITLE__</b> &nbsp; click a feature to highlight its paths, hover for weights;
- <input id="find" placeholder="find a feature (label), Enter selects" size="28">
+<header><b>__TITLE__</b> &nbsp;
+ <input id="find" placeholder="find a feature (label), Enter selects" size="30">
+ <label><input type="checkbox" class="kind" value="intended" checked> intended</label>
+ <label><input type="checkbox" class="kind" value="crosstalk" checked> crosstalk</label>
+ <label><input type="checkbox" class="kind" value="interference" checked> interference</label>
+ <label>|weight| &ge; <input id="minw" type="range" min="0" max="1000" value="0" style="width:120px">
+ <span id="minw-value">0</span></label>
  <span id="status"></span>
- <span id="legend"><svg width="30" height="10"><line x1="0" y1="5" x2="30" y2="5" class="intended"
- stroke-width="2"/></svg>
- intended <svg width="30" height="10"><line x1="0" y1="5" x2="30" y2="5" class="crosstalk" stroke-width="2"/></svg>
- crosstalk <svg width="30" height="10"><line x1="0" y1="5" x2="30" y2="5" class="interference" stroke-width="2"/></svg>
- folded crosstalk <svg width="10" height="10"><rect width="10" height="10" fill="#d62728"/></svg>
- interference node (pruned crosstalk into a layer) <svg width="10" height="10"><circle cx="5" cy="5" r="2.5"
- fill="#111"/></svg> neuron; features coloured by gate: __GATES__</span></header>
-<svg id="graph" xmlns="http://www.w3.org/2000/svg"></svg>
-<div id="tip"></div>
+ <div id="legend"><span class="swatch" style="background:#17324d"></span>intended wiring
+ <span class="swatch" style="background:#d62728"></span>crosstalk
+ <span class="swatch" style="background:#aaaaaa"></span>folded crosstalk from a layer's interference node (red square);
+ small black dots: neurons; features coloured by gate: __GATES__; scroll to zoom, drag to pan</div></header>
+<div id="graph"></div>
+<div id="panel">Click a feature to highlight every path through it.</div>
+__SCRIPTS__
 <script>
 const DATA = __DATA__;
-const NS = "http://www.w3.org/2000/svg";
-const svg = document.getElementById("graph"), tip = document.getElementById("tip");
-const status = document.getElementById("status");
-const W = svg.clientWidth || 1200, H = svg.clientHeight || 700, pad = 40;
-const xs = DATA.nodes.map(n => n.x), x0 = Math.min(...xs), x1 = Math.max(...xs);
-const sx = x => pad + (x - x0) / Math.max(x1 - x0, 1e-9) * (W - 2 * pad - 70);
-const sy = y => pad + (1.12 - y) / 1.15 * (H - 2 * pad);
-const maxW = Math.max(1e-12, ...DATA.edges.map(e => Math.abs(e.w)));
-const out = DATA.nodes.map(() => []), inc = DATA.nodes.map(() => []);
-const edgeEls = [], nodeEls = [];
-function show(ev, text) { tip.style.display = "block"; tip.textContent = text;
-  tip.style.left = (ev.clientX + 12) + "px"; tip.style.top = (ev.clientY + 12) + "px"; }
-function hide() { tip.style.display = "none"; }
-DATA.edges.forEach((e, k) => {
-  const a = DATA.nodes[e.s], b = DATA.nodes[e.t], el = document.createElementNS(NS, "line");
-  el.setAttribute("x1", sx(a.x)); el.setAttribute("y1", sy(a.y));
-  el.setAttribute("x2", sx(b.x)); el.setAttribute("y2", sy(b.y));
-  el.setAttribute("class", "edge " + e.kind);
-  el.setAttribute("stroke-width", (0.4 + 2.2 * Math.abs(e.w) / maxW).toFixed(2));
-  const text = a.label + " \\u2192 " + b.label + ": weight " + e.w.toPrecision(4) + " (" + e.kind + ")"
-    + (e.a === null || e.a === undefined ? "" : ", attribution " + e.a.toPrecision(4));
-  el.addEventListener("mousemove", ev => show(ev, text)); el.addEventListener("mouseleave", hide);
-  svg.appendChild(el); edgeEls.push(el); out[e.s].push(k); inc[e.t].push(k);
+const status = document.getElementById("status"), panel = document.getElementById("panel");
+const graph = new graphology.Graph({type: "directed", multi: false, allowSelfLoops: false});
+const n = DATA.nodes.length, big = n > 2000;
+const layers = [...new Set(DATA.nodes.map(d => d[2]))].sort((a, b) => a - b);
+const span = Math.max(1, layers[layers.length - 1] - layers[0]);
+const maxW = Math.max(1e-12, ...DATA.edges.map(e => Math.abs(e[2])));
+DATA.nodes.forEach(([id, label, x, y, kind, gate, value]) => {
+  graph.addNode(id, {label, kind, gate, value, x: x / span * 2, y: y,
+    size: kind === "neuron" ? 1.5 : (kind === "interference" ? 4 : (big ? 2.5 : 5)),
+    color: kind === "neuron" ? "#111111"
+      : (kind === "interference" ? "#d62728" : (DATA.gateColors[gate] || "#333333"))});
 });
-DATA.nodes.forEach((n, k) => {
-  let el;
-  if (n.kind === "interference") { el = document.createElementNS(NS, "rect");
-    el.setAttribute("x", sx(n.x) - 5); el.setAttribute("y", sy(n.y) - 5);
-    el.setAttribute("width", 10); el.setAttribute("height", 10); el.setAttribute("fill", "#d62728"); }
-  else { el = document.createElementNS(NS, "circle");
-    el.setAttribute("cx", sx(n.x)); el.setAttribute("cy", sy(n.y));
-    el.setAttribute("r", n.kind === "neuron" ? 2.5 : 5.5);
-    el.setAttribute("fill", n.kind === "neuron" ? "#111" : (DATA.colors[n.gate] || "#333")); }
-  el.setAttribute("class", "node " + n.kind); el.dataset.id = n.id;
-  const text = n.label + (n.value === null || n.value === undefined ? "" : " = " + n.value);
-  el.addEventListener("mousemove", ev => show(ev, text)); el.addEventListener("mouseleave", hide);
-  el.addEventListener("click", ev => { ev.stopPropagation(); select(k); });
-  svg.appendChild(el); nodeEls.push(el);
-  if (DATA.nodes.length <= 160 && n.kind === "feature") {
-    const t = document.createElementNS(NS, "text"); t.setAttribute("x", sx(n.x) + 7);
-    t.setAttribute("y", sy(n.y) - 6); t.textContent = n.label; svg.appendChild(t); }
+const ids = DATA.nodes.map(d => d[0]);
+DATA.edges.forEach(([s, t, w, kind, a], k) => {
+  graph.addEdgeWithKey(String(k), ids[s], ids[t], {weight: w, kind, attribution: a,
+    size: 0.3 + 2.2 * Math.abs(w) / maxW, color: DATA.edgeColors[kind] || "#aaaaaa"});
 });
-function reach(start, adj, end) {  // every edge on a path from start, following adj
+const state = {kinds: new Set(["intended", "crosstalk", "interference"]), minWeight: 0,
+               selected: null, nodes: null, edges: null, found: new Set()};
+function visible(edge, attrs) {
+  return state.kinds.has(attrs.kind) && Math.abs(attrs.weight) >= state.minWeight;
+}
+const renderer = new Sigma(graph, document.getElementById("graph"), {
+  labelRenderedSizeThreshold: big ? 6 : 3, zIndex: true, hideEdgesOnMove: big,
+  nodeReducer: (node, attrs) => {
+    const out = {...attrs};
+    if (state.nodes && !state.nodes.has(node)) { out.color = "#e6e6e6"; out.label = ""; out.zIndex = 0; }
+    else if (state.nodes) { out.zIndex = 1; out.forceLabel = state.nodes.size < 60; }
+    if (node === state.selected || state.found.has(node)) {
+      out.highlighted = true; out.forceLabel = true; out.zIndex = 2;
+    }
+    return out;
+  },
+  edgeReducer: (edge, attrs) => {
+    if (!visible(edge, attrs)) return {...attrs, hidden: true};
+    if (state.edges && !state.edges.has(edge)) return {...attrs, hidden: true};
+    if (state.edges) return {...attrs, size: attrs.size + 1, zIndex: 1};
+    return attrs;
+  },
+});
+function reach(start, forward) {  // every node and visible edge on a path from start
   const seenN = new Set([start]), seenE = new Set(), stack = [start];
-  while (stack.length) { const k = stack.pop();
-    for (const e of adj[k]) { seenE.add(e); const m = DATA.edges[e][end];
-      if (!seenN.has(m)) { seenN.add(m); stack.push(m); } } }
+  while (stack.length) {
+    const node = stack.pop();
+    const each = forward ? graph.forEachOutEdge.bind(graph) : graph.forEachInEdge.bind(graph);
+    each(node, (edge, attrs, source, target) => {
+      if (!visible(edge, attrs)) return;
+      seenE.add(edge); const next = forward ? target : source;
+      if (!seenN.has(next)) { seenN.add(next); stack.push(next); }
+    });
+  }
   return [seenN, seenE];
 }
-function select(k) {
-  const [upN, upE] = reach(k, inc, "s"), [dnN, dnE] = reach(k, out, "t");
-  const nodes = new Set([...upN, ...dnN]), edges = new Set([...upE, ...dnE]);
-  edgeEls.forEach((el, e) => { el.classList.toggle("hl", edges.has(e)); el.classList.toggle("dim", !edges.has(e)); });
-  nodeEls.forEach((el, n) => { el.classList.toggle("hl", nodes.has(n)); el.classList.toggle("dim", !nodes.has(n));
-    el.classList.toggle("selected", n === k); });
-  status.textContent = DATA.nodes[k].label + ": " + edges.size + " edges on its paths";
+function fmt(v) { return v === null || v === undefined ? "" : Number(v).toPrecision(4); }
+function select(node) {
+  const [upN, upE] = reach(node, false), [dnN, dnE] = reach(node, true);
+  state.selected = node; state.nodes = new Set([...upN, ...dnN]); state.edges = new Set([...upE, ...dnE]);
+  const a = graph.getNodeAttributes(node);
+  status.textContent = a.label + ": " + state.edges.size + " edges on its paths";
+  const rows = [];
+  graph.forEachInEdge(node, (e, ea, s) => rows.push(["in", graph.getNodeAttribute(s, "label"), ea]));
+  graph.forEachOutEdge(node, (e, ea, s, t) => rows.push(["out", graph.getNodeAttribute(t, "label"), ea]));
+  rows.sort((p, q) => Math.abs(q[2].weight) - Math.abs(p[2].weight));
+  panel.innerHTML = "";
+  const head = document.createElement("div");
+  head.innerHTML = "<b></b><br>";
+  head.querySelector("b").textContent = a.label
+    + (a.value === null || a.value === undefined ? "" : " = " + fmt(a.value))
+    + " (" + a.kind + (a.gate ? ", " + a.gate : "") + ")";
+  panel.appendChild(head);
+  const table = document.createElement("table");
+  rows.slice(0, 40).forEach(([dir, other, ea]) => {
+    const tr = table.insertRow();
+    [dir, other, fmt(ea.weight), ea.kind, fmt(ea.attribution)].forEach(text => { tr.insertCell().textContent = text; });
+  });
+  panel.appendChild(table);
+  renderer.refresh();
 }
-svg.addEventListener("click", () => {
-  edgeEls.concat(nodeEls).forEach(el => el.classList.remove("hl", "dim", "selected"));
-  status.textContent = ""; });
-status.textContent = DATA.nodes.length + " nodes, " + DATA.edges.length + " edges";
+function clear() {
+  state.selected = null; state.nodes = null; state.edges = null;
+  panel.textContent = "Click a feature to highlight every path through it.";
+  status.textContent = n + " nodes, " + DATA.edges.length + " edges"; renderer.refresh();
+}
+renderer.on("clickNode", ({node}) => select(node));
+renderer.on("clickStage", clear);
+document.querySelectorAll("input.kind").forEach(box => box.addEventListener("change", () => {
+  if (box.checked) state.kinds.add(box.value); else state.kinds.delete(box.value);
+  if (state.selected) select(state.selected); else renderer.refresh();
+}));
+const minw = document.getElementById("minw");
+minw.addEventListener("input", () => {
+  state.minWeight = maxW * Math.pow(Number(minw.value) / 1000, 2);
+  document.getElementById("minw-value").textContent = fmt(state.minWeight);
+  if (state.selected) select(state.selected); else renderer.refresh();
+});
 const find = document.getElementById("find");
-function matches() { const q = find.value.trim().toLowerCase();
-  return q ? DATA.nodes.map((n, k) => [n, k]).filter(([n]) => n.kind === "feature"
-    && String(n.label).toLowerCase().includes(q)).map(([, k]) => k) : []; }
-find.addEventListener("input", () => { const hits = matches();
-  nodeEls.forEach((el, k) => el.classList.toggle("found", hits.includes(k)));
-  status.textContent = find.value.trim() ? hits.length + " features match" : ""; });
-find.addEventListener("keydown", ev => { if (ev.key === "Enter") { const hits = matches();
-  if (hits.length) select(hits[0]); else status.textContent = "no feature matches"; } });
+function matches() {
+  const q = find.value.trim().toLowerCase(); if (!q) return [];
+  return graph.filterNodes((node, a) => a.kind === "feature" && String(a.label).toLowerCase().includes(q));
+}
+find.addEventListener("input", () => {
+  const hits = matches(); state.found = new Set(hits.length <= 200 ? hits : []);
+  status.textContent = find.value.trim() ? hits.length + " features match" : ""; renderer.refresh();
+});
+find.addEventListener("keydown", ev => {
+  if (ev.key !== "Enter") return;
+  const hits = matches(); if (!hits.length) { status.textContent = "no feature matches"; return; }
+  const query = find.value.trim().toLowerCase();
+  const exact = hits.find(h => String(graph.getNodeAttribute(h, "label")).toLowerCase() === query);
+  const node = exact || hits[0]; select(node);
+  const d = renderer.getNodeDisplayData(node);
+  renderer.getCamera().animate({x: d.x, y: d.y, ratio: Math.min(renderer.getCamera().ratio, 0.5)}, {duration: 300});
+});
+clear();
+window.superposimGraph = {graph, renderer, select, clear};  // for scripts and tests
 </script></body></html>
 """
