@@ -1,6 +1,6 @@
 # make run: set up .venv if needed, then run the default scenario (compounding-noise).
 # make test: same set-up, then lint and the test suite.
-# The set-up installs the optional extras too (Ray for sweeps, pyarrow for Parquet), so that
+# The set-up installs the optional extras too (Ray for sweeps, pyarrow for Parquet, wandb), so that
 # everything is tested.
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
@@ -13,7 +13,7 @@ CIRCUIT_TRACER := circuit-tracer==0.5.0
 
 $(BIN)/superposim: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check "$(TORCH)" -e ".[dev,ray,parquet]"
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check "$(TORCH)" -e ".[dev,ray,parquet,wandb]"
 	# circuit-tracer's graph schema checks our --format circuit-tracer files; its model stack
 	# (transformer-lens, nnsight) is not needed for that, so it comes without its dependencies
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps "$(CIRCUIT_TRACER)"

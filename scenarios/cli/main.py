@@ -62,6 +62,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="an experiment file: scenario, seed, [params] (flags override it)")
     p_run.add_argument("--device", default="cpu", help="cpu or cuda")
     p_run.add_argument("--quiet", action="store_true", help="no progress bar")
+    p_run.add_argument("--log", default=None, metavar="wandb",
+                       help="also send the run to Weights & Biases (the wandb extra; WANDB_MODE=offline works)")
 
     p_train = _scenario_command(sub, "train", "train a network on a scenario's circuit; checkpoints, --resume",
                                 "a scenario that builds a circuit (circuit, compounding-noise, trained-vs-handbuilt, "
@@ -103,6 +105,8 @@ def build_parser() -> argparse.ArgumentParser:
                          help="parallel cells (default: the number of cores; a joined Ray cluster decides itself)")
     p_sweep.add_argument("--address", default=None, help="a running Ray cluster to join (default: start one)")
     p_sweep.add_argument("--quiet", action="store_true", help="no progress bar")
+    p_sweep.add_argument("--log", default=None, metavar="wandb",
+                         help="also send the finished sweep's rows to Weights & Biases (the wandb extra)")
     p_sweep.add_argument("--config", default=None, metavar="FILE.toml",
                          help="an experiment file: scenario, seeds, store, backend, jobs, [params], [grid] "
                               "(flags override it)")
@@ -224,6 +228,7 @@ def _os_error(err: OSError) -> str:
 
 def _sweep(args: argparse.Namespace) -> int:
     from scenarios.engine.sweeps import describe_store, grid_from_cli, sweep
+    from scenarios.engine.tracking import check_logger, log_sweep
 
     if args.seed is not None:
         raise UsageError(f"sweep: --seed is not taken; a sweep runs each cell for every seed of --seeds "
@@ -254,11 +259,14 @@ def _sweep(args: argparse.Namespace) -> int:
         _check_in_file(exp, "grid", lambda: parse_grid(spec, exp.grid) if exp.grid else None)
         grid = exp.grid | grid
         fixed = {k: v for k, v in exp.params.items() if k not in grid} | fixed
+    check_logger(args.log)
     start = time.perf_counter()
     sweep(name, grid, seeds, store, backend=backend, jobs=jobs, address=args.address, progress=not args.quiet,
           **fixed)
     print(f"{describe_store(store)} ({time.perf_counter() - start:.1f} s)")
     print(f"store: {store}; see it with: superposim report {store}")
+    if args.log:
+        print(f"logged to {args.log}: {log_sweep(store, name, {'grid': grid, 'seeds': seeds, 'fixed': fixed})}")
     return 0
 
 
@@ -332,6 +340,7 @@ def _report_written(written: Written, out: Path, redrawn: bool = False) -> None:
 def _run(args: argparse.Namespace) -> int:
     from scenarios.engine.outputs import check_out_dir, default_folder
     from scenarios.engine.registry import load, run
+    from scenarios.engine.tracking import check_logger, log_run
 
     exp = load_experiment(args.config, "run") if args.config else None
     name = args.name or (exp.scenario if exp else None)
@@ -348,6 +357,7 @@ def _run(args: argparse.Namespace) -> int:
         out = check_out_dir(args.out)
     else:
         out = check_out_dir(default_folder(load(name).name))
+    check_logger(args.log)
     start = time.perf_counter()
     result = run(name, seed=seed, device=args.device, progress=not args.quiet, **params)
     print(f"# {result.scenario}  seed={result.seed}  ({time.perf_counter() - start:.1f} s)")
@@ -357,6 +367,8 @@ def _run(args: argparse.Namespace) -> int:
         print(f"note: {len(result.nonfinite)} values are not finite (overflow or undefined); result.json holds "
               "them as null and lists each under 'nonfinite'")
     _report_written(written, out)
+    if args.log:
+        print(f"logged to {args.log}: {log_run(result, out)}")
     return 0
 
 
