@@ -9,7 +9,7 @@ BIN := $(VENV)/bin
 TORCH := torch==2.13.0
 CIRCUIT_TRACER := circuit-tracer==0.5.0
 
-.PHONY: run test bench catalog clean
+.PHONY: run test docs docs-runs bench catalog clean
 
 $(BIN)/superposim: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -23,9 +23,22 @@ run: $(BIN)/superposim
 	$(BIN)/superposim run compounding-noise --out runs/compounding-noise
 
 test: $(BIN)/superposim
-	$(BIN)/ruff check layers circuits scenarios tests benchmarks examples
+	$(BIN)/ruff check layers circuits scenarios tests benchmarks examples docs/_hooks
 	$(BIN)/mypy
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet --site-dir $(VENV)/site-check
 	$(BIN)/python -m pytest -q
+
+# The docs site (mkdocs, material, mkdocstrings) into site/.
+docs: $(BIN)/superposim
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
+	@echo "open site/index.html"
+
+# The default run of every built-in scenario, as the scenario pages show them (about 15 minutes
+# on two cores; `make docs-runs NAMES="u-and toy-models"` for some); the default-size tests check
+# these copies against the code.
+NAMES ?= $$($(BIN)/python -c "from scenarios.engine.catalog import BUILTIN; print(*BUILTIN)")
+docs-runs: $(BIN)/superposim
+	for name in $(NAMES); do $(BIN)/superposim run $$name --quiet --out docs/runs/$$name || exit 1; done
 
 bench: $(BIN)/superposim
 	$(BIN)/python benchmarks/bench_trace.py
@@ -38,4 +51,4 @@ catalog: $(BIN)/superposim
 	$(BIN)/python -c "from scenarios.engine.catalog import write_catalog as w; print('wrote', w())"
 
 clean:
-	rm -rf $(VENV) runs .pytest_cache .ruff_cache
+	rm -rf $(VENV) runs site .pytest_cache .ruff_cache

@@ -1,5 +1,6 @@
-"""The README's quoted numbers, recomputed: from the code where that is cheap, from the stored
-sweep where it is not. A number that drifts from what the code or the store gives fails here."""
+"""The numbers the README and the docs pages quote, recomputed: from the code where that is
+cheap, from the stored sweep or the stored default runs (docs/runs, which test_defaults compares
+with fresh runs) where it is not. A number that drifts from what they give fails here."""
 
 import math
 import re
@@ -15,7 +16,8 @@ from scenarios.engine.store import Store
 from scenarios.engine.sweeps import t95
 
 ROOT = Path(__file__).resolve().parent.parent
-README = (ROOT / "README.md").read_text()
+# the README and every page of the docs site, as one text
+README = "\n".join(p.read_text() for p in [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))])
 
 
 def _placement_rows() -> dict[tuple[int, int, int], list[str]]:
@@ -70,15 +72,24 @@ def _sig(value: float) -> str:
     return f"{value:#.3g}".rstrip(".")
 
 
-@pytest.mark.slow
+def _page(name: str) -> str:
+    return " ".join((ROOT / "docs" / "scenarios" / f"{name}.md").read_text().split())
+
+
+def _stored(name: str) -> dict:
+    import json
+
+    return json.loads((ROOT / "docs" / "runs" / name / "result.json").read_text())
+
+
 def test_what_the_defaults_measure_is_what_they_measure():
-    """The section 'What the defaults measure' against the default runs themselves (seed 0)."""
-    text = " ".join(README.split("## What the defaults measure")[1].split("## Speed")[0].split())
-    rows = {r["active"]: r for r in scenarios.run("sparsity").rows}
+    """The discussion on the sparsity and compounding-noise pages against their default runs (seed 0)."""
+    rows = {r["active"]: r for r in _stored("sparsity")["rows"]}
+    text = _page("sparsity")
     stds = " / ".join(_sig(rows[l]["interference_std"]) for l in (1, 4, 16, 64))
     assert f"inactive feature is {stds} for l = 1 / 4 / 16 / 64" in text
     fps = " / ".join(_sig(rows[l]["false_positives_per_sample"]) for l in (8, 16, 32, 64))
     assert f"false positives per sample {fps} for l = 8 / 16 / 32 / 64" in text
-    noise = scenarios.run("compounding-noise").rows
+    noise = _stored("compounding-noise")["rows"]
     cleaned = ", ".join(_sig(r["mse_superposed"]) for r in noise if r["cleanup"] == "threshold")
-    assert f"With clean-up it is {cleaned};" in text
+    assert f"With clean-up it is {cleaned};" in _page("compounding-noise")
