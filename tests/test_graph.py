@@ -241,6 +241,17 @@ def test_html_page_renders_and_a_click_highlights_paths(tmp_path):
         fewer = driver.execute_script("return [...window.superposimGraph.graph.edges()].filter(e => "
                                       "!window.superposimGraph.renderer.getEdgeDisplayData(e).hidden).length")
         assert fewer < lit
+        # the |weight| slider hides the weaker edges
+        driver.execute_script("window.superposimGraph.clear(); const s = document.getElementById('minw');"
+                              "s.value = 500; s.dispatchEvent(new Event('input'));")
+        strong = driver.execute_script(
+            "const g = window.superposimGraph.graph, r = window.superposimGraph.renderer;"
+            "return [[...g.edges()].filter(e => !r.getEdgeDisplayData(e).hidden).length,"
+            " Math.min(...[...g.edges()].filter(e => !r.getEdgeDisplayData(e).hidden)"
+            "  .map(e => Math.abs(g.getEdgeAttribute(e, 'weight'))))];")
+        top = max(abs(d["weight"]) for *_, d in g.edges(data=True))
+        kept = [d for *_, d in g.edges(data=True) if d["kind"] != "crosstalk" and abs(d["weight"]) >= top * 0.25]
+        assert strong[0] == len(kept) and strong[1] >= top * 0.25 - 1e-9
         driver.save_screenshot(str(tmp_path / "page.png"))
         assert (tmp_path / "page.png").stat().st_size > 5000
     finally:
