@@ -250,3 +250,86 @@ def storage_mse_dedicated(T: int, D: int, p: float) -> float:
     """D of the T features stored exactly, the other T - D guessed as their mean p: MSE per
     feature p (1 - p) (T - D) / T."""
     return p * (1 - p) * max(T - D, 0) / T
+
+
+# ---- error correction in superposition (circuits.correction, docs/theory.md 7) ------------------
+
+def _poisson(mu: float, top: int) -> torch.Tensor:
+    k = torch.arange(top + 1, dtype=torch.float64)
+    if mu <= 0:
+        return (k == 0).double()
+    return torch.exp(k * math.log(mu) - mu - torch.lgamma(k + 1))
+
+
+def correction_step_reads(m: int, active: int, n: int, S: int, layers: int, grid: int = 240) -> list[torch.Tensor]:
+    """Density evolution of an off feature's read in the step form (n neurons per group, S copies,
+    lambda = m S / n features per neuron): the distribution of r_t at layers 0..L on a grid of
+    ``grid`` + 1 points over [0, 1].
+
+    At each layer a copy of t sits on a neuron held by an on feature with probability pi per on
+    feature (pi = S (lambda - 1) / (m - 1)), and then holds 1; K such copies. Every other copy holds
+    h(r + (A - mu) / S): its own feature's read r (the copy reads its feature's previous copies,
+    like every copy), plus the on neurons among the (lambda - 1) S others it reads, A ~ Poisson(mu),
+    mu = (lambda - 1) S^2 l_on / n, centred by the capped weights. So
+    r' = (K + sum over S - K copies of h(r + (A_j - mu) / S)) / S, fresh at every layer, and the
+    features read above 3/4 join the on ones (l_on = l + seized)."""
+    lam = m * S / n
+    pi = min(1.0, S * (lam - 1) / max(m - 1, 1))
+    r = torch.linspace(0.0, 1.0, grid + 1, dtype=torch.float64)
+    dist = torch.zeros(grid + 1, dtype=torch.float64)
+    dist[0] = 1.0
+    out = [dist.clone()]
+    seized = 0.0
+    for layer in range(1, layers + 1):
+        on = active + seized
+        mu = 0.0 if layer == 1 else (lam - 1) * S * S * on / n  # layer 1 reads the inputs directly
+        top = int(mu + 12 * math.sqrt(mu + 1) + 4)
+        pa = _poisson(mu, top)
+        shift = (torch.arange(top + 1, dtype=torch.float64) - mu) / S
+        # one copy's value given r: h(r + shift), on the grid, weighted by P(A)
+        value = torch.clamp(2 * (r[:, None] + shift[None, :]) - 0.5, 0.0, 1.0) if layer > 1 else \
+            torch.zeros(grid + 1, 1, dtype=torch.float64)
+        pa_used = pa if layer > 1 else torch.ones(1, dtype=torch.float64)
+        copy = torch.zeros(grid + 1, grid + 1, dtype=torch.float64)  # (r, copy value)
+        copy.scatter_add_(1, torch.round(value * grid).long(), pa_used[None, :].expand_as(value).contiguous())
+        kmax = min(S, math.ceil(on) + 3)
+        pk = torch.tensor([_binomial(on, pi, k) for k in range(kmax + 1)], dtype=torch.float64)
+        new = torch.zeros(grid + 1, dtype=torch.float64)
+        sums = torch.zeros(grid + 1, S * grid + 1, dtype=torch.float64)
+        sums[:, 0] = 1.0
+        powers = [sums.clone()]
+        for _ in range(S):
+            sums = _convolve_rows(sums, copy)
+            powers.append(sums)
+        for k in range(kmax + 1):
+            # K copies hold 1 (k grid units each), the other S - k copies their h values
+            total = powers[S - k]  # (r, sum of S - k copy values in grid units)
+            index = torch.clamp(torch.round((torch.arange(total.shape[1], dtype=torch.float64) + k * grid) / S)
+                                .long(), max=grid)
+            new += pk[k] * torch.zeros(grid + 1, dtype=torch.float64).index_add_(0, index, dist @ total)
+        dist = new / new.sum()
+        seized = (m - active) * float(dist[r > 0.75].sum())
+        out.append(dist.clone())
+    return out
+
+
+def _binomial(trials: float, p: float, k: int) -> float:
+    """P(Binomial(round(trials), p) = k), trials rounded to the nearest count."""
+    t = int(round(trials))
+    return math.comb(t, k) * p**k * (1 - p) ** (t - k) if 0 <= k <= t else 0.0
+
+
+def _convolve_rows(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Row-wise convolution of a (R, N) with b (R, M): (R, N + M - 1)."""
+    length = a.shape[1] + b.shape[1] - 1
+    fa = torch.fft.rfft(a, n=length)
+    fb = torch.fft.rfft(b, n=length)
+    return torch.clamp(torch.fft.irfft(fa * fb, n=length), min=0.0)
+
+
+def correction_step_wrong(m: int, active: int, n: int, S: int, layers: int) -> list[float]:
+    """Wrong features per sample at layers 0..L of the step form: the off features whose read
+    passes 1/2 (``correction_step_reads``); the on ones saturate and are never lost here."""
+    grid = 240
+    r = torch.linspace(0.0, 1.0, grid + 1, dtype=torch.float64)
+    return [(m - active) * float(d[r > 0.5].sum()) for d in correction_step_reads(m, active, n, S, layers, grid)]

@@ -93,3 +93,24 @@ def test_what_the_defaults_measure_is_what_they_measure():
     noise = _stored("compounding-noise")["rows"]
     cleaned = ", ".join(_sig(r["mse_superposed"]) for r in noise if r["cleanup"] == "threshold")
     assert f"With clean-up it is {cleaned};" in _page("compounding-noise")
+
+
+def test_the_break_even_table_is_the_stored_default_run():
+    rows = _stored("break-even")["rows"]
+    text = (ROOT / "docs" / "scenarios" / "break-even.md").read_text()
+    cells = {int(m.group(1)): (m.group(2), m.group(3))
+             for m in re.finditer(r"^\| (\d) \| ([^|]+) \| ([^|]+) \|$", text, re.M)}
+    assert sorted(cells) == [1, 2, 3, 4]
+
+    def quoted(form: str, l: int) -> str:
+        ratios = [next(r["ratio"] for r in rows if (r["form"], r["active"], r["layers"]) == (form, l, L))
+                  for L in (2, 4, 8)]
+        return " / ".join("none up to 1.5" if v is None else f"{v:.2f}" for v in ratios)
+
+    for l, (step, linear) in cells.items():
+        assert step.strip().replace("step, ", "") == quoted("step", l), l
+        assert linear.strip() == quoted("linear", l), l
+    summary = _stored("break-even")["summary"]["break_even_active"]
+    assert f"is {', '.join(map(str, summary['step']))} for the step form" in " ".join(text.split())
+    assert f"and {', '.join(map(str, summary['linear']))}\nfor the linear one" in text or \
+        f"and {', '.join(map(str, summary['linear']))} for the linear one" in " ".join(text.split())

@@ -37,6 +37,7 @@ BUILTIN: dict[str, str] = {
     "compressed-computation": "scenarios.library.toys.compressed_computation",
     "compressed-storage": "scenarios.library.toys.compressed_storage",
     "block-superposition": "scenarios.library.constructions.block_superposition",
+    "break-even": "scenarios.library.constructions.break_even",
 }
 
 

@@ -1,0 +1,203 @@
+"""break-even: the fewest neurons per layer that carry m boolean features, l on, through L layers
+within an error budget, in superposition with error correction against the dedicated network.
+
+The circuit is the relay (every layer copies every feature). The dedicated network spends m
+ReLUs per layer and is exact; the threshold clean-up of the superposed stream spends 2 m. The
+corrected constructions of ``circuits.correction`` carry all m features on D neurons per layer,
+D < m where they win: ``step`` (each feature's S copies re-binarised by a two-ReLU step at every
+layer) and ``linear`` (the copies passed on as read, the averaging read-out). For each form, l
+and L the search runs D up a geometric grid from the smallest placement that holds m features
+(one network per D serves every depth: the relay at depth L is its first L layers) and keeps the
+first D whose wrong features per sample at layer L, averaged over ``seeds``, are within
+``budget``; a grid step of ``growth`` bounds how far above the true smallest width it lands.
+The seed post's own estimate: a read-out of l features among m is clean in about 8 l ln m
+dimensions, a ratio of 8 l ln m / m.
+
+Row keys (one row per form, l and L): ``form``, ``active``, ``layers``, ``width`` (the D found;
+null when no D up to ``max_ratio`` m meets the budget), ``ratio`` (width / m, superposition wins
+below 1), ``wrong_per_sample`` at that width and layer, ``predicted_wrong`` (the step form's
+density evolution, ``circuits.theory.correction_step_wrong``; null for the linear form), the
+same two one grid step below (``wrong_below``, ``predicted_wrong_below``, where the budget fails),
+``parameters`` (non-zero weights and biases per layer at that width), ``ratio_parameters``
+(against the dedicated network's m per layer plus its biases), ``post_ratio`` (8 l ln m / m),
+``dedicated_wrong`` (0, measured), ``cleanup_ratio`` (2).
+Summary keys: ``break_even_active`` per form, a list over ``layers`` (the largest l whose ratio is
+below 1, 0 when none), ``post_break_even_active`` (m / (8 ln m)), ``evaluations``.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from matplotlib.figure import Figure
+from tqdm import tqdm
+
+from circuits import theory
+from circuits.compile import compile_dedicated
+from circuits.correction import FORMS, WIDTH, compile_corrected_relay, relay_circuit, smallest_width
+from circuits.sampling import ExactlyActive
+from circuits.trace import trace_noise
+from scenarios.engine.params import Param, Values, require
+from scenarios.engine.registry import Context, Outcome, Scenario
+from scenarios.engine.result import Result
+
+PARAMS = {
+    "m": Param(3000, "boolean features per layer", low=16, high=200_000),
+    "active": Param((1, 2, 3, 4), "features on per input", kind="list[int]", low=1),
+    "layers": Param((2, 4, 8), "depths L at which the budget is checked", kind="list[int]", low=1, high=64),
+    "forms": Param(("step", "linear"), "correction forms", kind="list[str]", choices=FORMS),
+    "S": Param(6, "copies per feature (neurons per small neuron)", low=2, high=32),
+    "budget": Param(0.1, "wrong features per sample allowed at layer L", kind="float", above=0),
+    "growth": Param(1.2, "factor between successive widths of the search", kind="float", above=1, high=4),
+    "max_ratio": Param(1.5, "widest network searched, in units of m", kind="float", above=0, high=8),
+    "samples": Param(400, "sampled inputs per width and l", low=10),
+    "seeds": Param(1, "networks (and input streams) averaged per width", low=1, high=16),
+}
+
+
+def check(p: Values) -> None:
+    require(max(p.active) < p.m, f"active: fewer than m={p.m}, got {max(p.active)}")
+    require(p.samples * p.m <= 200_000_000, f"samples: samples x m = {p.samples * p.m:,} is more than the "
+                                             "200,000,000 reads a width is allowed")
+
+
+def widths(p: Values, form: str) -> list[int]:
+    """The search grid: from the smallest placement that holds m features up to max_ratio m."""
+    d, D = WIDTH[form], smallest_width(p.m, p.S, form)
+    out = []
+    while D <= p.max_ratio * p.m:
+        out.append(D)
+        D = d * max(D // d + 1, math.ceil(D * p.growth / d))
+    return out
+
+
+def _wrong(net: torch.nn.Module, l: int, p: Values, ctx: Context, seed: int) -> list[float]:
+    sampler = ExactlyActive(p.m, l, ctx.seed_for(f"inputs:{l}:{seed}"), ctx.device)
+    stats = trace_noise(net.circuit, {"net": net.read_features}, sampler, p.samples, progress=False,
+                        device=ctx.device)["net"]
+    return [s.false_positives + s.false_negatives for s in stats]
+
+
+def search(p: Values, ctx: Context, form: str, bar: tqdm) -> tuple[dict, dict, dict, int]:
+    """For every (l, L): the first grid width meeting the budget. Returns ({(l, L): width},
+    {(l, width): wrong per layer}, {width: non-zero parameters per layer}, evaluations)."""
+    depth = max(p.layers)
+    found: dict[tuple[int, int], int] = {}
+    measured: dict[tuple[int, int], list[float]] = {}
+    parameters: dict[int, float] = {}
+    evaluations = 0
+    for D in widths(p, form):
+        open_l = [l for l in p.active if any((l, L) not in found for L in p.layers)]
+        if not open_l:
+            break
+        nets = [ctx.place(compile_corrected_relay(p.m, depth, D, p.S, form, ctx.generator(f"net:{form}:{D}:{s}")))
+                for s in range(p.seeds)]
+        parameters[D] = nets[0].network.nonzero_parameters() / depth
+        for l in open_l:
+            runs = [_wrong(net, l, p, ctx, s) for s, net in enumerate(nets)]
+            measured[(l, D)] = [sum(col) / len(col) for col in zip(*runs)]
+            evaluations += len(nets)
+            for L in p.layers:
+                if (l, L) not in found and measured[(l, D)][L] <= p.budget:
+                    found[(l, L)] = D
+        bar.update(1)
+    return found, measured, parameters, evaluations
+
+
+class Predictions:
+    """The step form's law per (l, D), computed once to the deepest layer."""
+
+    def __init__(self, p: Values) -> None:
+        self.p = p
+        self.cache: dict[tuple[int, int], list[float]] = {}
+
+    def __call__(self, form: str, l: int, D: int | None, L: int) -> float | None:
+        if form != "step" or D is None:
+            return None
+        if (l, D) not in self.cache:
+            self.cache[(l, D)] = theory.correction_step_wrong(self.p.m, l, D // WIDTH[form], self.p.S,
+                                                              max(self.p.layers))
+        return self.cache[(l, D)][L]
+
+
+def body(p: Values, ctx: Context) -> Outcome:
+    depth = max(p.layers)
+    dedicated = ctx.place(compile_dedicated(relay_circuit(p.m, depth)))
+    dedicated_wrong = {l: _wrong(dedicated, l, p, ctx, 0) for l in p.active}
+    per_layer_dedicated = p.m + p.m  # m weights and m biases per layer
+    rows, evaluations, break_even, predicted = [], 0, {}, Predictions(p)
+    bar = tqdm(total=sum(len(widths(p, f)) for f in p.forms), desc="widths", disable=not ctx.progress, leave=False)
+    for form in p.forms:
+        grid = widths(p, form)
+        found, measured, parameters, n_eval = search(p, ctx, form, bar)
+        evaluations += n_eval
+        for l in p.active:
+            for L in p.layers:
+                D = found.get((l, L))
+                below = None if D is None else next((w for w in reversed(grid) if w < D), None)
+                params = None if D is None else parameters[D]
+                rows.append({
+                    "form": form, "active": l, "layers": L, "width": D,
+                    "ratio": None if D is None else D / p.m,
+                    "wrong_per_sample": None if D is None else measured[(l, D)][L],
+                    "predicted_wrong": predicted(form, l, D, L),
+                    "wrong_below": measured[(l, below)][L] if below is not None and (l, below) in measured else None,
+                    "predicted_wrong_below": predicted(form, l, below, L),
+                    "parameters": params,
+                    "ratio_parameters": None if params is None else params / per_layer_dedicated,
+                    "post_ratio": 8 * l * math.log(p.m) / p.m,
+                    "dedicated_wrong": dedicated_wrong[l][L],
+                    "cleanup_ratio": 2.0,
+                })
+        break_even[form] = [max((r["active"] for r in rows if r["form"] == form and r["layers"] == L
+                                 and r["ratio"] is not None and r["ratio"] < 1), default=0) for L in p.layers]
+    bar.close()
+    summary = {"break_even_active": break_even, "post_break_even_active": p.m / (8 * math.log(p.m)),
+               "evaluations": evaluations, "dedicated_neurons": p.m}
+    return Outcome(rows, summary, columns=list(rows[0]))
+
+
+def map_figure(result: Result) -> Figure | None:
+    """Neurons per layer against the dedicated network's, over (l, L), one panel per form."""
+    p, rows = result.p, result.rows
+    forms = list(p.forms)
+    fig = Figure(figsize=(4.6 * len(forms) + 0.8, 3.8))
+    axes = fig.subplots(1, len(forms), squeeze=False)[0]
+    for ax, form in zip(axes, forms):
+        grid = torch.full((len(p.layers), len(p.active)), float("nan"))
+        for r in rows:
+            if r["form"] == form and r["ratio"] is not None:
+                grid[list(p.layers).index(r["layers"]), list(p.active).index(r["active"])] = r["ratio"]
+        shown = torch.where(torch.isnan(grid), torch.full_like(grid, p.max_ratio), grid)
+        image = ax.imshow(shown.numpy(), origin="lower", cmap="RdYlGn_r", vmin=0, vmax=2, aspect="auto")
+        for i in range(len(p.layers)):
+            for j in range(len(p.active)):
+                value = grid[i, j].item()
+                ax.text(j, i, "none" if math.isnan(value) else f"{value:.2f}", ha="center", va="center", fontsize=8)
+        if len(p.active) > 1 and len(p.layers) > 1:
+            ax.contour(grid.nan_to_num(p.max_ratio * 2).numpy(), levels=[1.0], colors="black", linewidths=1.5)
+        ax.set_xticks(range(len(p.active)), [str(v) for v in p.active])
+        ax.set_yticks(range(len(p.layers)), [str(v) for v in p.layers])
+        ax.set_xlabel("features on per input, l")
+        ax.set_ylabel("layers L")
+        post = result.summary["post_break_even_active"]
+        ax.set_title(f"{form}: neurons / dedicated (m={p.m})\nblack: ratio 1; the post's estimate: l < {post:.0f}",
+                     fontsize=9)
+    fig.colorbar(image, ax=list(axes), label="neurons per layer / m (superposition wins below 1)")
+    return fig
+
+
+scenario = Scenario(
+    name="break-even",
+    description="the fewest neurons that carry m features through L layers within a budget: corrected "
+                "superposition against the dedicated network",
+    params=PARAMS,
+    body=body,
+    check=check,
+    figures={"break_even": map_figure},
+    networks=lambda p, ctx: {
+        "superposed": compile_corrected_relay(p.m, max(p.layers), smallest_width(p.m, p.S, "step"), p.S, "step",
+                                              ctx.generator("net:graph"))},
+    cost="minutes",
+)

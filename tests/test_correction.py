@@ -1,0 +1,88 @@
+"""Error correction in superposition (circuits.correction): layer 1 against a hand count from the
+placement, the step form's saturation and its law, the cost, and the break-even search."""
+
+import math
+
+import pytest
+import torch
+
+import scenarios
+from circuits.compile import compile_dedicated
+from circuits.correction import WIDTH, compile_corrected_relay, smallest_width
+from circuits.designs import design_capacity
+from circuits.sampling import ExactlyActive
+from circuits.theory import correction_step_wrong
+from circuits.trace import trace_noise
+
+
+def _net(m, L, D, S, form, seed=0):
+    return compile_corrected_relay(m, L, D, S, form, torch.Generator().manual_seed(seed))
+
+
+@pytest.mark.parametrize("form", ["step", "linear"])
+def test_layer_one_reads_are_the_shared_copies_counted_by_hand(form):
+    m, S, D = 300, 4, 2 * 120 // WIDTH["step"] * WIDTH[form]
+    net = _net(m, 2, D, S, form)
+    on = [3, 50, 211]
+    x = torch.zeros(1, m)
+    x[0, on] = 1
+    reads = net.read_features(x)
+    assert torch.equal(reads[0][0], x[0])
+    pattern = net.cis.patterns[0]  # (m, S): each feature's S neurons at layer 1
+    held = set(pattern[on].reshape(-1).tolist())
+    for t in range(m):
+        if t in on:
+            assert reads[1][0, t].item() == pytest.approx(1.0)
+        else:  # an off copy is on exactly where its neuron holds an on feature's copy
+            shared = sum(int(k) in held for k in pattern[t].tolist())
+            assert reads[1][0, t].item() == pytest.approx(shared / S, abs=1e-6), t
+
+
+def test_neurons_are_fewer_than_features_and_the_twin_is_exact():
+    m, S = 2000, 6
+    D = smallest_width(m, S, "step")
+    assert design_capacity(D // 2, S) >= m > design_capacity(D // 2 - 1, S)
+    net = _net(m, 3, D, S, "step")
+    assert net.cost().neurons == [D] * 3 and D < m
+    twin = compile_dedicated(net.circuit)
+    assert twin.cost().neurons == [m] * 3
+    stats = trace_noise(twin.circuit, {"twin": twin.read_features}, ExactlyActive(m, 3, 0), 300, progress=False)
+    assert all(s.false_positives == s.false_negatives == 0 and s.mse == 0 for s in stats["twin"])
+
+
+def test_the_step_form_keeps_on_features_on_while_few_features_seize():
+    """On copies saturate at 1; only the capped weights' centring, which grows with the mass of
+    seized features, can pull them down (at D = 900 here it does, from layer 3)."""
+    m, S, l = 1000, 6, 3
+    kept = trace_noise(*(lambda n: (n.circuit, {"net": n.read_features}))(_net(m, 6, 1800, S, "step")),
+                       ExactlyActive(m, l, 1), 400, progress=False)["net"]
+    assert all(s.false_negatives == 0 and s.signal_mean > 0.999 for s in kept)
+    assert all(s.false_positives < 0.2 for s in kept)
+    seized = trace_noise(*(lambda n: (n.circuit, {"net": n.read_features}))(_net(m, 6, 900, S, "step")),
+                         ExactlyActive(m, l, 1), 400, progress=False)["net"]
+    assert seized[-1].false_positives > 10 and seized[-1].false_negatives > 0
+
+
+def test_the_step_forms_law_follows_the_measurement_within_a_factor_of_two():
+    """The density evolution (docs/theory.md 7.2) where wrong features are between 0.01 and 0.3."""
+    m, D, S, l, L = 4000, 3000, 4, 1, 6
+    net = _net(m, L, D, S, "step")
+    stats = trace_noise(net.circuit, {"net": net.read_features}, ExactlyActive(m, l, 0), 1500, progress=False)
+    measured = [s.false_positives + s.false_negatives for s in stats["net"]]
+    predicted = correction_step_wrong(m, l, D // 2, S, L)
+    assert measured[1] == 0 and predicted[1] < 1e-6  # one on feature cannot fill half of another's copies
+    for t in (4, 5, 6):
+        assert 0.01 < measured[t] < 0.3
+        assert 0.5 < predicted[t] / measured[t] < 2, (t, measured[t], predicted[t])
+
+
+def test_the_search_returns_a_width_in_budget_and_the_one_below_out_of_it():
+    r = scenarios.run("break-even", m=600, active=[1], layers=[2], forms=["step", "linear"], samples=200,
+                      growth=1.1, budget=0.2)
+    for row in r.rows:
+        assert row["width"] is not None and row["wrong_per_sample"] <= 0.2
+        assert row["wrong_below"] is None or row["wrong_below"] > 0.2
+        assert row["dedicated_wrong"] == 0 and row["cleanup_ratio"] == 2
+        assert row["ratio"] == row["width"] / 600
+        assert math.isclose(row["post_ratio"], 8 * math.log(600) / 600)
+    assert r.summary["dedicated_neurons"] == 600
