@@ -114,3 +114,20 @@ def test_the_break_even_table_is_the_stored_default_run():
     assert f"is {', '.join(map(str, summary['step']))} for the step form" in " ".join(text.split())
     assert f"and {', '.join(map(str, summary['linear']))}\nfor the linear one" in text or \
         f"and {', '.join(map(str, summary['linear']))} for the linear one" in " ".join(text.split())
+
+
+def test_the_rotation_capacity_at_the_published_error_is_the_stored_sweeps():
+    from scenarios.engine.sweeps import SweepResult
+
+    frame = SweepResult(ROOT / "docs" / "results" / "rotations-capacity.sqlite").to_pandas()
+    layer5 = frame[frame["layer"] == 5].groupby(["z", "T"])["mse_active"].mean()
+    text = (ROOT / "docs" / "scenarios" / "rotations-in-superposition.md").read_text()
+    for z, published in ((1, 1.7), (2, 3.7), (3, 5.0)):
+        by_T = layer5[z]
+        within = [T for T in by_T.index if by_T[T] <= published]
+        largest = max(within)
+        following = min(T for T in by_T.index if T > largest)
+        assert all(by_T[T] > published for T in by_T.index if T > largest)  # no T beyond it passes
+        row = (f"| {z} | {published} | **{largest}** | {by_T[largest]:.2f} | {following} | "
+               f"{by_T[following]:.2f} |")
+        assert row in text, row
