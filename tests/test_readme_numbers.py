@@ -131,3 +131,23 @@ def test_the_rotation_capacity_at_the_published_error_is_the_stored_sweeps():
         row = (f"| {z} | {published} | **{largest}** | {by_T[largest]:.2f} | {following} | "
                f"{by_T[following]:.2f} |")
         assert row in text, row
+
+
+def test_the_capacity_against_depth_is_the_stored_sweeps():
+    store = Store(ROOT / "docs" / "results" / "cis-depth.sqlite")
+    cells = store.cells()
+    store.close()
+    text = (ROOT / "docs" / "scenarios" / "circuits-in-superposition.md").read_text()
+
+    def col(L: int, construction: str, i: int) -> list[int]:
+        return [c["summary"][f"capacity_T_measured_{construction}"][i] or 0 for c in cells if c["params"]["L"] == L]
+
+    def quoted(v: list[int]) -> str:
+        return f"{statistics.mean(v):.1f} ({min(v)} to {max(v)})"
+
+    assert all(c["status"] == "done" for c in cells) and sorted({c["params"]["L"] for c in cells}) == [5, 10, 20, 32]
+    for L in (5, 10, 20, 32):
+        small, large, old = col(L, "2025", 0), col(L, "2025", 1), col(L, "2024", 1)
+        slope = math.log2(statistics.mean(large) / statistics.mean(small))
+        row = f"| {L} | {quoted(small)} | {quoted(large)} | {slope:.2f} | {quoted(old)} |"
+        assert row in text, row
