@@ -8,7 +8,7 @@ import torch
 
 import scenarios
 from circuits.compile import compile_dedicated
-from circuits.correction import WIDTH, compile_corrected_relay, smallest_width
+from circuits.correction import WIDTH, compile_corrected_relay, relay_circuit, smallest_width
 from circuits.designs import design_capacity
 from circuits.sampling import ExactlyActive
 from circuits.theory import correction_step_wrong
@@ -76,13 +76,55 @@ def test_the_step_forms_law_follows_the_measurement_within_a_factor_of_two():
         assert 0.5 < predicted[t] / measured[t] < 2, (t, measured[t], predicted[t])
 
 
-def test_the_search_returns_a_width_in_budget_and_the_one_below_out_of_it():
-    r = scenarios.run("break-even", m=600, active=[1], layers=[2], forms=["step", "linear"], samples=200,
-                      growth=1.1, budget=0.2)
+def test_the_search_returns_a_width_in_budget_and_one_10_percent_smaller_out_of_it():
+    budget = 0.2
+    r = scenarios.run("break-even", m=600, active=[1], layers=[2], forms=["none", "step", "linear"], samples=200,
+                      budget=budget, tolerance=0.1)
     for row in r.rows:
-        assert row["width"] is not None and row["wrong_per_sample"] <= 0.2
-        assert row["wrong_below"] is None or row["wrong_below"] > 0.2
+        W, below = row["width"], row["width_failing"]
+        assert W is not None and row["wrong_per_sample"] <= budget, row
+        assert below is not None and 0.9 * W <= below < W and row["wrong_failing"] > budget, row
         assert row["dedicated_wrong"] == 0 and row["cleanup_ratio"] == 2
-        assert row["ratio"] == row["width"] / 600
+        assert row["ratio"] == W / 600
+        assert row["neurons"] == (600 if row["form"] == "none" else W)  # the uncorrected relay keeps its m gates
         assert math.isclose(row["post_ratio"], 8 * math.log(600) / 600)
     assert r.summary["dedicated_neurons"] == 600
+    # the one 10% smaller, measured apart from the search on another seed, misses the budget too
+    row = next(row for row in r.rows if row["form"] == "step")
+    D = int(0.9 * row["width"]) // 2 * 2
+    net = compile_corrected_relay(600, 2, D, 6, "step", torch.Generator().manual_seed(0))
+    stats = trace_noise(net.circuit, {"net": net.read_features}, ExactlyActive(600, 1, 0), 2000, progress=False)
+    assert stats["net"][2].false_positives + stats["net"][2].false_negatives > budget
+
+
+def test_the_dedicated_side_of_the_map_is_m_neurons_per_layer_with_no_error():
+    m, L = 500, 4
+    net = compile_dedicated(relay_circuit(m, L))
+    assert net.network.neurons() == [m] * L
+    stats = trace_noise(net.circuit, {"net": net.read_features}, ExactlyActive(m, 3, 1), 500, progress=False)
+    assert all(s.false_positives == 0 and s.false_negatives == 0 and s.mse == 0 for s in stats["net"])
+
+
+def test_emulation_capacity_brackets_each_width_and_fits_the_exponent_of_its_own_points():
+    from scenarios.engine.fits import fit_power_law
+
+    budget, tol = 0.1, 0.1
+    r = scenarios.run("emulation-capacity", widths=[120, 240, 480], layers=3, samples=150, tolerance=tol,
+                      budget=budget)
+    for row in r.rows:
+        F, over = row["features"], row["features_failing"]
+        assert row["wrong_per_sample"] <= budget < row["wrong_failing"], row
+        assert F < over <= F * (1 + tol) + 1 and over <= row["placement_limit"]
+        assert row["ceiling"] == pytest.approx(row["width"] ** 2 / math.log(row["width"]))
+    for form in ("step", "linear"):
+        sel = [row for row in r.rows if row["form"] == form]
+        fit = fit_power_law([row["width"] for row in sel], [row["features"] for row in sel])
+        assert r.summary[f"exponent_{form}"] == pytest.approx(fit.exponent)
+        assert r.summary[f"exponent_low_{form}"] < fit.exponent < r.summary[f"exponent_high_{form}"]
+    # the law's F is where its own prediction crosses the budget
+    row = next(row for row in r.rows if row["form"] == "step" and row["width"] == 240)
+    m = row["predicted_features"]
+    law = [correction_step_wrong(k, 2, 120, 6, 3)[3] for k in (m, int(m * 1.1) + 1)]
+    assert law[0] <= budget < law[1]
+    ceiling = fit_power_law([120, 240, 480], [D * D / math.log(D) for D in (120, 240, 480)])
+    assert r.summary["ceiling_exponent"] == pytest.approx(ceiling.exponent)

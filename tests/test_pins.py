@@ -33,6 +33,7 @@ SMALL = {
     "compressed-storage": dict(T=[60], D=[10, 20], p=[0.1], samples=300, steps=30),
     "block-superposition": dict(D=40, d=4, L=3, z=[1, 2], samples=100),
     "break-even": dict(m=300, active=[1, 2], layers=[1, 2], samples=100, growth=1.5),
+    "emulation-capacity": dict(widths=[120, 240], layers=3, samples=100, tolerance=0.1),
 }
 
 

@@ -12,8 +12,8 @@ import pytest
 import scenarios
 from circuits.designs import make_design, placement_loads
 from circuits.graph import FeatureGraph
+from scenarios.engine.fits import t95
 from scenarios.engine.store import Store
-from scenarios.engine.sweeps import t95
 
 ROOT = Path(__file__).resolve().parent.parent
 # the README and every page of the docs site, as one text

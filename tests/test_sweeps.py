@@ -16,9 +16,10 @@ import pytest
 import scenarios
 from scenarios.cli import main
 from scenarios.engine import report
+from scenarios.engine.fits import t95
 from scenarios.engine.params import UsageError
 from scenarios.engine.store import Store
-from scenarios.engine.sweeps import parse_grid, parse_seeds, t95
+from scenarios.engine.sweeps import parse_grid, parse_seeds
 
 ROOT = Path(__file__).resolve().parent.parent
 RELAY = str(ROOT / "examples" / "my_relay.py")

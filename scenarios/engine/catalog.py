@@ -38,6 +38,7 @@ BUILTIN: dict[str, str] = {
     "compressed-storage": "scenarios.library.toys.compressed_storage",
     "block-superposition": "scenarios.library.constructions.block_superposition",
     "break-even": "scenarios.library.constructions.break_even",
+    "emulation-capacity": "scenarios.library.constructions.emulation_capacity",
 }
 
 

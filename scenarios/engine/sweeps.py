@@ -29,6 +29,7 @@ from typing import Any
 from tqdm import tqdm
 
 from scenarios.engine.catalog import VERSION
+from scenarios.engine.fits import t95
 from scenarios.engine.params import Param, UsageError, split_pairs
 from scenarios.engine.store import Identity, Store, cell_key, unwritable
 
@@ -313,16 +314,6 @@ def _flat(mapping: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
         elif isinstance(v, int | float) and not isinstance(v, bool):
             out[f"{prefix}{k}"] = v
     return out
-
-
-# Two-sided 95% Student t quantiles by degrees of freedom (beyond 30, the normal's 1.96).
-_T95 = [12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160, 2.145,
-        2.131, 2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048,
-        2.045, 2.042]
-
-
-def t95(n: int) -> float:
-    return math.nan if n < 2 else (_T95[n - 2] if n - 1 <= len(_T95) else 1.96)
 
 
 def aggregate(frame: pd.DataFrame, by: list[str]) -> pd.DataFrame:

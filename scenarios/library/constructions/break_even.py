@@ -2,27 +2,34 @@
 within an error budget, in superposition with error correction against the dedicated network.
 
 The circuit is the relay (every layer copies every feature). The dedicated network spends m
-ReLUs per layer and is exact; the threshold clean-up of the superposed stream spends 2 m. The
-corrected constructions of ``circuits.correction`` carry all m features on D neurons per layer,
-D < m where they win: ``step`` (each feature's S copies re-binarised by a two-ReLU step at every
-layer) and ``linear`` (the copies passed on as read, the averaging read-out). For each form, l
-and L the search runs D up a geometric grid from the smallest placement that holds m features
-(one network per D serves every depth: the relay at depth L is its first L layers) and keeps the
-first D whose wrong features per sample at layer L, averaged over ``seeds``, are within
-``budget``; a grid step of ``growth`` bounds how far above the true smallest width it lands.
+ReLUs per layer and is exact; the threshold clean-up of the superposed stream spends 2 m. Three
+superposed forms are searched: ``none`` (the relay in random directions of a D-dim stream, read
+and rewritten as is, no correction: its m BUF gates are still one unit each, so only the stream
+is narrower than m), and the corrected constructions of ``circuits.correction``, which carry all
+m features on D neurons per layer: ``step`` (each feature's S copies re-binarised by a two-ReLU
+step at every layer) and ``linear`` (the copies passed on as read, the averaging read-out).
+
+For each form, l and L the search first runs D up a geometric grid (steps of ``growth``, from
+the smallest placement that holds m features; one network per D serves every depth: the relay
+at depth L is its first L layers), then bisects between the first grid width whose wrong features
+per sample at layer L, averaged over ``seeds``, are within ``budget`` and the one below it, until
+the two are within ``tolerance`` of each other. Each width is measured once, on the same seeds.
 The seed post's own estimate: a read-out of l features among m is clean in about 8 l ln m
 dimensions, a ratio of 8 l ln m / m.
 
 Row keys (one row per form, l and L): ``form``, ``active``, ``layers``, ``width`` (the D found;
 null when no D up to ``max_ratio`` m meets the budget), ``ratio`` (width / m, superposition wins
 below 1), ``wrong_per_sample`` at that width and layer, ``predicted_wrong`` (the step form's
-density evolution, ``circuits.theory.correction_step_wrong``; null for the linear form), the
-same two one grid step below (``wrong_below``, ``predicted_wrong_below``, where the budget fails),
-``parameters`` (non-zero weights and biases per layer at that width), ``ratio_parameters``
-(against the dedicated network's m per layer plus its biases), ``post_ratio`` (8 l ln m / m),
-``dedicated_wrong`` (0, measured), ``cleanup_ratio`` (2).
+density evolution, ``circuits.theory.correction_step_wrong``; null for the other forms),
+``width_failing`` (the largest width measured below it that misses the budget, within
+``tolerance``; null when the smallest width searched meets it) with ``wrong_failing`` and
+``predicted_wrong_failing``, ``neurons`` (units per layer in the cost ledger: D for the corrected
+forms, m for ``none``), ``parameters`` (non-zero weights and biases per layer at that width),
+``ratio_parameters`` (against the dedicated network's m per layer plus its biases),
+``post_ratio`` (8 l ln m / m), ``dedicated_wrong`` (0, measured), ``cleanup_ratio`` (2).
 Summary keys: ``break_even_active`` per form, a list over ``layers`` (the largest l whose ratio is
-below 1, 0 when none), ``post_break_even_active`` (m / (8 ln m)), ``evaluations``.
+below 1, 0 when none), ``post_break_even_active`` (m / (8 ln m)), ``evaluations`` (networks
+measured), ``dedicated_neurons``.
 """
 
 from __future__ import annotations
@@ -34,24 +41,32 @@ from matplotlib.figure import Figure
 from tqdm import tqdm
 
 from circuits import theory
-from circuits.compile import compile_dedicated
+from circuits.compile import CompiledNetwork, compile_dedicated, compile_superposed
 from circuits.correction import FORMS, WIDTH, compile_corrected_relay, relay_circuit, smallest_width
 from circuits.sampling import ExactlyActive
 from circuits.trace import trace_noise
 from scenarios.engine.params import Param, Values, require
 from scenarios.engine.registry import Context, Outcome, Scenario
 from scenarios.engine.result import Result
+from scenarios.engine.search import smallest_passing
+
+SEARCHED = ("none", *FORMS)
+UNIT = {"none": 1} | WIDTH  # widths are multiples of the form's neurons per feature copy
+NONE_FROM = 32  # the narrowest stream the uncorrected form is tried at
 
 PARAMS = {
-    "m": Param(3000, "boolean features per layer", low=16, high=200_000),
+    "m": Param(2000, "boolean features per layer", low=16, high=200_000),
     "active": Param((1, 2, 3, 4), "features on per input", kind="list[int]", low=1),
     "layers": Param((2, 4, 8), "depths L at which the budget is checked", kind="list[int]", low=1, high=64),
-    "forms": Param(("step", "linear"), "correction forms", kind="list[str]", choices=FORMS),
+    "forms": Param(SEARCHED, "superposed forms: none (no correction), step, linear", kind="list[str]",
+                   choices=SEARCHED),
     "S": Param(6, "copies per feature (neurons per small neuron)", low=2, high=32),
     "budget": Param(0.1, "wrong features per sample allowed at layer L", kind="float", above=0),
-    "growth": Param(1.2, "factor between successive widths of the search", kind="float", above=1, high=4),
+    "growth": Param(1.5, "factor between successive widths of the grid", kind="float", above=1, high=4),
+    "tolerance": Param(0.05, "relative gap between the width found and the failing one below it",
+                       kind="float", above=0, high=1),
     "max_ratio": Param(1.5, "widest network searched, in units of m", kind="float", above=0, high=8),
-    "samples": Param(400, "sampled inputs per width and l", low=10),
+    "samples": Param(300, "sampled inputs per width and l", low=10),
     "seeds": Param(1, "networks (and input streams) averaged per width", low=1, high=16),
 }
 
@@ -60,11 +75,18 @@ def check(p: Values) -> None:
     require(max(p.active) < p.m, f"active: fewer than m={p.m}, got {max(p.active)}")
     require(p.samples * p.m <= 200_000_000, f"samples: samples x m = {p.samples * p.m:,} is more than the "
                                              "200,000,000 reads a width is allowed")
+    if "none" in p.forms:
+        require(p.m * p.max_ratio * p.m <= 2e8, f"m: the uncorrected form stores m x D directions per layer, "
+                                                 f"{p.m * p.max_ratio * p.m:,.0f} at the widest D; at most 2e8")
+
+
+def narrowest(p: Values, form: str) -> int:
+    return min(NONE_FROM, p.m) if form == "none" else smallest_width(p.m, p.S, form)
 
 
 def widths(p: Values, form: str) -> list[int]:
-    """The search grid: from the smallest placement that holds m features up to max_ratio m."""
-    d, D = WIDTH[form], smallest_width(p.m, p.S, form)
+    """The grid: from the narrowest width searched up to max_ratio m."""
+    d, D = UNIT[form], narrowest(p, form)
     out = []
     while D <= p.max_ratio * p.m:
         out.append(D)
@@ -72,37 +94,79 @@ def widths(p: Values, form: str) -> list[int]:
     return out
 
 
-def _wrong(net: torch.nn.Module, l: int, p: Values, ctx: Context, seed: int) -> list[float]:
+def network(p: Values, form: str, D: int, depth: int, generator: torch.Generator) -> CompiledNetwork:
+    if form == "none":
+        return compile_superposed(relay_circuit(p.m, depth), D, generator=generator)
+    return compile_corrected_relay(p.m, depth, D, p.S, form, generator)
+
+
+def _wrong(net: CompiledNetwork, l: int, p: Values, ctx: Context, seed: int) -> list[float]:
     sampler = ExactlyActive(p.m, l, ctx.seed_for(f"inputs:{l}:{seed}"), ctx.device)
     stats = trace_noise(net.circuit, {"net": net.read_features}, sampler, p.samples, progress=False,
                         device=ctx.device)["net"]
     return [s.false_positives + s.false_negatives for s in stats]
 
 
-def search(p: Values, ctx: Context, form: str, bar: tqdm) -> tuple[dict, dict, dict, int]:
-    """For every (l, L): the first grid width meeting the budget. Returns ({(l, L): width},
-    {(l, width): wrong per layer}, {width: non-zero parameters per layer}, evaluations)."""
-    depth = max(p.layers)
-    found: dict[tuple[int, int], int] = {}
-    measured: dict[tuple[int, int], list[float]] = {}
-    parameters: dict[int, float] = {}
-    evaluations = 0
-    for D in widths(p, form):
-        open_l = [l for l in p.active if any((l, L) not in found for L in p.layers)]
+class Measurements:
+    """Wrong features per sample by layer, per (width, l), averaged over the seeds' networks;
+    each width's networks are built once per call and every l asked for is measured on them."""
+
+    def __init__(self, p: Values, ctx: Context, form: str, bar: tqdm) -> None:
+        self.p, self.ctx, self.form, self.bar = p, ctx, form, bar
+        self.wrong: dict[tuple[int, int], list[float]] = {}
+        self.neurons: dict[int, int] = {}
+        self.parameters: dict[int, float] = {}
+        self.evaluations = 0
+
+    def at(self, D: int, ls: list[int]) -> None:
+        todo = [l for l in ls if (D, l) not in self.wrong]
+        if not todo:
+            return
+        p, depth = self.p, max(self.p.layers)
+        nets = [self.ctx.place(network(p, self.form, D, depth, self.ctx.generator(f"net:{self.form}:{D}:{s}")))
+                for s in range(p.seeds)]
+        self.neurons[D] = nets[0].network.neurons()[0]
+        self.parameters[D] = nets[0].network.nonzero_parameters() / depth
+        for l in todo:
+            runs = [_wrong(net, l, p, self.ctx, s) for s, net in enumerate(nets)]
+            self.wrong[(D, l)] = [sum(col) / len(col) for col in zip(*runs)]
+        self.evaluations += len(nets)
+        self.bar.update(1)
+
+    def passes(self, D: int, l: int, L: int) -> bool:
+        self.at(D, [l])
+        return self.wrong[(D, l)][L] <= self.p.budget
+
+
+def search(p: Values, ctx: Context, form: str, bar: tqdm) -> tuple[dict, Measurements]:
+    """For every (l, L): (the smallest width meeting the budget, the failing width below it)."""
+    grid, unit = widths(p, form), UNIT[form]
+    measure = Measurements(p, ctx, form, bar)
+    first: dict[tuple[int, int], int] = {}
+    for D in grid:  # the grid, every open l at once
+        open_l = [l for l in p.active if any((l, L) not in first for L in p.layers)]
         if not open_l:
             break
-        nets = [ctx.place(compile_corrected_relay(p.m, depth, D, p.S, form, ctx.generator(f"net:{form}:{D}:{s}")))
-                for s in range(p.seeds)]
-        parameters[D] = nets[0].network.nonzero_parameters() / depth
+        measure.at(D, open_l)
         for l in open_l:
-            runs = [_wrong(net, l, p, ctx, s) for s, net in enumerate(nets)]
-            measured[(l, D)] = [sum(col) / len(col) for col in zip(*runs)]
-            evaluations += len(nets)
             for L in p.layers:
-                if (l, L) not in found and measured[(l, D)][L] <= p.budget:
-                    found[(l, L)] = D
-        bar.update(1)
-    return found, measured, parameters, evaluations
+                if (l, L) not in first and measure.passes(D, l, L):
+                    first[(l, L)] = D
+    found: dict[tuple[int, int], tuple[int | None, int | None]] = {}
+    for l in p.active:
+        for L in p.layers:
+            if (l, L) not in first:
+                found[(l, L)] = (None, grid[-1] if grid else None)
+                continue
+            D = first[(l, L)]
+            below = grid[grid.index(D) - 1] if grid.index(D) else None
+            if below is None:
+                found[(l, L)] = (D, None)
+                continue
+            bracket = smallest_passing(lambda k, l=l, L=L: measure.passes(k * unit, l, L), below // unit, D // unit,
+                                       p.tolerance)
+            found[(l, L)] = (bracket.passing * unit, bracket.failing * unit)
+    return found, measure
 
 
 class Predictions:
@@ -129,21 +193,21 @@ def body(p: Values, ctx: Context) -> Outcome:
     rows, evaluations, break_even, predicted = [], 0, {}, Predictions(p)
     bar = tqdm(total=sum(len(widths(p, f)) for f in p.forms), desc="widths", disable=not ctx.progress, leave=False)
     for form in p.forms:
-        grid = widths(p, form)
-        found, measured, parameters, n_eval = search(p, ctx, form, bar)
-        evaluations += n_eval
+        found, measure = search(p, ctx, form, bar)
+        evaluations += measure.evaluations
         for l in p.active:
             for L in p.layers:
-                D = found.get((l, L))
-                below = None if D is None else next((w for w in reversed(grid) if w < D), None)
-                params = None if D is None else parameters[D]
+                D, failing = found[(l, L)]
+                params = None if D is None else measure.parameters[D]
                 rows.append({
                     "form": form, "active": l, "layers": L, "width": D,
                     "ratio": None if D is None else D / p.m,
-                    "wrong_per_sample": None if D is None else measured[(l, D)][L],
+                    "wrong_per_sample": None if D is None else measure.wrong[(D, l)][L],
                     "predicted_wrong": predicted(form, l, D, L),
-                    "wrong_below": measured[(l, below)][L] if below is not None and (l, below) in measured else None,
-                    "predicted_wrong_below": predicted(form, l, below, L),
+                    "width_failing": failing,
+                    "wrong_failing": None if failing is None else measure.wrong[(failing, l)][L],
+                    "predicted_wrong_failing": predicted(form, l, failing, L),
+                    "neurons": None if D is None else measure.neurons[D],
                     "parameters": params,
                     "ratio_parameters": None if params is None else params / per_layer_dedicated,
                     "post_ratio": 8 * l * math.log(p.m) / p.m,
@@ -182,7 +246,8 @@ def map_figure(result: Result) -> Figure | None:
         ax.set_xlabel("features on per input, l")
         ax.set_ylabel("layers L")
         post = result.summary["post_break_even_active"]
-        ax.set_title(f"{form}: neurons / dedicated (m={p.m})\nblack: ratio 1; the post's estimate: l < {post:.0f}",
+        what = "stream dims" if form == "none" else "neurons"
+        ax.set_title(f"{form}: {what} / dedicated (m={p.m})\nblack: ratio 1; the post's estimate: l < {post:.0f}",
                      fontsize=9)
     fig.colorbar(image, ax=list(axes), label="neurons per layer / m (superposition wins below 1)")
     return fig
