@@ -95,25 +95,65 @@ def test_what_the_defaults_measure_is_what_they_measure():
     assert f"With clean-up it is {cleaned};" in _page("compounding-noise")
 
 
-def test_the_break_even_table_is_the_stored_default_run():
+def test_the_break_even_tables_are_the_stored_default_run_and_sweep():
     rows = _stored("break-even")["rows"]
     text = (ROOT / "docs" / "scenarios" / "break-even.md").read_text()
-    cells = {int(m.group(1)): (m.group(2), m.group(3))
-             for m in re.finditer(r"^\| (\d) \| ([^|]+) \| ([^|]+) \|$", text, re.M)}
+    flat = " ".join(text.split())
+    cells = {int(m.group(1)): m.groups()[1:]
+             for m in re.finditer(r"^\| (\d) \| ([^|]+) \| ([^|]+) \| ([^|]+) \|$", text, re.M)}
     assert sorted(cells) == [1, 2, 3, 4]
 
+    def row(form: str, l: int, L: int) -> dict:
+        return next(r for r in rows if (r["form"], r["active"], r["layers"]) == (form, l, L))
+
     def quoted(form: str, l: int) -> str:
-        ratios = [next(r["ratio"] for r in rows if (r["form"], r["active"], r["layers"]) == (form, l, L))
-                  for L in (2, 4, 8)]
+        ratios = [row(form, l, L)["ratio"] for L in (2, 4, 8)]
         return " / ".join("none up to 1.5" if v is None else f"{v:.2f}" for v in ratios)
 
-    for l, (step, linear) in cells.items():
-        assert step.strip().replace("step, ", "") == quoted("step", l), l
-        assert linear.strip() == quoted("linear", l), l
-    summary = _stored("break-even")["summary"]["break_even_active"]
-    assert f"is {', '.join(map(str, summary['step']))} for the step form" in " ".join(text.split())
-    assert f"and {', '.join(map(str, summary['linear']))}\nfor the linear one" in text or \
-        f"and {', '.join(map(str, summary['linear']))} for the linear one" in " ".join(text.split())
+    for l, quotes in cells.items():
+        for form, quote in zip(("none", "step", "linear"), quotes):
+            assert quote.strip() == quoted(form, l), (form, l)
+    step = [r for r in rows if r["form"] == "step" and r["width"]]
+    factor = max(max(r["wrong_per_sample"], r["predicted_wrong"]) / min(r["wrong_per_sample"], r["predicted_wrong"])
+                 for r in step)
+    assert f"within a factor of {math.ceil(factor)}," in flat
+    runaway = row("step", 1, 8)
+    assert (f"({runaway['wrong_failing']:.2f} wrong features measured against "
+            f"{runaway['predicted_wrong_failing']:.3f} predicted at l = 1, L = 8, "
+            f"{100 * (1 - runaway['width_failing'] / runaway['width']):.0f}% below") in flat
+    corrected = [r["ratio_parameters"] for r in rows if r["ratio_parameters"] and r["form"] != "none"]
+    assert f"{min(corrected):.0f} to {max(corrected):.0f} times" in flat
+
+    from scenarios.engine.sweeps import SweepResult
+
+    frame = SweepResult(ROOT / "docs" / "results" / "break-even.sqlite").to_pandas()
+    default = frame[(frame["m"] == 2000) & (frame["seed"] == 0)]
+    for r in rows:  # the sweep's default cell is the default run
+        other = default[(default["form"] == r["form"]) & (default["active"] == r["active"])
+                        & (default["layers"] == r["layers"])]["width"].iloc[0]
+        assert (r["width"] is None and math.isnan(other)) or r["width"] == other
+
+    def wins(form: str, L: int, m: int) -> int:
+        best = 0
+        for l in (1, 2, 3, 4):
+            v = frame[(frame["form"] == form) & (frame["m"] == m) & (frame["layers"] == L)
+                      & (frame["active"] == l)]["ratio"]
+            if len(v) == 3 and v.notna().all() and (v < 1).all():
+                best = l
+        return best
+
+    readme = " ".join((ROOT / "README.md").read_text().split())
+    summary = _stored("break-even")["summary"]
+    won = [v for form in ("step", "linear") for v in summary["break_even_active"][form]]
+    assert f"wins for {min(won)} to {max(won)} features on" in readme
+    assert f"break-even l at L = 8 is {', '.join(str(wins('step', 8, m)) for m in (1000, 2000, 4000))}." in readme
+    assert f"l < m / (8 ln m) = {summary['post_break_even_active']:.0f}," in readme
+    assert [wins("none", 4, m) for m in (1000, 2000, 4000)] == [0, 0, 1] and max(wins("none", 8, m) for m in
+                                                                                  (1000, 2000, 4000)) == 0
+    for form in ("none", "step", "linear"):
+        line = f"| {form} | " + " | ".join(" / ".join(str(wins(form, L, m)) for m in (1000, 2000, 4000))
+                                           for L in (2, 4, 8)) + " |"
+        assert line in text, line
 
 
 def test_the_rotation_capacity_at_the_published_error_is_the_stored_sweeps():
@@ -151,3 +191,40 @@ def test_the_capacity_against_depth_is_the_stored_sweeps():
         slope = math.log2(statistics.mean(large) / statistics.mean(small))
         row = f"| {L} | {quoted(small)} | {quoted(large)} | {slope:.2f} | {quoted(old)} |"
         assert row in text, row
+
+
+def test_the_emulation_exponents_are_the_stored_sweep():
+    from scenarios.engine.sweeps import SweepResult
+
+    result = SweepResult(ROOT / "docs" / "results" / "emulation-capacity.sqlite")
+    frame, summaries = result.to_pandas(), result.summaries()
+    text = (ROOT / "docs" / "scenarios" / "emulation-capacity.md").read_text()
+    flat = " ".join(text.split())
+
+    def quoted(form: str, D: int) -> str:
+        v = frame[(frame["form"] == form) & (frame["width"] == D)]["features"]
+        return f"{v.mean():.0f} ({v.min()} to {v.max()})"
+
+    law = frame[(frame["form"] == "step") & (frame["seed"] == 0)].set_index("width")["predicted_features"]
+    for D in (500, 1000, 2000, 4000, 8000):
+        row = f"| {D} | {quoted('linear', D)} | {quoted('step', D)} | {law[D]:.0f} | {D} |"
+        assert row in text, row
+    for form, name in (("linear", "linear read-out"), ("step", "step")):
+        k = list(summaries[f"exponent_{form}"])
+        half = t95(len(k)) * statistics.stdev(k) / math.sqrt(len(k))
+        assert f"{statistics.mean(k):.2f} ± {half:.2f} for the {name}" in flat, form
+        assert f"{statistics.mean(k):.2f} ± {half:.2f} for the {name}" in " ".join(
+            (ROOT / "README.md").read_text().split()), form
+    assert f"below the {summaries['ceiling_exponent'].iloc[0]:.2f} that D^2 / ln D has" in flat
+    assert f"1.{round(100 * (summaries['predicted_exponent_step'].iloc[0] - 1))}, steeper" in flat
+    default = _stored("emulation-capacity")["summary"]
+    for form in ("step", "linear"):
+        quoted = (f"{default[f'exponent_{form}']:.2f} [{default[f'exponent_low_{form}']:.2f}, "
+                  f"{default[f'exponent_high_{form}']:.2f}] for the")
+        assert quoted in flat, quoted
+    means = frame[frame["form"] == "linear"].groupby("width")["features"].mean()
+    local = [math.log2(means[2 * D] / means[D]) for D in (500, 1000, 2000, 4000)]
+    assert f"({', '.join(f'{v:.2f}' for v in local[:3])} and {local[3]:.2f} between" in flat
+    step = frame[frame["form"] == "step"].groupby("width")["features"].mean()
+    assert (f"capacity grows as D^{math.log2(step[8000] / step[4000]):.2f} and the linear read-out's as "
+            f"D^{local[3]:.2f}") in flat

@@ -45,6 +45,7 @@ from circuits.compile import CompiledNetwork, compile_dedicated, compile_superpo
 from circuits.correction import FORMS, WIDTH, compile_corrected_relay, relay_circuit, smallest_width
 from circuits.sampling import ExactlyActive
 from circuits.trace import trace_noise
+from scenarios import plots
 from scenarios.engine.params import Param, Values, require
 from scenarios.engine.registry import Context, Outcome, Scenario
 from scenarios.engine.result import Result
@@ -253,6 +254,35 @@ def map_figure(result: Result) -> Figure | None:
     return fig
 
 
+def post_figure(result: Result) -> Figure | None:
+    """Width / m against l at each depth, every form, beside the seed post's 8 l ln m / m."""
+    p, rows = result.p, result.rows
+    fig = Figure(figsize=(4.2 * len(p.layers) + 0.6, 3.8))
+    axes = fig.subplots(1, len(p.layers), squeeze=False, sharey=True)[0]
+    post_l = result.summary["post_break_even_active"]
+    ls = [1.0, 2.0 * post_l]
+    colors = {"none": "tab:grey", "step": "tab:blue", "linear": "tab:orange"}
+    for ax, L in zip(axes, p.layers):
+        for form in p.forms:
+            sel = [r for r in rows if r["form"] == form and r["layers"] == L]
+            plots.line(ax, [r["active"] for r in sel], [r["ratio"] for r in sel], form, colors[form])
+        ax.plot(ls, [8 * v * math.log(p.m) / p.m for v in ls], "k--", linewidth=1,
+                label=f"the post: 8 l ln m / m (1 at l = {post_l:.0f})")
+        ax.axhline(1.0, color="black", linewidth=0.8)
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xlabel("features on per input, l")
+        ax.set_title(f"L = {L}, m = {p.m}", fontsize=9)
+        ax.grid(True, alpha=0.3)
+    axes[0].set_ylabel("width / m (superposition wins below 1)")
+    labelled: dict = {}
+    for ax in axes:
+        for handle, label in zip(*ax.get_legend_handles_labels()):
+            labelled.setdefault(label, handle)
+    axes[0].legend(list(labelled.values()), list(labelled), fontsize=7, loc="lower right")
+    return fig
+
+
 scenario = Scenario(
     name="break-even",
     description="the fewest neurons that carry m features through L layers within a budget: corrected "
@@ -260,7 +290,7 @@ scenario = Scenario(
     params=PARAMS,
     body=body,
     check=check,
-    figures={"break_even": map_figure},
+    figures={"break_even": map_figure, "against_the_post": post_figure},
     networks=lambda p, ctx: {
         "superposed": compile_corrected_relay(p.m, max(p.layers), smallest_width(p.m, p.S, "step"), p.S, "step",
                                               ctx.generator("net:graph"))},

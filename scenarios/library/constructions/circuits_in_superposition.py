@@ -55,7 +55,7 @@ PARAMS = {
     "D": Param(1000, "neurons per layer of the large network", low=1, high=2**15),
     "d": Param(4, "gates per layer of each small circuit", low=1),
     "S": Param(6, "large neurons per small neuron", low=1),
-    "L": Param(5, "layers", low=1, high=32),
+    "L": Param(5, "layers", low=1, high=64),
     "z": Param((1, 2, 3), "numbers of active circuits", kind="list[int]", low=1),
     "samples": Param(1000, "sampled inputs per z", low=1),
     "capacity_D": Param((1000, 2000), "widths of the capacity table", kind="list[int]", low=1, high=2**13),
