@@ -97,26 +97,44 @@ def check_assumptions(circuits: SmallCircuits, margin: float) -> None:
 
 # ---- the conditional rotations ------------------------------------------------------------------
 
-def rotation_weights(theta: torch.Tensor) -> torch.Tensor:
+# The on-indicator's reset band: h(alpha) = ReLU(k (alpha - low)) - ReLU(k (alpha - low) - 1),
+# k = 1 / (high - low), is 0 below ``low`` and 1 above ``high``; the post's step is (1/4, 3/4).
+PUBLISHED_BAND = (0.25, 0.75)
+
+
+def indicator_step(band: tuple[float, float]) -> tuple[float, float, float]:
+    """(k, b_0, b_1) of the indicator's two neurons, ReLU(k alpha + b_0) - ReLU(k alpha + b_1)."""
+    low, high = band
+    if not 0 < low < high <= 1:
+        raise CircuitError(f"the indicator's band must satisfy 0 < low < high <= 1, got {band}")
+    k = 1.0 / (high - low)
+    return k, -k * low, -k * low - 1.0
+
+
+def rotation_weights(theta: torch.Tensor, band: tuple[float, float] = PUBLISHED_BAND) -> torch.Tensor:
     """(T, 4, 4) weights of conditional rotation circuits by angles theta (T,): neurons 0, 1 the
-    on-indicator step (alpha = a_0 - a_1), neurons 2, 3 the vector plus alpha."""
+    on-indicator step (alpha = a_0 - a_1, reset on ``band``), neurons 2, 3 the vector plus alpha."""
     c, s = torch.cos(theta), torch.sin(theta)
+    k = indicator_step(band)[0]
     w = torch.zeros(len(theta), 4, 4)
-    w[:, 0:2, 0], w[:, 0:2, 1] = 2.0, -2.0
+    w[:, 0:2, 0], w[:, 0:2, 1] = k, -k
     w[:, 2, 0], w[:, 2, 1], w[:, 2, 2], w[:, 2, 3] = 2 - (c - s), -2 + (c - s), c, -s
     w[:, 3, 0], w[:, 3, 1], w[:, 3, 2], w[:, 3, 3] = 2 - (s + c), -2 + (s + c), s, c
     return w
 
 
-ROTATION_BIAS = (-0.5, -1.5, -1.0, -1.0)
+def rotation_bias(band: tuple[float, float] = PUBLISHED_BAND) -> tuple[float, float, float, float]:
+    _, b0, b1 = indicator_step(band)
+    return (b0, b1, -1.0, -1.0)
 
 
-def rotation_circuits(T: int, L: int, generator: torch.Generator) -> SmallCircuits:
+def rotation_circuits(T: int, L: int, generator: torch.Generator,
+                      band: tuple[float, float] = PUBLISHED_BAND) -> SmallCircuits:
     """T conditional rotations, each by its own random angle, the same at every layer:
     x^l = R(theta_t) x^(l-1) while alpha = 1, and everything 0 while alpha = 0."""
     theta = torch.rand(T, generator=generator) * 2 * math.pi
-    w = rotation_weights(theta)
-    return SmallCircuits(w.expand(L, T, 4, 4).clone(), torch.tensor([ROTATION_BIAS] * L), "rotation")
+    w = rotation_weights(theta, band)
+    return SmallCircuits(w.expand(L, T, 4, 4).clone(), torch.tensor([rotation_bias(band)] * L), "rotation")
 
 
 def rotation_inputs(angle: torch.Tensor) -> torch.Tensor:

@@ -326,3 +326,25 @@ def test_the_summary_names_the_family_that_was_built():
     for S, family in ((1, "reuse"), (2, "pairs")):
         r = scenarios.run("rotations-in-superposition", T=30, D=200, S=S, L=2, z=[1], samples=50)
         assert r.summary["design"] == family
+
+
+@pytest.mark.parametrize("band", [(0.25, 0.75), (0.4, 0.8), (0.5, 0.9)])
+def test_the_indicator_resets_on_its_band_and_the_rotation_is_unchanged(band):
+    # a small circuit alone: its indicator read alpha is reset to 0 below the band's low end and
+    # to 1 above its high end, linearly between; the vector rotates as with the published step
+    from circuits.small import indicator_step, rotation_weights
+
+    k, b0, b1 = indicator_step(band)
+    alpha = torch.tensor([0.0, band[0] - 0.01, (band[0] + band[1]) / 2, band[1] + 0.01, 1.0, 1.2])
+    h = torch.relu(k * alpha + b0) - torch.relu(k * alpha + b1)
+    assert torch.allclose(h, torch.tensor([0.0, 0.0, 0.5, 1.0, 1.0, 1.0]), atol=1e-6)
+    small = rotation_circuits(3, 4, gen(11), band)
+    published = rotation_circuits(3, 4, gen(11))
+    which = torch.arange(3)[None, :].expand(5, 3)
+    a0 = rotation_inputs(torch.rand(5, 3, generator=gen(12)) * 6.28)
+    for state, reference in zip(small.run(which, a0), published.run(which, a0)):
+        (on, x), (_, x_published) = rotation_readout(state), rotation_readout(reference)
+        assert torch.allclose(x, x_published, atol=1e-5) and torch.allclose(on, torch.ones(5, 3), atol=1e-6)
+    assert torch.equal(rotation_weights(torch.zeros(1), band)[0, 0, :2], torch.tensor([k, -k]))
+    with pytest.raises(CircuitError):
+        rotation_circuits(2, 2, gen(0), (0.8, 0.4))

@@ -39,7 +39,7 @@ from circuits.designs import mean_squared_overlap as placement_overlap
 from circuits.metrics import ActiveUnits, Exact, PerCircuit
 from circuits.readers import Chunk, DenseReader
 from circuits.sampling import Batch
-from circuits.small import robust_radius, rotation_circuits, rotation_inputs, rotation_readout
+from circuits.small import PUBLISHED_BAND, robust_radius, rotation_circuits, rotation_inputs, rotation_readout
 from circuits.trace import Truth, trace
 from scenarios import plots
 from scenarios.engine.params import Param, Values, require
@@ -61,12 +61,16 @@ PARAMS = {
                      kind="str", choices=WEIGHT_FORMS),
     "design": Param("best", "placement: best (transversal when it holds T), transversal, or progression "
                             "(the published rule)", kind="str", choices=DESIGNS),
+    "band": Param(PUBLISHED_BAND, "the on-indicator's reset: 0 below the first value, 1 above the second",
+                  kind="list[float]"),
     "samples": Param(5000, "sampled inputs per z", low=1),
 }
 
 
 def check(p: Values) -> None:
     T, D, S = p.T, p.D, p.S
+    require(len(p.band) == 2 and 0 < p.band[0] < p.band[1] <= 1,
+            f"band: two values with 0 < low < high <= 1, got {','.join(map(str, p.band))}")
     require(D % D_SMALL == 0, f"D: must be a multiple of d={D_SMALL} (d groups of D/d neurons), got {D}")
     n = D // D_SMALL
     require(S <= n, f"S: at most D/d={n}, got {S}")
@@ -82,7 +86,7 @@ def check(p: Values) -> None:
 
 
 def build(p: Values, ctx: Context) -> tuple[CiS2025, torch.nn.Module]:
-    small = rotation_circuits(p.T, p.L, ctx.generator("circuits"))
+    small = rotation_circuits(p.T, p.L, ctx.generator("circuits"), tuple(p.band))
     net = build_cis2025(small, p.D, p.S, p.weights, ctx.generator("placement"), p.design)
     return net, dedicated_network(small)
 
