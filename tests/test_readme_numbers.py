@@ -229,3 +229,35 @@ def test_the_emulation_exponents_are_the_stored_sweep():
     step = frame[frame["form"] == "step"].groupby("width")["features"].mean()
     assert (f"capacity grows as D^{math.log2(step[8000] / step[4000]):.2f} and the linear read-out's as "
             f"D^{local[3]:.2f}") in flat
+
+
+def test_the_capacity_against_width_is_the_stored_sweep():
+    from scenarios.engine.fits import fit_power_law
+
+    store = Store(ROOT / "docs" / "results" / "cis-width.sqlite")
+    cells = sorted(store.cells(), key=lambda c: c["seed"])
+    store.close()
+    flat = " ".join((ROOT / "docs" / "scenarios" / "circuits-in-superposition.md").read_text().split())
+    widths = [500, 1000, 2000, 4000, 8000]
+
+    def col(construction: str, D: int) -> list:
+        return [c["summary"][f"capacity_T_measured_{construction}"][0] for c in cells
+                if c["params"]["capacity_D"] == [D]]
+
+    def quoted(v: list) -> str:
+        return "none" if not any(v) else f"{statistics.mean(v):.1f} ({min(v)} to {max(v)})"
+
+    assert all(c["status"] == "done" for c in cells) and len(cells) == 15
+    for D in widths:
+        assert f"| {D} | {quoted(col('2025', D))} | {quoted(col('2024', D))} |" in flat, D
+    for construction in ("2025", "2024"):
+        k = [fit_power_law(widths, [col(construction, D)[s] for D in widths]).exponent for s in range(3)]
+        half = t95(3) * statistics.stdev(k) / math.sqrt(3)
+        assert f"{statistics.mean(k):.2f} ± {half:.2f} for the {construction}" in flat, construction
+    means = [statistics.mean(col("2025", D)) for D in widths]
+    both = fit_power_law(widths, [t * math.log(t) for t in means])
+    assert f"T ln T grows as D^{both.exponent:.2f} [{both.low:.2f}, {both.high:.2f}]" in flat
+    local = [math.log2(b / a) for a, b in zip(means, means[1:])]
+    assert f"({', '.join(f'{v:.2f}' for v in local)})" in flat
+    theory_k = [2 / (1 + 1 / math.log(t)) for t in means]
+    assert f"{theory_k[0]:.2f} to {theory_k[-1]:.2f} over these widths" in flat
