@@ -261,3 +261,23 @@ def test_the_capacity_against_width_is_the_stored_sweep():
     assert f"({', '.join(f'{v:.2f}' for v in local)})" in flat
     theory_k = [2 / (1 + 1 / math.log(t)) for t in means]
     assert f"{theory_k[0]:.2f} to {theory_k[-1]:.2f} over these widths" in flat
+
+
+def test_the_indicator_bands_are_the_stored_sweep():
+    from scenarios.engine.sweeps import SweepResult
+
+    frame = SweepResult(ROOT / "docs" / "results" / "rotations-band.sqlite").to_pandas()
+    mean = frame.groupby(["band", "layer"])[["switched_on", "mse_active", "mse_on_active",
+                                             "predicted_mse_active"]].mean()
+    text = (ROOT / "docs" / "scenarios" / "rotations-in-superposition.md").read_text()
+    assert frame["seed"].nunique() == 4
+    for band in ("0.25,0.75", "0.3,0.8", "0.4,0.8", "0.35,0.85", "0.3,0.9", "0.5,0.9"):
+        x = mean.loc[band]
+        row = (f"| {band.replace(',', ' to ')} | " + " / ".join(f"{x.loc[L].switched_on:.1f}" for L in (2, 3, 5, 10))
+               + " | " + " / ".join(f"{x.loc[L].mse_active:.2f}" for L in (3, 5, 10)) + " | "
+               + " / ".join(f"{x.loc[L].mse_on_active:.2f}" for L in (3, 5, 10)) + " |")
+        assert row in text, row
+    predicted = mean.loc["0.25,0.75"]["predicted_mse_active"]
+    assert f"Eq. 6.55 gives {predicted[3]:.2f} / {predicted[5]:.2f} / {predicted[10]:.2f}" in text
+    assert predicted[9] < 1 < predicted[10]  # "past about nine layers"
+    assert mean.loc["0.5,0.9"]["mse_on_active"][8] > 0.98
