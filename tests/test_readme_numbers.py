@@ -281,3 +281,13 @@ def test_the_indicator_bands_are_the_stored_sweep():
     assert f"Eq. 6.55 gives {predicted[3]:.2f} / {predicted[5]:.2f} / {predicted[10]:.2f}" in text
     assert predicted[9] < 1 < predicted[10]  # "past about nine layers"
     assert mean.loc["0.5,0.9"]["mse_on_active"][8] > 0.98
+
+
+def test_the_theory_quotes_the_linear_forms_second_order_errors_from_the_default_run():
+    row = next(r for r in _stored("break-even")["rows"] if (r["form"], r["active"], r["layers"]) == ("linear", 1, 2))
+    theory = " ".join((ROOT / "docs" / "theory.md").read_text().split())
+    quoted = (f"yet {row['wrong_per_sample']:.2f} wrong features per sample are measured there "
+              f"(m = 2000, D = {row['width']})")
+    assert quoted in theory
+    S, L = _stored("break-even")["params"]["S"], 2
+    assert L * 1 <= S // 2  # two direct shares of six copies cannot pass 1/2
