@@ -154,9 +154,11 @@ def test_a_sweep_of_105_cells_stopped_half_way_resumes_running_no_cell_twice(tmp
     store = tmp_path / "big.sqlite"
     cmd = [sys.executable, "-m", "scenarios.cli", "sweep", RELAY, "--grid", "n=8,12,16,24,32,48,64",
            "--grid", "active=1,2,3,4,5", "--seeds", "0-2", "--set", "m=32", "--set", "layers=1",
-           # enough work per cell that the sweep cannot finish between two polls of its store
-           "--set", "samples=20000", "--store", str(store), "--jobs", "2", "--quiet"]
-    proc = subprocess.Popen(cmd, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+           "--set", "samples=200", "--store", str(store), "--jobs", "2", "--quiet"]
+    # a shell that starts a job in the background hands it SIGINT ignored, and Python then never
+    # turns Ctrl-C into KeyboardInterrupt: the sweep gets the default disposition, as in a terminal
+    proc = subprocess.Popen(cmd, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.time() + 120
     done = 0
     while time.time() < deadline and proc.poll() is None:
