@@ -19,6 +19,7 @@ from circuits.compile import CompiledNetwork
 from circuits.spec import Circuit, CircuitError
 from layers.embeddings import make_embedding
 from layers.network import Network, ReLUBlock
+from layers.tensor_list import TensorList
 from layers.weights import Identity, Weight, compact, sparse_weight
 
 
@@ -93,7 +94,8 @@ def _uand_block(
     generator: torch.Generator | None,
 ) -> tuple[ReLUBlock, Weight, torch.Tensor, torch.Tensor]:
     """One U-AND block over features read from the stream as ``stream @ prev_read.T`` (None: the
-    stream is the features): (block, read-out of its gates, connections, shared counts)."""
+    stream is the features): (block, read-out of its gates, connections, shared counts, and the
+    (hidden, m_prev) 0/1 matrix of which input feature each neuron reads)."""
     conn = random_connections(d, m_prev, p, generator)
     has_or = any(g.kind == "OR" for g in gates)
     index = conn.indices()
@@ -119,7 +121,7 @@ def _uand_block(
         cols.append(d + pairs.reshape(-1))
         vals.append(torch.ones(gi.numel()))
     readout = sparse_weight(torch.cat(rows), torch.cat(cols), torch.cat(vals), (len(gates), hidden))
-    return block, readout, conn, counts
+    return block, readout, conn, counts, feature_read
 
 
 class UAndNetwork(CompiledNetwork):
@@ -147,7 +149,7 @@ def compile_uand(
     k = uand_fan_in(circuit.layers[0])
     m = circuit.n_inputs
     phi = make_embedding("random", m, d0, generator) if d0 > 0 else None
-    block, readout, conn, counts = _uand_block(circuit.layers[0], m, phi, d, p, k, generator)
+    block, readout, conn, counts, _ = _uand_block(circuit.layers[0], m, phi, d, p, k, generator)
     embed = Identity(m) if phi is None else compact(phi.T.contiguous())
     return UAndNetwork(f"u-and(d={d}, p={p:g}, d0={d0})", circuit, Network(embed, [block]),
                        [Identity(m) if phi is None else compact(phi), readout], conn, counts)
@@ -171,9 +173,12 @@ def compile_uand_stack(
     readouts: list[Weight] = [Identity(circuit.n_inputs)]
     stream_of_layer, prev_read = [0], None
     boundary: list[torch.Tensor | None] = []
+    feature_reads, reads_readout = [], []
     for t, gates in enumerate(circuit.layers):
         k = uand_fan_in(gates)
-        block, readout, _, _ = _uand_block(gates, circuit.widths[t], prev_read, d, p, k, generator)
+        reads_readout.append(prev_read is not None)
+        block, readout, _, _, feature_read = _uand_block(gates, circuit.widths[t], prev_read, d, p, k, generator)
+        feature_reads.append(feature_read)
         blocks.append(block)
         boundary.append(None)
         readouts.append(readout)
@@ -191,8 +196,22 @@ def compile_uand_stack(
         else:
             prev_read = dense
     name = f"u-and stack(d={d}, p={p:g}, correction={correction})"
-    return CompiledNetwork(name, circuit, Network(Identity(circuit.n_inputs), blocks), readouts,
-                           boundary=boundary, stream_of_layer=stream_of_layer)
+    return UAndStack(name, circuit, Network(Identity(circuit.n_inputs), blocks), readouts, boundary,
+                     stream_of_layer, feature_reads, reads_readout)
+
+
+class UAndStack(CompiledNetwork):
+    """U-AND blocks layer after layer (with correction blocks between them or not), with each
+    U-AND block's (hidden, m_t) 0/1 matrix of which feature each neuron reads, and whether that
+    block reads its features through the previous block's read-outs (no correction before it)
+    or from their own directions."""
+
+    def __init__(self, name: str, circuit: Circuit, network: Network, readouts: Sequence[Weight],
+                 boundary: Sequence[torch.Tensor | None], stream_of_layer: list[int],
+                 feature_reads: list[torch.Tensor], reads_readout: list[bool]) -> None:
+        super().__init__(name, circuit, network, readouts, boundary=boundary, stream_of_layer=stream_of_layer)
+        self.feature_reads = TensorList(feature_reads)
+        self.reads_readout = reads_readout
 
 
 @torch.no_grad()

@@ -74,7 +74,8 @@ def live_catalog() -> dict[str, dict]:
     for name, module in BUILTIN.items():
         sc = importlib.import_module(module).scenario
         entries[name] = {"description": sc.description, "devices": list(sc.devices),
-                         "builds_networks": sc.builds_networks, "trainable": sc.trainable, "cost": sc.cost,
+                         "builds_networks": sc.builds_networks, "exportable": sc.exportable,
+                         "trainable": sc.trainable, "cost": sc.cost,
                          "parameters": rows(sc.params)}
     return entries | {TRAIN_KEY: {"parameters": rows(TRAIN_PARAMS)}}
 

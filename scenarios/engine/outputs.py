@@ -95,7 +95,8 @@ def check_out_dir(path: str | Path, what: str = "--out") -> Path:
     target = through_link(path)
     if target.exists() and not target.is_dir():
         raise UsageError(f"{what}: {text!r} is a file, not a folder")
-    if target.is_dir() and any(target.iterdir()) and not (target / RESULT).is_file():
+    ours = (target / RESULT).is_file() or (target / MANIFEST).is_file()  # a run's or an export's folder
+    if target.is_dir() and any(target.iterdir()) and not ours:
         raise UsageError(f"{what}: {text!r} holds files that are not a superposim run; choose another folder")
     _writable_ancestor(target / RESULT, what)
     return path

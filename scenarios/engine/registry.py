@@ -85,6 +85,10 @@ class Scenario:
     # For scenarios that build networks: name -> CompiledNetwork, as ``body`` builds them (graphs
     # and ``train`` read them; the framework places them on the run's device).
     networks: Callable[[Any, Context], dict[str, Any]] | None = None
+    # For ``superposim export``: name -> a function building that network (a CompiledNetwork or a
+    # ``circuits.exportable.ExportView``), so only the one exported is built (a trained one
+    # trains); by default the networks above.
+    exports: Callable[[Any, Context], dict[str, Callable[[], Any]]] | None = None
     # Its figures by file name, each drawn from the Result alone (rows, summary, data, params), so
     # that ``superposim redraw`` draws a stored run's figures again without recomputing; a figure
     # that does not apply to a run returns None.
@@ -112,6 +116,10 @@ class Scenario:
     @property
     def builds_networks(self) -> bool:
         return self.networks is not None
+
+    @property
+    def exportable(self) -> bool:
+        return self.networks is not None or self.exports is not None
 
 
 def load(name: str | os.PathLike) -> Scenario:
@@ -186,6 +194,20 @@ def networks(name: str, *, seed: int = 0, device: str | torch.device = "cpu", **
         graphable = [n for n in BUILTIN if catalog_entry(n)["builds_networks"]]
         raise UsageError(f"scenario {scenario.name!r} builds no network to graph; graphable: {', '.join(graphable)}")
     return {key: ctx.place(net) for key, net in scenario.networks(values, ctx).items()}
+
+
+def export_builders(name: str, *, seed: int = 0, **params: Any) -> tuple[Scenario, Any, Context,
+                                                                         dict[str, Callable[[], Any]]]:
+    """What ``export`` needs of a scenario: its record, resolved parameters, context, and a
+    builder per network it can export (on the CPU: an export is written from there)."""
+    scenario, values, ctx = _prepare(name, seed, "cpu", False, params)
+    if scenario.exports is not None:
+        return scenario, values, ctx, scenario.exports(values, ctx)
+    if scenario.networks is None:
+        exportable = [n for n in BUILTIN if catalog_entry(n).get("exportable")]
+        raise UsageError(f"scenario {scenario.name!r} builds no network to export; exportable: {', '.join(exportable)}")
+    built = scenario.networks(values, ctx)
+    return scenario, values, ctx, {key: (lambda net=net: net) for key, net in built.items()}
 
 
 def run(
