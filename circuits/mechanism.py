@@ -175,7 +175,7 @@ def _uand_feature_read(net: UAndNetwork) -> torch.Tensor:
     index = conn.indices()
     if hidden > d:
         index = torch.cat([index, torch.arange(m).expand(2, m) + torch.tensor([[d], [0]])], dim=1)
-    return torch.sparse_coo_tensor(index, torch.ones(index.shape[1]), (hidden, m)).coalesce()
+    return torch.sparse_coo_tensor(index, torch.ones(index.shape[1]), (hidden, m), check_invariants=True).coalesce()
 
 
 def _uand(net: UAndNetwork) -> Mechanism:
@@ -235,7 +235,7 @@ def _cis2024(net: CiS2024Network) -> Mechanism:
         D = assign.shape[1]
         neuron, feature = assign.coalesce().indices()[1], assign.coalesce().indices()[0]
         lifted = torch.sparse_coo_tensor(torch.stack([circuit_of[feature] * D + neuron, feature]),
-                                         torch.ones(feature.numel()), (T * D, width)).coalesce()
+                                         torch.ones(feature.numel()), (T * D, width), check_invariants=True).coalesce()
         product = torch.sparse.mm(lifted, inc.coalesce())
         if t > 0:
             prev = net.readouts[t]

@@ -83,7 +83,7 @@ class Factors:
         rows = self.rows[start:stop, :, None].expand(C, a, r).reshape(-1)
         cols = (torch.arange(C)[:, None, None] * r + torch.arange(r)).expand(C, a, r).reshape(-1)
         return torch.sparse_coo_tensor(torch.stack([rows, cols]), self.left[start:stop].reshape(-1),
-                                       (self.shape[0], C * r)).coalesce()
+                                       (self.shape[0], C * r), check_invariants=False).coalesce()
 
     def _right_sparse(self, start: int, stop: int) -> torch.Tensor:
         """(in, (stop - start) r) sparse: column c r + p holds right[c, p, :] on cols[c]."""
@@ -91,7 +91,7 @@ class Factors:
         cols = self.cols[start:stop, None, :].expand(C, r, b).reshape(-1)
         rank = (torch.arange(C)[:, None, None] * r + torch.arange(r)[:, None]).expand(C, r, b).reshape(-1)
         return torch.sparse_coo_tensor(torch.stack([cols, rank]), self.right[start:stop].reshape(-1),
-                                       (self.shape[1], C * r)).coalesce()
+                                       (self.shape[1], C * r), check_invariants=False).coalesce()
 
     def inner(self, other: Factors) -> torch.Tensor:
         """(C, C') Frobenius inner products <component c, other's component c'>, exact, from the

@@ -43,3 +43,18 @@ def write_atomic(path: str | Path, data: bytes | Callable[[str], None]) -> Path:
         Path(tmp).unlink(missing_ok=True)
         raise
     return given
+
+
+def unshared(tensors: dict) -> dict:
+    """Tensors ready for safetensors, which refuses two that share memory: each contiguous on the
+    CPU, and a copy of any whose memory an earlier one holds (only those are copied)."""
+    out, storages = {}, set()
+    for key, value in tensors.items():
+        t = value.detach().cpu().contiguous()
+        if t.numel():
+            ptr = t.untyped_storage().data_ptr()
+            if ptr in storages:
+                t = t.clone()
+            storages.add(t.untyped_storage().data_ptr())
+        out[key] = t
+    return out

@@ -1,4 +1,4 @@
-"""The ``superposim`` command: list, run, train and graph scenarios.
+"""The ``superposim`` command: list, run, train, graph, sweep and export scenarios; score.
 
 Only the standard library and the scenario catalogue load at start, so ``list`` and ``--help``
 answer at once; torch comes in with the first command that needs it.
@@ -126,7 +126,28 @@ def build_parser() -> argparse.ArgumentParser:
     p_redraw.add_argument("run_dir", metavar="RUN_DIR", help="a folder a run wrote (holding result.json)")
     p_redraw.add_argument("--scenario", default=None, metavar="PATH.py",
                           help="the script of a run of a script (a built-in is found by the name the result holds)")
-    parser.commands = {"list": p_list, "run": p_run, "train": p_train, "graph": p_graph, "sweep": p_sweep,
+    p_export = _scenario_command(sub, "export", "write a network with its true mechanism and sampled data, for "
+                                 "testing interpretability methods", "a scenario that builds networks",
+                                 "set a parameter of the scenario")
+    p_export.add_argument("--out", default=None, help="the export folder (required)")
+    p_export.add_argument("--network", default=None, help="which of the scenario's networks (default superposed)")
+    p_export.add_argument("--samples", type=int, default=1000, help="sampled inputs written with every exact "
+                          "value (default 1000)")
+    p_export.add_argument("--active", type=int, default=None,
+                          help="active inputs (or small circuits) per sample (default: the scenario's own)")
+    p_export.add_argument("--quiet", action="store_true", help="no progress bar")
+    p_score = sub.add_parser("score", help="score a dictionary or a decomposition against an export's truth")
+    p_score.add_argument("export_dir", metavar="DIR", help="a folder superposim export wrote")
+    p_score.add_argument("--features", default=None, metavar="FILE",
+                         help="a dictionary (layers.T tensors, latents x width) to score against the true directions")
+    p_score.add_argument("--sae", default=None, metavar="FOLDER", help="an SAE saved by SAELens (the saelens extra)")
+    p_score.add_argument("--layer", type=int, default=None, help="the layer the --sae SAE reads")
+    p_score.add_argument("--components", default=None, metavar="FILE",
+                         help="a decomposition (KEY.rows/left/right/cols factors per matrix, KEY.active)")
+    p_score.add_argument("--threshold", type=float, default=0.9, help="cosine counted as recovered (default 0.9)")
+    p_score.add_argument("--out", default=None, help="folder for score.json and score.png (default: none)")
+    parser.commands = {"export": p_export, "score": p_score, "list": p_list, "run": p_run, "train": p_train,
+                       "graph": p_graph, "sweep": p_sweep,
                        "report": p_report, "redraw": p_redraw}
     p_graph.add_argument("--all", action="store_true",
                          help="draw every node even when there are more than can be read")
@@ -199,6 +220,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _report(args)
         if args.command == "redraw":
             return _redraw(args)
+        if args.command == "export":
+            return _export(args)
+        if args.command == "score":
+            return _score(args)
         return _run(args)
     except SuperposimError as err:  # bad input, a foreign file, a setting that cannot be built
         print(f"superposim: error: {err}", file=sys.stderr)
@@ -335,6 +360,37 @@ def _report_written(written: Written, out: Path, redrawn: bool = False) -> None:
         print(f"kept what no run wrote there: {', '.join(written.kept)}")
     for path in written.paths:
         print(f"wrote {path}")
+
+
+def _export(args: argparse.Namespace) -> int:
+    from scenarios.engine.export import export
+
+    if not args.name or args.out is None:
+        raise UsageError("export: give a scenario and --out FOLDER (see superposim export --help)")
+    start = time.perf_counter()
+    done = export(args.name, args.out, network=args.network, samples=args.samples, active=args.active,
+                  seed=args.seed or 0, progress=not args.quiet, **_split_sets(args.set))
+    parts = "the mechanism is not known (trained)" if done.components is None else (
+        f"{done.components} true components (sum to the weights within {done.sum_check:.1e})")
+    print(f"exported {done.network} of {args.name} into {args.out} ({time.perf_counter() - start:.1f} s): "
+          f"model.safetensors, config.json, model.py; truth.json, truth.safetensors ({parts}); "
+          f"{done.samples} samples in {done.chunks} data chunk(s)")
+    return 0
+
+
+def _score(args: argparse.Namespace) -> int:
+    from scenarios.engine.outputs import check_out_dir
+    from scenarios.engine.score import score
+
+    if args.out is not None:
+        check_out_dir(args.out)
+    scores = score(args.export_dir, features=args.features, sae=args.sae, sae_layer=args.layer,
+                   components=args.components, threshold=args.threshold)
+    print(scores.result().table())
+    if args.out is not None:
+        written = scores.save(args.out)
+        print("wrote " + ", ".join(str(p) for p in written.paths))
+    return 0
 
 
 def _run(args: argparse.Namespace) -> int:

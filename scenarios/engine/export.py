@@ -34,7 +34,7 @@ from circuits.exportable import ExportView, view_of
 from circuits.mechanism import check_sums, weights_of
 from layers.errors import SuperposimError
 from layers.factors import Factors, SharedTerm
-from layers.files import write_atomic
+from layers.files import unshared, write_atomic
 from layers.portable import MODEL_SCHEMA, MODEL_SOURCE, MODEL_VERSION, model_files, weight_spec
 from scenarios.engine.catalog import VERSION
 from scenarios.engine.outputs import Written, check_out_dir, write_folder
@@ -59,7 +59,7 @@ class ExportFileError(SuperposimError, ValueError):
 
 
 def _save(path: Path, tensors: dict[str, torch.Tensor], meta: dict) -> None:
-    flat = {k: v.detach().cpu().contiguous().clone() for k, v in tensors.items()}  # no two share memory
+    flat = unshared(tensors)
     write_atomic(path, lambda tmp: save_file(flat, tmp, metadata={"config": json.dumps(meta)}))
 
 

@@ -34,7 +34,7 @@ from circuits.scoring import (
     score_matrix,
 )
 from layers.factors import Factors
-from layers.files import write_atomic
+from layers.files import unshared, write_atomic
 from scenarios.engine.export import Export, ExportFileError, load_export, read_tensors
 from scenarios.engine.outputs import Written, check_out_dir, write_folder
 from scenarios.engine.params import UsageError
@@ -48,7 +48,7 @@ SAELENS_INSTALL = "pip install 'superposim[saelens]'"
 def _save(path: str | Path, tensors: dict[str, torch.Tensor], schema: str) -> Path:
     from safetensors.torch import save_file
 
-    flat = {k: v.detach().cpu().contiguous().clone() for k, v in tensors.items()}
+    flat = unshared(tensors)
     meta = json.dumps({"schema": schema, "version": FILE_VERSION})
     return write_atomic(path, lambda tmp: save_file(flat, tmp, metadata={"config": meta}))
 
@@ -256,8 +256,11 @@ def score(export: str | Path | Export, *, features: str | Path | None = None, sa
             if f"{key}.active" in tensors:
                 active[key] = tensors[f"{key}.active"]
         if active:
-            result.precision, result.recall, result.inputs = activity_scores(
-                result.matrices, true_needed(exp), active, threshold)
+            try:
+                result.precision, result.recall, result.inputs = activity_scores(
+                    result.matrices, true_needed(exp), active, threshold)
+            except ValueError as err:
+                raise UsageError(f"--components: {err}") from None
     return result
 
 

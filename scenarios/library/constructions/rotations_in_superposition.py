@@ -36,6 +36,7 @@ from circuits import theory
 from circuits.cis2025 import WEIGHT_FORMS, CiS2025, build_cis2025, dedicated_network
 from circuits.designs import design_capacity, progression_capacity, transversal_capacity
 from circuits.designs import mean_squared_overlap as placement_overlap
+from circuits.exportable import view_of_cis2025
 from circuits.metrics import ActiveUnits, Exact, PerCircuit
 from circuits.readers import Chunk, DenseReader
 from circuits.sampling import Batch
@@ -249,12 +250,22 @@ def seizures_figure(result: Result) -> Figure:
     return fig
 
 
+def exports(p: Values, ctx: Context) -> dict:
+    """The large network (the most active circuits of ``z``, each at a uniform random angle)."""
+    def a0(batch: int, z: int, gen: torch.Generator) -> torch.Tensor:
+        return rotation_inputs(torch.rand(batch, z, generator=gen) * 2 * math.pi)
+
+    return {"superposed": lambda: view_of_cis2025(build(p, ctx)[0], max(p.z), a0,
+                                                  {"kind": "active-rotations", "angle": "uniform"})}
+
+
 scenario = Scenario(
     name="rotations-in-superposition",
     description="conditional rotations in superposition (2025 construction): error by layer vs eq. 6.55/6.57",
     params=PARAMS,
     body=body,
     figures={"mse_by_layer": mse_by_layer_figure, "seizures": seizures_figure},
+    exports=exports,
     check=check,
     cost="minutes",
 )

@@ -23,6 +23,7 @@ from matplotlib.figure import Figure
 from tqdm import tqdm
 
 from circuits import theory
+from circuits.compile import compile_dedicated
 from circuits.sampling import ExactlyActive
 from circuits.spec import Circuit, Gate
 from circuits.uand import WIRING_CHUNK, UAndNetwork, and_reads, compile_uand
@@ -184,12 +185,22 @@ def error_vs_d_p_d0_figure(result: Result) -> Figure:
     return fig
 
 
+def networks(p: Values, ctx: Context) -> dict:
+    """The main U-AND network (its wiring as the run draws it), listing m of the ANDs it reads:
+    AND(i, i + 1, ..., i + k - 1 mod m) for every feature i; and its dedicated twin."""
+    gates = [Gate("AND", tuple((i + j) % p.m for j in range(p.k))) for i in range(p.m)]
+    circuit = Circuit(p.m, [gates])
+    return {"superposed": compile_uand(circuit, p.d, p.p, p.d0, ctx.generator("uand:main")),
+            "dedicated": compile_dedicated(circuit)}
+
+
 scenario = Scenario(
     name="u-and",
     description="Universal-AND: error of each case against docs/theory.md's law, against d, p and d0",
     params=PARAMS,
     body=body,
     figures={"error_vs_d_p_d0": error_vs_d_p_d0_figure},
+    networks=networks,
     check=check,
     cost="minutes",
 )

@@ -133,6 +133,9 @@ scenario = Scenario(
     figures={"learning_curve": learning_curve_figure, "errors_by_layer": errors_by_layer_figure},
     check=check,
     networks=networks,
+    exports=lambda p, ctx: {"superposed": lambda: networks(p, ctx)["superposed"],
+                            "dedicated": lambda: networks(p, ctx)["dedicated"],
+                            "trained": lambda: train_networks(p, ctx)["trained"]},
     devices=("cpu",),
     trainable=True,
 )
