@@ -138,7 +138,8 @@ def activity_scores(scores: list[MatrixScore], true_needed: dict[str, torch.Tens
     """Mean over inputs of the precision and recall of the components marked active, through the
     one-to-one matching (a found component matched below ``threshold`` matches nothing).
     Returns (precision, recall, inputs)."""
-    hits = predicted = actual = None
+    hits: torch.Tensor | None = None
+    predicted = actual = torch.zeros(0)
     for s in scores:
         if s.key not in found_active or s.key not in true_needed:
             continue
@@ -153,7 +154,6 @@ def activity_scores(scores: list[MatrixScore], true_needed: dict[str, torch.Tens
         hits, predicted, actual = (h, p, a) if hits is None else (hits + h, predicted + p, actual + a)
     if hits is None:
         return math.nan, math.nan, 0
-    assert predicted is not None and actual is not None
     precision = (hits[predicted > 0] / predicted[predicted > 0]).float().mean()
     recall = (hits[actual > 0] / actual[actual > 0]).float().mean()
     return float(precision), float(recall), int(hits.numel())

@@ -92,7 +92,7 @@ def shared_neurons(
 def _uand_block(
     gates: Sequence, m_prev: int, prev_read: torch.Tensor | None, d: int, p: float, k: int,
     generator: torch.Generator | None,
-) -> tuple[ReLUBlock, Weight, torch.Tensor, torch.Tensor]:
+) -> tuple[ReLUBlock, Weight, torch.Tensor, torch.Tensor, torch.Tensor]:
     """One U-AND block over features read from the stream as ``stream @ prev_read.T`` (None: the
     stream is the features): (block, read-out of its gates, connections, shared counts, and the
     (hidden, m_prev) 0/1 matrix of which input feature each neuron reads)."""

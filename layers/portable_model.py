@@ -27,6 +27,10 @@ SCHEMA, VERSION = "superposim-model", 1
 class Weight(torch.nn.Module):
     """An (out, in) matrix W in its stored form; ``weight(x)`` is x @ W.T."""
 
+    matrix: torch.Tensor
+    left: torch.Tensor
+    right: torch.Tensor
+
     def __init__(self, spec: dict, tensors: dict, key: str) -> None:
         super().__init__()
         self.form, self.shape = spec["form"], tuple(spec["shape"])
@@ -54,6 +58,9 @@ class Weight(torch.nn.Module):
 
 
 class Block(torch.nn.Module):
+    bias: torch.Tensor
+    relu: torch.Tensor
+
     def __init__(self, spec: dict, tensors: dict, key: str) -> None:
         super().__init__()
         self.read = Weight(spec["read"], tensors, f"{key}.read")

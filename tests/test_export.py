@@ -268,3 +268,34 @@ def test_large_exports_run_in_bounded_memory(tmp_path):
                             "--samples", "50", "--quiet", "--out", str(tmp_path / "relay")], tmp_path)
     assert peak < 2.5 * 2**30
     assert sum(f["count"] for m in truth["components"]["matrices"] for f in m["families"]) == 100_000 * 10
+
+
+def test_an_saelens_sae_is_scored_or_the_install_is_named(exported, monkeypatch, tmp_path, capsys):
+    """Without sae-lens: one line naming the install command. With a module that loads an SAE
+    as SAELens does (``SAE.load_from_disk(path, device=...)`` with ``W_dec`` (latents, n)), its
+    decoder is scored; the real sae-lens is checked too where it is installed."""
+    import types
+
+    monkeypatch.setitem(sys.modules, "sae_lens", None)  # import fails as if not installed
+    assert main(["score", str(exported), "--sae", str(tmp_path), "--layer", "0"]) == 2
+    assert "pip install 'superposim[saelens]'" in capsys.readouterr().err
+    directions = load_export(exported).directions(0)
+
+    class FakeSAE:
+        @staticmethod
+        def load_from_disk(path, device="cpu"):
+            return types.SimpleNamespace(W_dec=directions.clone())
+
+    monkeypatch.setitem(sys.modules, "sae_lens", types.SimpleNamespace(SAE=FakeSAE))
+    row = score(exported, sae=tmp_path, sae_layer=0).rows()[0]
+    assert row["recovered"] == 1 and row["mean_best_true"] > 1 - 1e-6
+
+
+def test_a_real_saelens_sae_round_trip(exported, tmp_path):
+    sae_lens = pytest.importorskip("sae_lens")  # the optional saelens extra
+    directions = load_export(exported).directions(0)
+    sae = sae_lens.StandardSAE(sae_lens.StandardSAEConfig(d_in=directions.shape[1], d_sae=directions.shape[0]))
+    with torch.no_grad():
+        sae.W_dec.copy_(directions)
+    sae.save_model(str(tmp_path / "sae"))
+    assert score(exported, sae=tmp_path / "sae", sae_layer=0).rows()[0]["recovered"] == 1

@@ -39,6 +39,7 @@ BUILTIN: dict[str, str] = {
     "block-superposition": "scenarios.library.constructions.block_superposition",
     "break-even": "scenarios.library.constructions.break_even",
     "emulation-capacity": "scenarios.library.constructions.emulation_capacity",
+    "ground-truth-baselines": "scenarios.library.interpretability.ground_truth_baselines",
 }
 
 

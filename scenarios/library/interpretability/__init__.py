@@ -1,0 +1,1 @@
+"""Ground truth for interpretability methods: baselines of the export-and-score benchmark."""
