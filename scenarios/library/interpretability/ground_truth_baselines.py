@@ -21,13 +21,17 @@ largest relative gap between a random row and its prediction.
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from matplotlib.figure import Figure
 
 from circuits.compile import compile_superposed
-from circuits.exportable import view_of
+from circuits.exportable import ExportView, view_of
 from circuits.generators import random_circuit
+from circuits.mechanism import weights_of
 from circuits.scoring import (
+    FeatureScore,
     chance_best_cosine,
     random_components,
     score_features,
@@ -59,7 +63,7 @@ def check(p: Values) -> None:
     require(p.active <= p.m, f"active: at most m={p.m} features can be on, got {p.active}")
 
 
-def _feature_row(p: Values, n: int, method: str, score, **more) -> dict:
+def _feature_row(p: Values, n: int, method: str, score: FeatureScore, **more: Any) -> dict:
     return {"n": n, "superposition": p.m / n, "target": "features", "method": method,
             "mean_best_true": score.mean_best_true, "recovered": score.recovered, "dead": score.dead,
             "duplicates": score.duplicates, **more}
@@ -81,7 +85,7 @@ def body(p: Values, ctx: Context) -> Outcome:
             curves[f"features {method} n={n}"] = s.best.sort(descending=True).values.tolist()
         data_gen = ctx.generator(f"sae data:{n}")
 
-        def draw(batch: int) -> torch.Tensor:
+        def draw(batch: int, view: ExportView = view, data_gen: torch.Generator = data_gen) -> torch.Tensor:
             return view.network.embed.apply_to_sparse(view.sample(batch, data_gen))
 
         sae, mse = train_sae(draw, n, k, p.steps, p.batch, p.l1, p.lr, gen, ctx.progress)
@@ -93,8 +97,6 @@ def body(p: Values, ctx: Context) -> Outcome:
         mech = view.mechanism
         assert mech is not None
         weights = {m.key: m for m in mech.matrices}
-        from circuits.mechanism import weights_of
-
         dense = {key: w.dense() for key, w in weights_of(view.network, view.readout_weights).items() if key in weights}
         for method in ("true", "random", "svd"):
             matched, best, chance, total = [], 0.0, 0.0, 0
