@@ -162,8 +162,7 @@ def test_true_decomposition_scores_one_and_random_scores_chance(exported, tmp_pa
 
 def test_svd_of_a_superposed_weight_misses_its_gates(exported):
     """The SVD's rank-one terms of a read that mixes every gate's superposed directions are not
-    the gates' components: few match (the dedicated network's SVD is no better: its gates'
-    singular values are equal, so any rotation of them is an SVD too)."""
+    the gates' components; in the dedicated twin it finds the writes but not the reads."""
     e = load_export(exported)
     truth = _true_components(e)["blocks.1.read"]
     _, _, _, builders = export_builders("circuit", seed=2)
@@ -171,6 +170,13 @@ def test_svd_of_a_superposed_weight_misses_its_gates(exported):
     found = svd_components(weight, truth.count)
     from circuits.scoring import score_matrix
     assert score_matrix("blocks.1.read", truth, found).recovered(0.9) < 0.2
+    # without superposition: every write (disjoint, one per gate) is found, the reads are not
+    dedicated = view_of(export_builders("circuit", seed=0)[3]["dedicated"](), 3)
+    weights = weights_of(dedicated.network, dedicated.readout_weights)
+    for m in dedicated.mechanism.matrices[:4]:
+        true = m.families[0].factors
+        s = score_matrix(m.key, true, svd_components(weights[m.key].dense(), true.count)).recovered(0.9)
+        assert s == 1 if m.key.endswith("write") else s < 0.1, (m.key, s)
 
 
 def test_chance_matches_sampling_and_matching_is_one_to_one():

@@ -291,3 +291,20 @@ def test_the_theory_quotes_the_linear_forms_second_order_errors_from_the_default
     assert quoted in theory
     S, L = _stored("break-even")["params"]["S"], 2
     assert L * 1 <= S // 2  # two direct shares of six copies cannot pass 1/2
+
+
+def test_the_ground_truth_baselines_quoted_are_the_default_run():
+    rows = _stored("ground-truth-baselines")["rows"]
+
+    def row(n: int, target: str, method: str) -> dict:
+        return next(r for r in rows if (r["n"], r["target"], r["method"]) == (n, target, method))
+
+    for n, target in ((128, "features"), (32, "features"), (128, "components"), (32, "components")):
+        r = row(n, target, "random")
+        assert f"{r['mean_best_true']:.3g}" in README and f"{r['predicted_chance']:.3g}" in README
+        assert abs(r["mean_best_true"] / r["predicted_chance"] - 1) < 0.01  # "within 1%"
+        assert row(n, target, "true")["mean_best_true"] > 1 - 1e-5
+    for n in (128, 32):
+        assert row(n, "components", "svd")["recovered"] == 0  # "recovers none"
+    assert row(128, "features", "sae")["recovered"] == 1
+    assert f"{100 * row(32, 'features', 'sae')['recovered']:.1f}%" in README
