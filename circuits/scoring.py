@@ -169,12 +169,17 @@ def random_components(like: Factors, count: int, generator: torch.Generator) -> 
                    torch.arange(inp).expand(count, inp).contiguous(), like.shape)
 
 
-def svd_components(weight: torch.Tensor, count: int) -> Factors:
-    """The ``count`` leading singular terms s u v^T of a dense weight, as rank-one components."""
+def svd_components(weight: torch.Tensor, count: int, rank: int | None = 1) -> Factors:
+    """The leading singular terms s u v^T of a dense weight, ``rank`` consecutive ones to a
+    component (by falling singular value; None: the weight's rank shared evenly among ``count``),
+    ``count`` components at most."""
     u, s, vh = torch.linalg.svd(weight.double(), full_matrices=False)
-    count = min(count, int((s > s[0] * 1e-6).sum()) if s.numel() else 0)
+    live = int((s > s[0] * 1e-6).sum()) if s.numel() else 0
+    rank = max(1, live // max(1, count)) if rank is None else rank
+    count = min(count, live // rank)
     out, inp = weight.shape
-    left = (u[:, :count] * s[:count]).T.float()[:, :, None]
-    return Factors(torch.arange(out).expand(count, out).contiguous(), left.contiguous(),
-                   vh[:count].float()[:, None, :].contiguous(), torch.arange(inp).expand(count, inp).contiguous(),
-                   (out, inp))
+    k = count * rank
+    left = (u[:, :k] * s[:k]).T.reshape(count, rank, out).transpose(1, 2).float()
+    right = vh[:k].reshape(count, rank, inp).float()
+    return Factors(torch.arange(out).expand(count, out).contiguous(), left.contiguous(), right.contiguous(),
+                   torch.arange(inp).expand(count, inp).contiguous(), (out, inp))

@@ -20,6 +20,9 @@ _LAZY = {
     "sweep": "scenarios.engine.sweeps",
     "load_store": "scenarios.engine.sweeps",
     "SweepResult": "scenarios.engine.sweeps",
+    "export": "scenarios.engine.export",
+    "load_export": "scenarios.engine.export",
+    "score": "scenarios.engine.score",
 }
 
 __all__ = ["VERSION", "Param", "UsageError", "Values", "require", *_LAZY]

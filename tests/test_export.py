@@ -37,6 +37,7 @@ SMALL = {
     "break-even": {"m": 200},
     "emulation-capacity": {},
     "trained-vs-handbuilt": {},
+    "trained-u-and": {"m": 8, "d": "4", "steps": 20},
 }
 
 

@@ -46,4 +46,4 @@ def test_no_theme_of_the_library_imports_another():
 
     assert not _offenders("scenarios/library", other_theme)
     assert {p.name for p in (ROOT / "scenarios" / "library").iterdir() if p.is_dir() and p.name != "__pycache__"} \
-        == {"costs", "constructions", "toys", "trained"}
+        == {"costs", "constructions", "toys", "trained", "interpretability"}

@@ -34,7 +34,7 @@ SMALL = {
     "block-superposition": dict(D=40, d=4, L=3, z=[1, 2], samples=100),
     "break-even": dict(m=300, active=[1, 2], layers=[1, 2], samples=100, growth=1.5),
     "emulation-capacity": dict(widths=[120, 240], layers=3, samples=100, tolerance=0.1),
-    "ground-truth-baselines": dict(m=32, n=[16, 8], gates=8, steps=100, batch=64),
+    "ground-truth-baselines": dict(m=32, n=[16, 8], gates=8, steps=100, batch=64, cis_T=[2, 8], cis_D=400),
 }
 
 

@@ -308,3 +308,7 @@ def test_the_ground_truth_baselines_quoted_are_the_default_run():
         assert row(n, "components", "svd")["recovered"] == 0  # "recovers none"
     assert row(128, "features", "sae")["recovered"] == 1
     assert f"{100 * row(32, 'features', 'sae')['recovered']:.1f}%" in README
+    sharing = [r for r in rows if r["target"] == "circuit components"]
+    assert [r["mean_best_true"] for r in sharing] == sorted((r["mean_best_true"] for r in sharing), reverse=True)
+    for r in (sharing[0], sharing[-1]):
+        assert f"{r['mean_best_true']:.3g} at {r['circuits_per_neuron']:.3g} circuits per neuron" in README

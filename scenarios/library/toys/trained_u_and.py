@@ -222,6 +222,23 @@ def wrong_by_d_figure(result: Result) -> Figure:
     return fig
 
 
+def exports(p: Values, ctx: Context) -> dict:
+    """At the first neuron count of ``d``: the trained layer (mechanism unknown) and the
+    hand-built U-AND at the first probability of ``p_grid``."""
+    circuit = all_pairs_and(p.m)
+    d = p.d[0]
+
+    def embedding() -> torch.Tensor | None:
+        return make_embedding("random", p.m, p.d0, ctx.generator("embedding")) if p.d0 else None
+
+    def trained() -> CompiledNetwork:
+        phi = embedding()
+        return as_compiled(circuit, phi, *train(p, d, circuit, phi, ctx), p.loss == "bce")
+
+    return {"trained": trained,
+            "handbuilt": lambda: compile_uand(circuit, d, p.p_grid[0], p.d0, ctx.generator(f"uand:{d}:{p.p_grid[0]}"))}
+
+
 scenario = Scenario(
     name="trained-u-and",
     description="a layer trained on all pairwise ANDs against the hand-built Universal-AND: error, density, "
@@ -230,6 +247,7 @@ scenario = Scenario(
     body=body,
     figures={"wrong_by_d": wrong_by_d_figure},
     check=check,
+    exports=exports,
     devices=("cpu",),
     cost="minutes",
 )
