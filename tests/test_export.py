@@ -14,7 +14,7 @@ import torch
 from conftest import gen
 
 from circuits.compile import compile_superposed
-from circuits.exportable import view_of
+from circuits.exportable import ExportView, view_of
 from circuits.mechanism import check_sums, mechanism, weights_of
 from circuits.scoring import chance_best_cosine, greedy_matching, random_components, svd_components
 from circuits.spec import Circuit, Gate
@@ -22,7 +22,7 @@ from layers.factors import Factors
 from scenarios.cli.main import main
 from scenarios.engine.export import ExportFileError, export, load_export
 from scenarios.engine.registry import export_builders
-from scenarios.engine.score import _true_components, save_components, save_dictionary, score, true_needed
+from scenarios.engine.score import save_components, save_dictionary, score, true_components, true_needed
 
 # every scenario that exports, at a small size, and its networks
 SMALL = {
@@ -52,7 +52,7 @@ def test_true_components_sum_to_every_weight(key):
     (plus its shared terms); identities are the only matrices left out."""
     for net_name, build in _builders(key).items():
         net = build()
-        view = view_of(net, 2) if not hasattr(net, "sample") else net
+        view = net if isinstance(net, ExportView) else view_of(net, 2)
         mech = view.mechanism
         if mech is None:
             continue
@@ -144,7 +144,7 @@ def test_portable_model_reproduces_the_network_without_superposim(exported, tmp_
 
 def test_true_decomposition_scores_one_and_random_scores_chance(exported, tmp_path):
     e = load_export(exported)
-    truth = _true_components(e)
+    truth = true_components(e)
     save_components(tmp_path / "true.safetensors", truth, active=true_needed(e))
     s = score(e, components=tmp_path / "true.safetensors").summary()
     assert s["components_recovered"] == 1 and s["components_mean_best_true"] > 1 - 1e-5
@@ -165,7 +165,7 @@ def test_svd_of_a_superposed_weight_misses_its_gates(exported):
     """The SVD's rank-one terms of a read that mixes every gate's superposed directions are not
     the gates' components; in the dedicated twin it finds the writes but not the reads."""
     e = load_export(exported)
-    truth = _true_components(e)["blocks.1.read"]
+    truth = true_components(e)["blocks.1.read"]
     _, _, _, builders = export_builders("circuit", seed=2)
     weight = builders["superposed"]().network.relu_blocks()[1].read.dense()
     found = svd_components(weight, truth.count)
@@ -241,7 +241,7 @@ def test_a_trained_network_exports_without_components(tmp_path):
 
 def test_components_file_with_a_repeated_row_is_refused(exported, tmp_path):
     e = load_export(exported)
-    f = _true_components(e)["embed"]
+    f = true_components(e)["embed"]
     rows = f.rows.clone()
     left = f.left.clone()
     rows = torch.cat([rows, rows[:, :1]], dim=1)

@@ -58,9 +58,10 @@ class ExportFileError(SuperposimError, ValueError):
     """An export file that is missing, truncated, foreign or of a newer schema."""
 
 
-def _save(path: Path, tensors: dict[str, torch.Tensor], meta: dict) -> None:
+def write_tensors(path: str | Path, tensors: dict[str, torch.Tensor], meta: dict) -> Path:
+    """A safetensors file, atomically, with ``meta`` (its schema and version) in its metadata."""
     flat = unshared(tensors)
-    write_atomic(path, lambda tmp: save_file(flat, tmp, metadata={"config": json.dumps(meta)}))
+    return write_atomic(path, lambda tmp: save_file(flat, tmp, metadata={"config": json.dumps(meta)}))
 
 
 def _json(path: Path, data: dict) -> None:
@@ -177,7 +178,7 @@ def export(name: str, out: str | Path, *, network: str | None = None, samples: i
 
     def fill(tmp: Path) -> list[Path]:
         config, tensors = model_files(view.network, view.readouts, about)
-        _save(tmp / "model.safetensors", tensors, {"schema": MODEL_SCHEMA, "version": MODEL_VERSION})
+        write_tensors(tmp / "model.safetensors", tensors, {"schema": MODEL_SCHEMA, "version": MODEL_VERSION})
         _json(tmp / "config.json", config)
         shutil.copyfile(MODEL_SOURCE, tmp / "model.py")
         truth, truth_tensors = _truth(view, about, check)
@@ -185,14 +186,14 @@ def export(name: str, out: str | Path, *, network: str | None = None, samples: i
                          "seed": ctx.seed_for("export:data"),
                          "tensors": "inputs; features.{t} (exact values of layer t); streams.{s}; neurons.{b} "
                                     "(block b's neurons after the ReLU); needed.{matrix}/{family} (1: needed)"}
-        _save(tmp / "truth.safetensors", truth_tensors, {"schema": TRUTH_SCHEMA, "version": TRUTH_VERSION})
+        write_tensors(tmp / "truth.safetensors", truth_tensors, {"schema": TRUTH_SCHEMA, "version": TRUTH_VERSION})
         _json(tmp / "truth.json", truth)
         gen = ctx.generator("export:data")
         done = 0
         for i, chunk_name in enumerate(tqdm(chunk_names, desc="export data", disable=not progress, leave=False)):
             b = min(rows, samples - done)
             data = _data_chunk(view, view.sample(b, gen))
-            _save(tmp / chunk_name, data, {"schema": DATA_SCHEMA, "version": DATA_VERSION, "chunk": i,
+            write_tensors(tmp / chunk_name, data, {"schema": DATA_SCHEMA, "version": DATA_VERSION, "chunk": i,
                                            "first": done, "rows": b})
             done += b
         return [tmp / n for n in ("model.safetensors", "config.json", "model.py", "truth.safetensors",

@@ -34,8 +34,8 @@ from circuits.scoring import (
     score_matrix,
 )
 from layers.factors import Factors
-from layers.files import unshared, write_atomic
-from scenarios.engine.export import Export, ExportFileError, load_export, read_tensors
+from layers.files import write_atomic
+from scenarios.engine.export import Export, ExportFileError, load_export, read_tensors, write_tensors
 from scenarios.engine.outputs import Written, check_out_dir, write_folder
 from scenarios.engine.params import UsageError
 from scenarios.engine.result import Result, jsonable
@@ -46,11 +46,7 @@ SAELENS_INSTALL = "pip install 'superposim[saelens]'"
 
 
 def _save(path: str | Path, tensors: dict[str, torch.Tensor], schema: str) -> Path:
-    from safetensors.torch import save_file
-
-    flat = unshared(tensors)
-    meta = json.dumps({"schema": schema, "version": FILE_VERSION})
-    return write_atomic(path, lambda tmp: save_file(flat, tmp, metadata={"config": meta}))
+    return write_tensors(path, tensors, {"schema": schema, "version": FILE_VERSION})
 
 
 def save_dictionary(path: str | Path, layers: dict[int, torch.Tensor],
@@ -167,7 +163,7 @@ class Scores:
         return write_folder(out, fill)
 
 
-def _true_components(export: Export) -> dict[str, Factors]:
+def true_components(export: Export) -> dict[str, Factors]:
     """The true components of each matrix, its families joined in order."""
     by_key: dict[str, list[Factors]] = {}
     for key, _, f in export.families():
@@ -237,7 +233,7 @@ def score(export: str | Path | Export, *, features: str | Path | None = None, sa
             raise UsageError(f"--features: {err}") from None
     if components is not None:
         tensors, _ = read_tensors(Path(components), COMPONENTS_SCHEMA, FILE_VERSION)
-        truth = _true_components(exp)
+        truth = true_components(exp)
         keys = sorted({n.rsplit(".", 1)[0] for n in tensors if n.endswith(".rows")})
         unknown = [k for k in keys if k not in truth]
         if unknown:

@@ -86,7 +86,7 @@ def _sharing_rows(p: Values, ctx: Context, curves: dict) -> list[dict]:
     rows = []
     for T in p.cis_T:
         smalls = small_circuits(T, CIS_GATES, CIS_LAYERS, ctx.generator(f"cis circuits:{T}"))
-        net = compile_boolean_cis2025(smalls, p.cis_D, CIS_S, "plain", ctx.generator(f"cis placement:{T}"))
+        net = ctx.place(compile_boolean_cis2025(smalls, p.cis_D, CIS_S, "plain", ctx.generator(f"cis placement:{T}")))
         mech = mechanism(net)
         assert mech is not None
         matched, best, total = [], 0.0, 0
@@ -117,7 +117,7 @@ def body(p: Values, ctx: Context) -> Outcome:
     rows, curves = [], {}
     circuit = random_circuit(p.m, p.layers, p.gates, 2, ("AND", "OR"), ctx.generator("circuit"))
     for n in p.n:
-        net = compile_superposed(circuit, n, generator=ctx.generator(f"embedding:{n}"))
+        net = ctx.place(compile_superposed(circuit, n, generator=ctx.generator(f"embedding:{n}")))
         view = view_of(net, p.active)
         true = view.carriers[0].dense()
         gen = ctx.generator(f"baselines:{n}")
