@@ -117,29 +117,50 @@ def test_export_files_carry_schema_and_data_matches_the_network(exported):
     assert sum(c["inputs"].shape[0] for c in e.data()) == 120
 
 
-def test_portable_model_reproduces_the_network_without_superposim(exported, tmp_path):
-    """model.py in a fresh interpreter with torch on the path and superposim not: streams and
-    read-outs equal the exported data to float rounding."""
+PORTABLE = {  # every stored weight form: sparse and dense (circuit), sparse plus low rank
+    # (the capped 2025 weights), dense with read-out intercepts (a trained layer)
+    "circuit": ("superposed", {}),
+    "circuits-in-superposition": ("superposed", {"T": 150, "D": 4000}),
+    "trained-u-and": ("trained", {"m": 8, "d": [4], "steps": 20}),
+}
+
+
+@pytest.mark.parametrize("name", list(PORTABLE))
+def test_portable_model_reproduces_the_network_without_superposim(name, tmp_path):
+    """model.py in a fresh interpreter with torch on the path and superposim not: its streams
+    equal the exported data, and its read-outs superposim's, to float rounding."""
+    network, params = PORTABLE[name]
+    folder = tmp_path / "export"
+    export(name, folder, network=network, samples=64, seed=1, **params)
+    forms = {json.dumps(b["read"]["form"]) for b in json.loads((folder / "config.json").read_text())["blocks"]}
+    _, _, _, builders = export_builders(name, seed=1, **params)
+    net = builders[network]()
+    x = load_export(folder).data()[0]["inputs"]
+    torch.save([f.detach() for f in net.read_features(x)], tmp_path / "reads.pt")  # the reference, for the check
     site = str(Path(torch.__file__).parent.parent)
     code = (
-        "import sys, importlib.util\n"
+        "import sys, importlib.util, torch\n"
         "assert importlib.util.find_spec('layers') is None and importlib.util.find_spec('scenarios') is None\n"
-        f"sys.path.insert(0, {str(exported)!r})\n"
+        f"sys.path.insert(0, {str(folder)!r})\n"
         "from model import load\n"
         "from safetensors.torch import load_file\n"
-        f"m = load({str(exported)!r})\n"
-        f"d = load_file({str(exported / 'data-00000.safetensors')!r})\n"
+        f"m = load({str(folder)!r})\n"
+        f"d = load_file({str(folder / 'data-00000.safetensors')!r})\n"
         "s = m.streams(d['inputs'])\n"
         "err = max(float((a - d[f'streams.{i}']).abs().max()) for i, a in enumerate(s))\n"
-        "f = m.features(d['inputs'])\n"
-        "print(err, len(f), f[0].shape[1])\n"
+        f"want = torch.load({str(tmp_path / 'reads.pt')!r})\n"
+        "got = m.features(d['inputs'])\n"
+        "read = max(float((a - b).abs().max()) for a, b in zip(got, want))\n"
+        "print(err, read, len(got))\n"
     )
     env = {"PYTHONPATH": site, "PATH": os.environ.get("PATH", "")}
     done = subprocess.run([sys.executable, "-S", "-c", code], cwd=tmp_path, env=env, capture_output=True,
                           text=True, timeout=120)
     assert done.returncode == 0, done.stderr
-    err, layers, width = done.stdout.split()
-    assert float(err) < 1e-5 and int(layers) == 4 and int(width) == 200
+    err, read, layers = done.stdout.split()
+    assert float(err) < 1e-5 and float(read) < 1e-5 and int(layers) == len(net.readouts), (name, forms)
+    if name == "circuits-in-superposition":
+        assert '"low-rank-plus"' in forms
 
 
 def test_true_decomposition_scores_one_and_random_scores_chance(exported, tmp_path):
