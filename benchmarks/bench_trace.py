@@ -1,9 +1,10 @@
-"""Speed of the noise tracer against a plain-torch loop doing the same matmuls, in one process.
+"""Speed of the noise tracer against plain-torch loops doing the same matmuls, in one process.
 
 The workload is the compounding-noise scenario on the relay: m = 1024 features, n = 256, 6 layers,
-100,000 samples, clean-up off, superposed network and dedicated twin. The plain loop uses the very
-same weight tensors and input sampler, runs the same products for both networks and keeps only a
-per-layer squared error, which is the least any script reporting these numbers must compute.
+100,000 samples, clean-up off, superposed network and dedicated twin. The plain loops use the very
+same weight tensors and input sampler and run the same products for both networks: one keeps a
+per-layer squared error (the least any script reporting these numbers must compute), the other
+nothing at all (the products alone: this workload's roofline on this machine).
 
     python benchmarks/bench_trace.py [--samples N] [--repeats R]
 """
@@ -24,8 +25,8 @@ from scenarios.engine.registry import Context
 M, N, L, ACTIVE, BATCH = 1024, 256, 6, 4, 4096
 
 
-def plain_loop(samples: int, ctx: Context) -> float:
-    """Same networks, same inputs, hand-written forward and squared error per layer."""
+def plain_loop(samples: int, ctx: Context, keep_error: bool = True) -> float:
+    """Same networks, same inputs, hand-written forward and (``keep_error``) squared error per layer."""
     circuit = relay(M, L, ctx.generator("circuit"))
     nets = [compile_superposed(circuit, N, "random", "none", ctx.generator("embedding")),
             compile_dedicated(circuit)]
@@ -42,13 +43,14 @@ def plain_loop(samples: int, ctx: Context) -> float:
             b = min(BATCH, samples - done)
             x = sampler.sample(b)
             truths = [x]
-            for perm in perms:
+            for perm in perms if keep_error else []:
                 truths.append(truths[-1][:, perm])
             for k, (embed, reads, blocks) in enumerate(mats):
                 stream = embed(x)
                 for t in range(L + 1):
                     read = reads[t](stream)
-                    sq[k, t] += float(((read - truths[t]) ** 2).sum())
+                    if keep_error:
+                        sq[k, t] += float(((read - truths[t]) ** 2).sum())
                     if t < L:
                         w_in, bias, w_out = blocks[t]
                         stream = w_out(w_in(stream) + bias)
@@ -70,10 +72,13 @@ def main() -> None:
     ctx = Context(seed=0, device=torch.device("cpu"))
     print(f"relay m={M} n={N} layers={L} active={ACTIVE} samples={args.samples}, "
           f"torch {torch.__version__}, {torch.get_num_threads()} threads")
+    products = min(plain_loop(args.samples, ctx, keep_error=False) for _ in range(args.repeats))
     plain = min(plain_loop(args.samples, ctx) for _ in range(args.repeats))
     ours = min(simulator(args.samples) for _ in range(args.repeats))
-    print(f"plain torch loop     {plain:8.2f} s")
-    print(f"superposim scenario  {ours:8.2f} s   ratio {ours / plain:.2f}x  (best of {args.repeats})")
+    print(f"matrix products only {products:8.2f} s   (the roofline of this workload)")
+    print(f"plain torch loop     {plain:8.2f} s   {plain / products:.2f}x the products (one squared error per layer)")
+    print(f"superposim scenario  {ours:8.2f} s   {ours / products:.2f}x the products, "
+          f"{ours / plain:.2f}x the plain loop  (best of {args.repeats})")
 
 
 if __name__ == "__main__":

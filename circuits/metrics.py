@@ -111,25 +111,34 @@ class LayerNoise:
         self.wrong_rows = [torch.zeros(batch.size, dtype=torch.bool, device=batch.device) for _ in self.sums]
 
     def update(self, chunk: Chunk, batch: Batch) -> None:
-        read, t = chunk.read, chunk.layer
+        read, t = chunk.read.contiguous(), chunk.layer  # a view of it is written to below
+        if read.numel() == 0:
+            return
         on_index = _on_in_chunk(batch.exact[t].pairs(), chunk, self.slots[t]).to(read.device)
-        flat = read.reshape(-1)
+        flat = read.view(-1)
         on_vals = flat[on_index]  # few: inputs are sparse
-        above = read > 0.5
-        wrong = above.clone().reshape(-1)
-        wrong[on_index] = on_vals <= 0.5
-        rows = self.wrong_rows[t]
-        rows = rows.to(read.device)
-        rows[chunk.rows] |= wrong.view(read.shape).any(dim=1)
+        # The few on-cells are taken out (set to 0, restored below), so that every statistic of
+        # the off-cells comes from three passes over the read-out: row maxima, sum, sum of squares.
+        flat[on_index] = 0.0
+        row_max = read.amax(dim=1)
+        s_off, q_off = flat.sum(), torch.dot(flat, flat)
+        rows_fp = row_max > 0.5
+        hot = torch.nonzero(rows_fp).squeeze(1)
+        # false positives live only in rows whose maximum passes 1/2; count there alone
+        fp = torch.count_nonzero(read[hot] > 0.5) if hot.numel() < read.shape[0] else torch.count_nonzero(read > 0.5)
+        flat[on_index] = on_vals
+        misses = on_vals <= 0.5
+        rows = self.wrong_rows[t].to(read.device)
+        rows_wrong = rows_fp
+        rows_wrong[torch.div(on_index[misses], read.shape[1], rounding_mode="floor")] = True
+        rows[chunk.rows] |= rows_wrong
         self.wrong_rows[t] = rows
-        hits = torch.count_nonzero(on_vals > 0.5)
         n_on = on_vals.numel()
-        s_on = on_vals.sum()
-        q_all = torch.dot(flat, flat)
-        floats = torch.stack([s_on, torch.dot(on_vals, on_vals), flat.sum(), q_all, q_all - 2 * s_on + n_on])
-        counts = torch.stack([torch.count_nonzero(above) - hits, n_on - hits])
+        fn = torch.count_nonzero(misses)
+        s_on, q_on, miss_on = on_vals.sum(), torch.dot(on_vals, on_vals), torch.sum((on_vals - 1.0) ** 2)
+        floats = torch.stack([s_on, q_on, s_off + s_on, q_off + q_on, q_off + miss_on])
         s_on_, q_on_, s_all_, q_all_, sq_err_ = floats.double().tolist()
-        fp, fn = counts.double().tolist()
+        fp_, fn_ = torch.stack([fp, fn]).double().tolist()
         acc = self.sums[t]
         acc.on += n_on
         acc.cells += read.numel()
@@ -138,8 +147,8 @@ class LayerNoise:
         acc.sum_all += s_all_
         acc.sq_all += q_all_
         acc.sq_err += sq_err_
-        acc.false_pos += fp
-        acc.false_neg += fn
+        acc.false_pos += fp_
+        acc.false_neg += fn_
 
     def end(self, batch: Batch) -> None:
         for acc, rows in zip(self.sums, self.wrong_rows):
