@@ -38,6 +38,7 @@ from circuits.designs import chosen_family, design_capacity, make_design
 from circuits.small import STEP_ON, SmallCircuits, boolean_circuits, check_assumptions
 from circuits.spec import Circuit, CircuitError
 from layers.network import Network, ReLUBlock
+from layers.pattern_blocks import PatternBlocks
 from layers.weights import Dense, Identity, LowRankPlus, Weight, plan, sparse_weight, stores_sparse
 
 WEIGHT_FORMS = ("capped", "plain")
@@ -93,10 +94,22 @@ class CiS2025(nn.Module):
         return sparse_weight(rows, cols, torch.full((rows.numel(),), 1.0 / S), (T * d, self.D))
 
 
+def capped_chi(rows: torch.Tensor, cols: torch.Tensor, n: int, linked: torch.Tensor) -> float:
+    """chi of the capped form: E_(t != u) <e_t| Wcal |e_u> = 0, the leak through linked entries
+    balancing chi times the rest; sums over t != u come from the degrees without a T x T loop."""
+    T, S = rows.shape
+    deg_rows = torch.bincount(rows.reshape(-1), minlength=n).double()
+    deg_cols = torch.bincount(cols.reshape(-1), minlength=n).double()
+    leak = float((deg_rows[linked // n] * deg_cols[linked % n]).sum()) - T * S * S
+    rest = T * (T - 1) * S * S - leak
+    return leak / (S * rest) if rest > 0 else 0.0
+
+
 def weight_layer(w: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor, n: int,
-                 form: str) -> tuple[Weight, float]:
+                 form: str, structured: bool = False) -> tuple[Weight, float]:
     """W^l (d n, d n) for small weights w (T, d, d) from patterns ``cols`` (layer l - 1) to ``rows``
-    (layer l), each (T, S), built from the k neuron pairs some circuit links: every (i, j) block has
+    (layer l), each (T, S). ``structured``: applied block by block (``PatternBlocks``), never
+    stored. Otherwise built from the k neuron pairs some circuit links: every (i, j) block has
     the same k non-zeros (besides the capped form's -chi everywhere), so the weight is d^2 k values
     placed once, never a T-long list of entries per pair. Stored sparse with the rank-d part apart
     when k / n^2 is small, dense (the rank-d part added in) otherwise. Returns (W, chi)."""
@@ -105,6 +118,12 @@ def weight_layer(w: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor, n: int
     if form not in WEIGHT_FORMS:
         raise CircuitError(f"unknown weight form {form!r}; valid: {', '.join(WEIGHT_FORMS)}")
     pairs = (rows[:, :, None] * n + cols[:, None, :]).reshape(-1)  # (T S^2,) neuron pairs in a group
+    if structured:
+        if form == "plain":
+            return PatternBlocks(w, rows, cols, n, S), 0.0
+        mean = w.mean(dim=0)
+        chi = capped_chi(rows, cols, n, torch.unique(pairs))
+        return PatternBlocks(w - mean, rows, cols, n, S, mean, chi), chi
     linked, which = torch.unique(pairs, return_inverse=True)
     k = linked.numel()
     mean = w.mean(dim=0) if form == "capped" else torch.zeros(d, d)
@@ -116,13 +135,7 @@ def weight_layer(w: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor, n: int
         values.index_add_(2, which[a * S * S : (a + step) * S * S], part / S)
     chi = 0.0
     if form == "capped":
-        # E_(t != u) <e_t| Wcal |e_u> = 0: the leak through linked entries balances chi times the
-        # rest; sums over t != u come from the degrees without a T x T loop
-        deg_rows = torch.bincount(rows.reshape(-1), minlength=n).double()
-        deg_cols = torch.bincount(cols.reshape(-1), minlength=n).double()
-        leak = float((deg_rows[linked // n] * deg_cols[linked % n]).sum()) - T * S * S
-        rest = T * (T - 1) * S * S - leak
-        chi = leak / (S * rest) if rest > 0 else 0.0
+        chi = capped_chi(rows, cols, n, linked)
         values += (mean * (1.0 / S + chi))[:, :, None]  # Wcal = 1/S + chi on linked pairs, -chi elsewhere
     row_of, col_of = linked // n, linked % n
     if stores_sparse((n, n), k):
@@ -141,13 +154,33 @@ def weight_layer(w: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor, n: int
     return Dense(dense.reshape(d * n, d * n)), chi
 
 
+# Above this many bytes per stored weight layer, layers are applied block by block instead
+# (``PatternBlocks``): same numbers to float rounding, memory linear in T.
+STRUCTURED_ABOVE = 2**28
+
+
+def stored_bytes(T: int, D: int, d: int, S: int) -> int:
+    """Bytes of one W^l stored (sparse with the rank-d part apart, or dense)."""
+    n = D // d
+    return plan((D, D), d * d * min(T * S * S, n * n), rank=d).nbytes if n else 0
+
+
+def is_structured(T: int, D: int, d: int, S: int) -> bool:
+    """Whether ``build_cis2025`` applies the layers block by block: the one rule."""
+    return stored_bytes(T, D, d, S) > STRUCTURED_ABOVE
+
+
 def weight_bytes(T: int, D: int, d: int, S: int) -> tuple[int, int]:
-    """(bytes stored, bytes while building) of one W^l, as ``weight_layer`` stores it: at most
-    T S^2 linked pairs per (n, n) block, the rank-d part beside a sparse weight."""
+    """(bytes stored, bytes while building) of one W^l, as ``build_cis2025`` keeps it: block by
+    block (T d^2 values, the patterns and the linked pairs' CSR) above ``STRUCTURED_ABOVE``; else
+    at most T S^2 linked pairs per (n, n) block, the rank-d part beside a sparse weight."""
     n = D // d
     if n == 0:
         return 0, 0
     k = min(T * S * S, n * n)
+    if is_structured(T, D, d, S):
+        stored_form = 4 * T * d * d + 2 * 8 * T * S + 12 * k + 8 * n
+        return stored_form, 3 * 8 * T * S * S  # the pairs, sorted and unique
     stored = plan((D, D), d * d * k, rank=d)
     if stored.form == "sparse":  # the values (d, d, k), their COO indices and the CSR made from them
         return stored.nbytes, (4 + 2 * 8 + 12) * d * d * k
@@ -161,8 +194,11 @@ def memory_bytes(T: int, D: int, d: int, S: int, L: int) -> int:
     return (L - 1) * stored + building + 12 * T * d * S * (d + 2 * L) + 4 * 2**24
 
 
-def first_layer(w: torch.Tensor, pattern: torch.Tensor, n: int) -> Weight:
-    """Stored (D, T d) weight of A^1's pre-activation: sum_t e^1_t (x) w^1_t a^0_t, sparse."""
+def first_layer(w: torch.Tensor, pattern: torch.Tensor, n: int, structured: bool = False) -> Weight:
+    """(D, T d) weight of A^1's pre-activation: sum_t e^1_t (x) w^1_t a^0_t, stored sparse, or
+    (``structured``) applied block by block."""
+    if structured:
+        return PatternBlocks(w, pattern, None, n, 1)
     T, d, _ = w.shape
     S = pattern.shape[1]
     t, i, j, s = torch.meshgrid(torch.arange(T), torch.arange(d), torch.arange(d), torch.arange(S), indexing="ij")
@@ -174,8 +210,10 @@ def first_layer(w: torch.Tensor, pattern: torch.Tensor, n: int) -> Weight:
 
 
 def build_cis2025(small: SmallCircuits, D: int, S: int, form: str, generator: torch.Generator,
-                  design: str = "best") -> CiS2025:
-    """The large network carrying ``small`` in D neurons per layer, S neurons per small neuron."""
+                  design: str = "best", structured: bool | None = None) -> CiS2025:
+    """The large network carrying ``small`` in D neurons per layer, S neurons per small neuron;
+    its layers stored, or applied block by block (``structured``; by default when
+    ``is_structured``: the stored form would pass ``STRUCTURED_ABOVE`` bytes)."""
     T, d, L = small.T, small.d, small.L
     if form not in WEIGHT_FORMS:
         raise CircuitError(f"unknown weight form {form!r}; valid: {', '.join(WEIGHT_FORMS)}")
@@ -187,10 +225,11 @@ def build_cis2025(small: SmallCircuits, D: int, S: int, form: str, generator: to
     base = make_design(n, S, T, design)
     patterns = torch.stack([base] + [base[torch.randperm(T, generator=generator)] for _ in range(L - 1)])
     bias = [small.bias[layer].repeat_interleave(n) for layer in range(L)]
-    blocks = [ReLUBlock(first_layer(small.weights[0], patterns[0], n), bias[0], Identity(D))]
+    structured = is_structured(T, D, d, S) if structured is None else structured
+    blocks = [ReLUBlock(first_layer(small.weights[0], patterns[0], n, structured), bias[0], Identity(D))]
     chis = []
     for layer in range(1, L):
-        W, chi = weight_layer(small.weights[layer], patterns[layer], patterns[layer - 1], n, form)
+        W, chi = weight_layer(small.weights[layer], patterns[layer], patterns[layer - 1], n, form, structured)
         chis.append(chi)
         blocks.append(ReLUBlock(W, bias[layer], Identity(D)))
     return CiS2025(small, D, S, form, patterns, Network(Identity(T * d), blocks), chis, chosen_family(n, S, T, design))

@@ -52,7 +52,7 @@ PARAMS = {
                           kind="str", choices=CONSTRUCTIONS),
     "weights": Param("capped", "weight form of the 2025 construction", kind="str", choices=cis2025.WEIGHT_FORMS),
     "T": Param(100, "small circuits", low=1),
-    "D": Param(1000, "neurons per layer of the large network", low=1, high=2**15),
+    "D": Param(1000, "neurons per layer of the large network", low=1, high=2**20),
     "d": Param(4, "gates per layer of each small circuit", low=1),
     "S": Param(6, "large neurons per small neuron", low=1),
     "L": Param(5, "layers", low=1, high=64),
@@ -65,7 +65,19 @@ PARAMS = {
 }
 
 
-BATCH = 256  # samples per pass of measure
+BATCH = 256  # samples per pass of measure, fewer where a batch would pass BATCH_BYTES
+BATCH_BYTES = 2**30
+
+
+def _sample_bytes(T: int, D: int, d: int, L: int, width: int) -> int:
+    """Bytes of one sample in ``measure``: per layer the read-outs, fresh read-outs, twin's
+    read-outs and exact values of T (d + 1) features, both networks' streams, float64 errors."""
+    features = T * (d + 1)
+    return (L + 1) * (16 * features + 8 * D + 8 * T * width) + 24 * features
+
+
+def batch_size(T: int, D: int, d: int, L: int, width: int) -> int:
+    return max(1, min(BATCH, BATCH_BYTES // _sample_bytes(T, D, d, L, width)))
 
 
 def small_width(p: Values) -> int:
@@ -103,10 +115,9 @@ def check(p: Values) -> None:
 
 def _memory(p: Values, construction: str, T: int, D: int) -> int:
     """Bytes one run of ``measure`` takes: the 2025 weights as weight_layer stores them (the 2024
-    ones dense), and a batch of BATCH samples: per layer the read-outs, fresh read-outs, twin's
-    read-outs and exact values of T (d + 1) features, both networks' streams, float64 errors."""
-    features = T * (p.d + 1)
-    batch = BATCH * ((p.L + 1) * (16 * features + 8 * D + 8 * T * small_width(p)) + 24 * features)
+    ones dense), and a batch of ``measure`` (``_sample_bytes`` each)."""
+    width = small_width(p.replace(construction=construction))
+    batch = batch_size(T, D, p.d, p.L, width) * _sample_bytes(T, D, p.d, p.L, width)
     if construction == "2025":
         width = small_width(p.replace(construction="2025"))
         return cis2025.memory_bytes(T, D - D % width, width, p.S, p.L) + batch
@@ -184,10 +195,11 @@ def measure(net: CiS2024Network | CiS2025Network, twin: CompiledNetwork, T: int,
     """Per layer: squared error of the active and the inactive circuits' features, the same for
     each layer fed exact inputs (the additive law), the dedicated twin's, indicator switch-ons."""
     depth = net.circuit.depth + 1
+    width = 2 * (d + 1) if isinstance(net, CiS2025Network) else d + 1  # small neurons per circuit
     got = trace({"net": net.read_features, "fresh": FreshReader(net), "twin": twin.read_features},
                 CircuitInputs(T, d, z, gen, device), samples, boolean_truth(net.circuit, device),
                 each(("net", "fresh", "twin"), {"circuits": lambda: PerCircuit(depth, T, d + 1, boolean_decode(d))}),
-                BATCH, progress=False)
+                batch_size(T, net.network.stream_widths[-1], d, depth - 1, width), progress=False)
     reads, fresh, twins = (got[k]["circuits"] for k in ("net", "fresh", "twin"))
     rows, added_active, added_inactive = [], 0.0, 0.0
     keep = 0.0 if isinstance(net, CiS2025Network) else 1.0  # 2025: step pairs reset the error every layer

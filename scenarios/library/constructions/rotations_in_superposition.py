@@ -32,7 +32,7 @@ import torch
 from matplotlib.figure import Figure
 from tqdm import tqdm
 
-from circuits import theory
+from circuits import cis2025, theory
 from circuits.cis2025 import WEIGHT_FORMS, CiS2025, build_cis2025, dedicated_network
 from circuits.designs import design_capacity, progression_capacity, transversal_capacity
 from circuits.designs import mean_squared_overlap as placement_overlap
@@ -43,18 +43,17 @@ from circuits.sampling import Batch
 from circuits.small import PUBLISHED_BAND, robust_radius, rotation_circuits, rotation_inputs, rotation_readout
 from circuits.trace import Truth, trace
 from scenarios import plots
+from scenarios.engine.memory import require_memory
 from scenarios.engine.params import Param, Values, require
 from scenarios.engine.registry import Context, Outcome, Scenario
 from scenarios.engine.result import Result
 
 D_SMALL = 4
 DESIGNS = ("best", "transversal", "progression")
-# Bytes one run may take for its weights: D^2 floats per layer, and three more while building.
-MEMORY_LIMIT = 8 * 2**30
 
 PARAMS = {
     "T": Param(557, "small circuits", low=1),
-    "D": Param(1000, "neurons per layer of the large network (a multiple of d = 4)", low=4, high=2**16),
+    "D": Param(1000, "neurons per layer of the large network (a multiple of d = 4)", low=4, high=2**20),
     "S": Param(6, "large neurons per small neuron", low=1),
     "L": Param(5, "layers", low=1, high=64),
     "z": Param((1, 2, 3), "numbers of active circuits", kind="list[int]", low=1),
@@ -81,9 +80,10 @@ def check(p: Values) -> None:
     cap = caps[p.design]
     require(cap is None or T <= cap, f"T: D/d={n} holds at most {cap} circuits with S={S} in the {p.design} "
                                      f"placement (two circuits share at most one neuron), got T={T}")
-    need = (p.L + 3) * D * D * 4
-    require(need <= MEMORY_LIMIT, f"D: {D} neurons per layer need about {need / 2**30:.1f} GiB of weights "
-                                  f"over {p.L} layers, more than the {MEMORY_LIMIT / 2**30:.0f} GiB allowed")
+    # the weights as build_cis2025 keeps them, the dedicated twin (T d^2 entries a layer) and a
+    # batch of measure: streams, read-outs and exact states of every circuit
+    need = cis2025.memory_bytes(T, D, D_SMALL, S, p.L) + 16 * p.L * T * D_SMALL**2 + 64 * 2**24
+    require_memory(need, f"T={T}, D={D}, S={S}, L={p.L}")
 
 
 def build(p: Values, ctx: Context) -> tuple[CiS2025, torch.nn.Module]:
