@@ -63,8 +63,8 @@ def child(kind: str, T: int, D: int) -> None:
 
 def measure(kind: str, T: int, D: int) -> tuple[float, float]:
     """(seconds, peak GiB) of one point, in a child process."""
-    proc = subprocess.Popen([sys.executable, __file__, "--child", kind, str(T), str(D)], stdout=subprocess.PIPE, cwd=ROOT,
-                            env=os.environ | {"PYTHONPATH": str(ROOT)})
+    proc = subprocess.Popen([sys.executable, __file__, "--child", kind, str(T), str(D)], stdout=subprocess.PIPE,
+                            cwd=ROOT, env=os.environ | {"PYTHONPATH": str(ROOT)})
     out = proc.stdout.read()
     _, status, usage = os.wait4(proc.pid, 0)
     if status:

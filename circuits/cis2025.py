@@ -154,9 +154,9 @@ def weight_layer(w: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor, n: int
     return Dense(dense.reshape(d * n, d * n)), chi
 
 
-# Above this many bytes per stored weight layer, layers are applied block by block instead
-# (``PatternBlocks``): same numbers to float rounding, memory linear in T.
-STRUCTURED_ABOVE = 2**28
+# Above this many bytes per stored weight layer (64 MiB, a dense D = 4096), layers are applied block by block
+# instead (``PatternBlocks``): same numbers to float rounding, memory linear in T, and faster there.
+STRUCTURED_ABOVE = 2**26
 
 
 def stored_bytes(T: int, D: int, d: int, S: int) -> int:

@@ -39,6 +39,7 @@ from circuits.spec import Circuit
 from circuits.uand import UAndNetwork, UAndStack
 from layers.factors import Factors, SharedTerm
 from layers.network import Network
+from layers.pattern_blocks import PatternBlocks
 from layers.weights import Dense, Identity, Sparse, Weight
 
 RULES = ("gate", "value", "path", "circuit")
@@ -81,7 +82,9 @@ class Mechanism:
 
 
 def _entries(weight: Weight) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """(rows, cols, values) of a weight's non-zero entries (dense or sparse)."""
+    """(rows, cols, values) of a weight's non-zero entries (dense, sparse, or block by block)."""
+    if isinstance(weight, PatternBlocks):
+        weight = weight.stored()
     if isinstance(weight, Sparse):
         rows, cols, values = weight.entries()
         keep = values != 0

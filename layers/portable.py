@@ -14,6 +14,7 @@ from pathlib import Path
 import torch
 
 from layers.network import Network
+from layers.pattern_blocks import PatternBlocks
 from layers.weights import Dense, Identity, LowRankPlus, Sparse, Weight
 
 MODEL_SCHEMA, MODEL_VERSION = "superposim-model", 1
@@ -30,6 +31,8 @@ def weight_spec(weight: Weight, key: str) -> tuple[dict, dict[str, torch.Tensor]
     if isinstance(weight, Sparse):
         rows, cols, values = weight.entries()
         return {"form": "sparse", "shape": shape}, {f"{key}.rows": rows, f"{key}.cols": cols, f"{key}.values": values}
+    if isinstance(weight, PatternBlocks):  # kept in the stored form the portable model reads
+        return weight_spec(weight.stored(), key)
     if isinstance(weight, LowRankPlus):
         base, tensors = weight_spec(weight.base, f"{key}.base")
         return ({"form": "low-rank-plus", "shape": shape, "base": base},

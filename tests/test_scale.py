@@ -227,15 +227,18 @@ def test_small_batches_multiply_csr_weights_by_gather_and_scatter(monkeypatch):
 def test_cis_memory_guard_follows_the_weights_stored_form():
     from circuits.cis2025 import weight_bytes
 
-    # few linked pairs per block: sparse, a few bytes per pair; many: dense D^2 floats
+    # few linked pairs per block: sparse, a few bytes per pair; many: dense D^2 floats; past
+    # 64 MiB of either, block by block: T d^2 small weights, T S neurons each way, k linked pairs
     sparse_stored, _ = weight_bytes(T=1000, D=20000, d=10, S=6)
-    dense_stored, _ = weight_bytes(T=20000, D=20000, d=10, S=6)
+    dense_stored, _ = weight_bytes(T=500, D=4000, d=10, S=6)
+    block_stored, _ = weight_bytes(T=20000, D=20000, d=10, S=6)
     # CSR (index 8 + value 4 bytes per entry, 8 per row) and the two rank-d factors
-    assert sparse_stored == 12 * 100 * 1000 * 36 + 8 * 20001 + 2 * 4 * 20000 * 10 and dense_stored == 4 * 20000**2
+    assert sparse_stored == 12 * 100 * 1000 * 36 + 8 * 20001 + 2 * 4 * 20000 * 10 and dense_stored == 4 * 4000**2
+    assert block_stored == 4 * 20000 * 100 + 16 * 20000 * 6 + 12 * 20000 * 36 + 8 * 2000  # not 4 D^2 = 1.6 GB
     small = rotation_circuits(300, 2, gen(1))
     net = build_cis2025(small, 4000, 3, "capped", gen(2))  # 300 x 9 pairs in 1000^2: sparse
     bound, _ = weight_bytes(300, 4000, small.d, 3)
     for block in net.network.blocks[1:]:  # the estimate bounds what is stored
         assert isinstance(block.read, (Sparse, LowRankPlus)) and block.read.nbytes <= bound
-    with pytest.raises(UsageError, match="memory needed"):
-        run("circuits-in-superposition", T=60000, D=30000, progress=False)
+    with pytest.raises(UsageError, match="memory needed"):  # 64 layers of 4 10^6 circuits: hundreds of GB
+        run("circuits-in-superposition", T=4_000_000, D=1_048_570, L=64, progress=False)
