@@ -40,10 +40,14 @@ NAMES ?= $$($(BIN)/python -c "from scenarios.engine.catalog import BUILTIN; prin
 docs-runs: $(BIN)/superposim
 	for name in $(NAMES); do $(BIN)/superposim run $$name --quiet --out docs/runs/$$name || exit 1; done
 
+# Benchmarks (scripts, not timed tests; about 25 minutes on two cores): the roofline report, the
+# tracer against plain loops, sweeps, the streamed relay's growth, circuits in superposition at scale.
 bench: $(BIN)/superposim
+	$(BIN)/python benchmarks/roofline.py
 	$(BIN)/python benchmarks/bench_trace.py
 	$(BIN)/python benchmarks/bench_sweep.py
 	$(BIN)/python benchmarks/bench_scale.py
+	$(BIN)/python benchmarks/bench_cis_scale.py
 
 # After changing a built-in scenario's record (description, parameters, ...): what list and help
 # show without torch.

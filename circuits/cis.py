@@ -29,9 +29,9 @@ import torch
 
 from circuits.compile import CompiledNetwork
 from circuits.designs import largest_prime_at_most
-from circuits.gates import gate_pre
+from circuits.gates import GATES, gate_pre
 from circuits.generators import random_circuit
-from circuits.spec import Circuit, CircuitError, Gate
+from circuits.spec import Circuit, CircuitError, GateArray
 from layers.network import Network, ReLUBlock
 from layers.tensor_list import TensorList
 from layers.weights import Identity, Weight, compact, sparse_weight
@@ -91,18 +91,28 @@ def small_circuits(T: int, d: int, L: int, generator: torch.Generator) -> list[C
 def cis_circuit(smalls: list[Circuit]) -> Circuit:
     """The layered circuit of all small circuits side by side, each with its on-indicator
     (feature d of its block of d + 1); NOT(a) becomes ANDNOT(on, a)."""
-    d, L = smalls[0].n_inputs, smalls[0].depth
+    d, L, T = smalls[0].n_inputs, smalls[0].depth, len(smalls)
+    base = (torch.arange(T) * (d + 1))[:, None, None]
+    on = base + d
+    NOT, ANDNOT, BUF = (GATES.index(kind) for kind in ("NOT", "ANDNOT", "BUF"))
     layers = []
-    for t in range(L):
-        layer = []
-        for c, small in enumerate(smalls):
-            base, on = c * (d + 1), c * (d + 1) + d
-            for g in small.layers[t]:
-                ins = tuple(base + j for j in g.inputs)
-                layer.append(Gate("ANDNOT", (on,) + ins) if g.kind == "NOT" else Gate(g.kind, ins))
-            layer.append(Gate("BUF", (on,)))
-        layers.append(layer)
-    return Circuit(len(smalls) * (d + 1), layers)
+    for t in range(L):  # every circuit's gates at once, each followed by its indicator's BUF
+        inputs = [small.layers[t].inputs for small in smalls]
+        width = max(2, *(i.shape[1] for i in inputs))
+        ins = torch.stack([torch.nn.functional.pad(i, (0, width - i.shape[1]), value=-1) for i in inputs])
+        kinds = torch.stack([small.layers[t].kinds for small in smalls])  # (T, d)
+        ins = torch.where(ins >= 0, ins + base, -1)
+        is_not = (kinds == NOT)[:, :, None]
+        # NOT(a) becomes ANDNOT(on, a)
+        shifted = torch.cat([on.expand(T, d, 1), ins[:, :, :-1]], dim=2)
+        ins = torch.where(is_not, shifted, ins)
+        kinds = torch.where(kinds == NOT, ANDNOT, kinds)
+        indicator = torch.cat([on, torch.full((T, 1, width - 1), -1)], dim=2)
+        ins = torch.cat([ins, indicator], dim=1).reshape(T * (d + 1), width)
+        kinds = torch.cat([kinds, torch.full((T, 1), BUF)], dim=1).reshape(-1)
+        fan = int((ins >= 0).sum(dim=1).max())  # padded as GateArray.of_gates pads: to the largest fan-in
+        layers.append(GateArray(kinds, ins[:, :fan]))
+    return Circuit(T * (d + 1), layers)
 
 
 class CiS2024Network(CompiledNetwork):

@@ -10,6 +10,8 @@ import torch
 from circuits.gates import GATES, KINDS, fan_in_of
 from circuits.spec import Circuit, CircuitError, Gate, GateArray
 
+ANDNOT = GATES.index("ANDNOT")
+
 
 def random_circuit(
     m: int,
@@ -28,6 +30,8 @@ def random_circuit(
     if any(KINDS[k].fixed_fan_in is None for k in kinds) and fan_in < 2:
         raise CircuitError(f"fan_in must be >= 2 for AND / OR, got {fan_in}")
     need = max(fan_in_of(k, fan_in) for k in kinds)
+    codes = torch.tensor([GATES.index(kind) for kind in kinds])
+    fans = torch.tensor([fan_in_of(kind, fan_in) for kind in kinds])
     built, prev = [], m
     for t in range(1, layers + 1):
         if need > prev:
@@ -35,15 +39,21 @@ def random_circuit(
         picks = torch.randint(0, len(kinds), (width,), generator=generator)
         # distinct features per gate: the first columns of a random permutation per row.
         order = torch.rand(width, prev, generator=generator).argsort(dim=1)[:, :need]
-        layer = []
-        for i in range(width):
-            kind = kinds[int(picks[i])]
-            k = fan_in_of(kind, fan_in)
-            chosen = [int(j) for j in order[i, :k]]
-            layer.append(Gate(kind, tuple(chosen if kind == "ANDNOT" else sorted(chosen))))
-        built.append(layer)
+        built.append(_gate_array(codes[picks], fans[picks], order))
         prev = width
     return Circuit(m, built)
+
+
+def _gate_array(codes: torch.Tensor, fans: torch.Tensor, order: torch.Tensor) -> GateArray:
+    """Gate i of kind codes[i] reading the first fans[i] inputs of order[i], sorted but for ANDNOT
+    (whose inputs are ordered), padded with -1 to the layer's largest fan-in: the array
+    ``GateArray.of_gates`` would make of the same gates."""
+    used = torch.arange(order.shape[1])[None, :] < fans[:, None]
+    big = torch.iinfo(torch.int64).max  # unused columns sort last
+    ordered = torch.where(used, order, big).sort(dim=1).values
+    inputs = torch.where((codes == ANDNOT)[:, None], order, ordered)
+    inputs = torch.where(used, inputs, -1)[:, : int(fans.max())]
+    return GateArray(codes, inputs)
 
 
 def relay(m: int, layers: int, generator: torch.Generator | None = None) -> Circuit:

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 import torch
 
+from circuits.gates import GATES
 from circuits.spec import Circuit, CircuitError
 
 # The two-ReLU step h(z) = ReLU(2z - 0.5) - ReLU(2z - 1.5): flat below 1/4 and above 3/4, so
@@ -162,28 +163,37 @@ def boolean_circuits(smalls: list[Circuit]) -> SmallCircuits:
     g, L = smalls[0].n_inputs, smalls[0].depth
     if any(s.widths != [g] * (L + 1) for s in smalls):
         raise CircuitError("every small circuit must be equally wide at every layer and equally deep")
-    d = 2 * (g + 1)
-    w = torch.zeros(L, len(smalls), d, d)
-    for t, small in enumerate(smalls):
-        for layer, gates in enumerate(small.layers):
-            coef = torch.zeros(g + 1, g + 1)  # (out value, in value), value 0 = on
-            coef[0, 0] = 1.0
-            for k, gate in enumerate(gates, start=1):
-                ins = [j + 1 for j in gate.inputs]
-                if gate.kind == "AND" and len(ins) == 2:
-                    coef[k, ins[0]] += 1
-                    coef[k, ins[1]] += 1
-                    coef[k, 0] -= 1
-                elif gate.kind == "BUF":
-                    coef[k, ins[0]] = 1
-                elif gate.kind == "NOT":
-                    coef[k, 0], coef[k, ins[0]] = 1, -1
-                else:
-                    raise CircuitError(f"boolean small circuits use 2-input AND, BUF and NOT; got {gate.kind} "
-                                       f"with {gate.fan_in} inputs")
-            # value j is read as a_2j - a_2j+1; both neurons of pair k get 2 z_k
-            pair = STEP_SCALE * torch.stack([coef, -coef], dim=2).reshape(g + 1, d)
-            w[layer, t] = pair.repeat_interleave(2, dim=0)
+    d, T = 2 * (g + 1), len(smalls)
+    w = torch.zeros(L, T, d, d)
+    codes = {kind: GATES.index(kind) for kind in ("AND", "BUF", "NOT")}
+    for layer in range(L):  # every circuit's gates of this layer at once
+        kinds = torch.stack([small.layers[layer].kinds for small in smalls])  # (T, g)
+        inputs = [small.layers[layer].inputs for small in smalls]
+        width = max(i.shape[1] for i in inputs)
+        ins = torch.stack([torch.nn.functional.pad(i, (0, width - i.shape[1]), value=-1) for i in inputs]) + 1
+        fans = (ins > 0).sum(dim=2)
+        is_and, is_buf, is_not = (kinds == codes["AND"]) & (fans == 2), kinds == codes["BUF"], kinds == codes["NOT"]
+        bad = torch.nonzero(~(is_and | is_buf | is_not))
+        if bad.numel():
+            t, k = (int(v) for v in bad[0])
+            gate = smalls[t].layers[layer][k]
+            raise CircuitError(f"boolean small circuits use 2-input AND, BUF and NOT; got {gate.kind} "
+                               f"with {gate.fan_in} inputs")
+        # coef[t, k, j]: value j's weight in gate value k (value 0 = on); each gate is one row
+        coef = torch.zeros(T, g + 1, g + 1)
+        coef[:, 0, 0] = 1.0
+        t, k = (a.reshape(-1) for a in torch.meshgrid(torch.arange(T), torch.arange(1, g + 1), indexing="ij"))
+        first, second = ins[:, :, 0].reshape(-1), ins[:, :, min(1, width - 1)].reshape(-1)
+        a, b, n = is_and.reshape(-1), is_buf.reshape(-1), is_not.reshape(-1)
+        coef.index_put_((t[a], k[a], first[a]), torch.ones(int(a.sum())), accumulate=True)  # AND: a + b - on
+        coef.index_put_((t[a], k[a], second[a]), torch.ones(int(a.sum())), accumulate=True)
+        coef[t[a], k[a], 0] -= 1.0
+        coef[t[b], k[b], first[b]] = 1.0  # BUF: a
+        coef[t[n], k[n], 0] = 1.0  # NOT: on - a
+        coef[t[n], k[n], first[n]] = -1.0
+        # value j is read as a_2j - a_2j+1; both neurons of pair k get 2 z_k
+        pair = STEP_SCALE * torch.stack([coef, -coef], dim=3).reshape(T, g + 1, d)
+        w[layer] = pair.repeat_interleave(2, dim=1)
     bias = torch.tensor(STEP_BIAS * (g + 1)).expand(L, d).clone()
     return SmallCircuits(w, bias, "boolean")
 

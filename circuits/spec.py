@@ -178,13 +178,17 @@ class Circuit:
         return f"Circuit(widths={self.widths})"
 
 
+# per gate code: the fan-in it needs (at least, for AND / OR), and whether exactly
+_FAN_IN_NEED = torch.tensor([kind.fixed_fan_in or 2 for kind in KINDS.values()])
+_FAN_IN_FIXED = torch.tensor([kind.fixed_fan_in is not None for kind in KINDS.values()])
+
+
 def _check_array(layer: GateArray, t: int, width: int) -> None:
     """The rules of _check_gate, on every gate of an array at once; the first bad gate is named."""
     kinds, inputs, fan_in = gate_arrays(layer)
     ok = (kinds >= 0) & (kinds < len(GATES))
     known = kinds.clamp(0, len(GATES) - 1)
-    need = torch.tensor([kind.fixed_fan_in or 2 for kind in KINDS.values()])[known]
-    exact = torch.tensor([kind.fixed_fan_in is not None for kind in KINDS.values()])[known]
+    need, exact = _FAN_IN_NEED[known], _FAN_IN_FIXED[known]
     ok &= torch.where(exact, fan_in == need, fan_in >= need)
     ok &= ((inputs < width) & (inputs >= -1)).all(1) & (inputs[:, :1] >= 0).squeeze(1)
     padded_right = (inputs >= 0).cumprod(1).sum(1) == fan_in  # padding only at the end

@@ -8,6 +8,7 @@ import torch
 from conftest import gen
 
 from circuits.evaluate import evaluate
+from circuits.gates import fan_in_of
 from circuits.generators import all_pairs_and, random_circuit, relay, xor_circuit
 from circuits.sampling import Bernoulli, ExactlyActive, all_inputs
 from circuits.spec import Circuit, CircuitError, Gate
@@ -115,3 +116,26 @@ def test_samplers():
     assert abs(float(y.mean()) - 0.05) < 0.002
     inputs = all_inputs(5)
     assert inputs.shape == (32, 5) and len({tuple(r.tolist()) for r in inputs}) == 32
+
+
+@pytest.mark.parametrize("gates,fan_in", [(("AND", "BUF", "NOT"), 2), (("AND", "OR", "ANDNOT", "BUF"), 3),
+                                          (("BUF", "NOT"), 2), (("ANDNOT",), 2)])
+def test_random_circuits_are_the_gates_their_draws_name(gates, fan_in):
+    """The arrays random_circuit builds at once are the gates made one by one from the same draws:
+    the first inputs of a random permutation, sorted but for ANDNOT."""
+    for seed in range(3):
+        g = gen(seed)
+        layers, prev = [], 12
+        for _ in range(3):
+            picks = torch.randint(0, len(gates), (10,), generator=g)
+            need = max(fan_in_of(k, fan_in) for k in gates)
+            order = torch.rand(10, prev, generator=g).argsort(dim=1)[:, :need]
+            layer = []
+            for i in range(10):
+                kind = gates[int(picks[i])]
+                chosen = [int(j) for j in order[i, : fan_in_of(kind, fan_in)]]
+                layer.append(Gate(kind, tuple(chosen if kind == "ANDNOT" else sorted(chosen))))
+            layers.append(layer)
+            prev = 10
+        built = random_circuit(12, 3, 10, fan_in, gates, gen(seed))
+        assert [list(layer) for layer in built.layers] == layers
