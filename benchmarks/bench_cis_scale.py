@@ -21,15 +21,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import subprocess
 import sys
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_scale import slope  # noqa: E402
+from bench_scale import in_child, slope  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLES, FORWARD_BATCH = 24, 64
@@ -63,13 +61,8 @@ def child(kind: str, T: int, D: int) -> None:
 
 def measure(kind: str, T: int, D: int) -> tuple[float, float]:
     """(seconds, peak GiB) of one point, in a child process."""
-    proc = subprocess.Popen([sys.executable, __file__, "--child", kind, str(T), str(D)], stdout=subprocess.PIPE,
-                            cwd=ROOT, env=os.environ | {"PYTHONPATH": str(ROOT)})
-    out = proc.stdout.read()
-    _, status, usage = os.wait4(proc.pid, 0)
-    if status:
-        raise SystemExit(f"the {kind} run at T = {T}, D = {D} failed")
-    return json.loads(out)["seconds"], usage.ru_maxrss / 2**20  # ru_maxrss: KiB on Linux
+    found, peak = in_child(__file__, kind, T, D)
+    return found["seconds"], peak
 
 
 def main() -> None:
@@ -79,7 +72,8 @@ def main() -> None:
     parser.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        child(args.child[0], int(args.child[1]), int(args.child[2]))
+        kind, *sizes = args.child
+        child(kind, *map(int, sizes))
         return
     # the boolean form needs D >= 3600 at D = T (n = D / 10 neurons a group hold T circuits), so
     # the quick sizes keep D / T = 4 instead

@@ -77,16 +77,21 @@ def _plain_loop(circuit, directions, active, chunk) -> None:
         stream @ rows(directions[-1], torch.arange(s, min(s + chunk, circuit.widths[-1]))).T
 
 
-def measure(kind: str, m: int, n: int, samples: int) -> tuple[float, float, float]:
-    """(seconds, peak GiB, the memory guard's estimate in GiB) of one point, in a child process."""
-    proc = subprocess.Popen([sys.executable, __file__, "--child", kind, str(m), str(n), str(samples)],
-                            stdout=subprocess.PIPE, cwd=ROOT, env=os.environ | {"PYTHONPATH": str(ROOT)})
+def in_child(script: str, *args: object) -> tuple[dict, float]:
+    """(what ``script --child args`` prints as JSON, its peak memory in GiB), in a fresh process."""
+    proc = subprocess.Popen([sys.executable, script, "--child", *map(str, args)], stdout=subprocess.PIPE, cwd=ROOT,
+                            env=os.environ | {"PYTHONPATH": str(ROOT)})
     out = proc.stdout.read()
     _, status, usage = os.wait4(proc.pid, 0)
     if status:
-        raise SystemExit(f"the {kind} run at m={m}, n={n}, samples={samples} failed")
-    found = json.loads(out)
-    return found["seconds"], usage.ru_maxrss / 2**20, found["estimate"] / 2**30  # ru_maxrss: KiB on Linux
+        raise SystemExit(f"{Path(script).name} --child {' '.join(map(str, args))} failed")
+    return json.loads(out), usage.ru_maxrss / 2**20  # ru_maxrss: KiB on Linux
+
+
+def measure(kind: str, m: int, n: int, samples: int) -> tuple[float, float, float]:
+    """(seconds, peak GiB, the memory guard's estimate in GiB) of one point, in a child process."""
+    found, peak = in_child(__file__, kind, m, n, samples)
+    return found["seconds"], peak, found["estimate"] / 2**30
 
 
 def slope(xs: list[float], ys: list[float]) -> float:
