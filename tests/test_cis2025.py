@@ -210,6 +210,18 @@ def test_scenarios_give_the_same_numbers_with_weights_applied_block_by_block(nam
         assert blocks.summary == stored.summary
 
 
+def test_the_inputs_of_a_seed_do_not_depend_on_the_batch(monkeypatch):
+    from scenarios.library.constructions import circuits_in_superposition as cis_scenario
+
+    kw = dict(T=40, D=600, L=3, z=[2], samples=300, capacity_D=[600], capacity_samples=50)
+    whole = scenarios.run("circuits-in-superposition", **kw)
+    monkeypatch.setattr(cis_scenario, "BATCH_BYTES", 37 * cis_scenario._sample_bytes(40, 600, 4, 3, 10))
+    assert cis_scenario.batch_size(40, 600, 4, 3, 10) == 37  # passes of 37 samples, inputs drawn 256 at a time
+    parts = scenarios.run("circuits-in-superposition", **kw)
+    for a, b in zip(whole.rows, parts.rows):
+        assert b == pytest.approx(a, rel=1e-6, abs=1e-12)
+
+
 @pytest.mark.parametrize("form", ["plain", "capped"])
 def test_one_circuit_alone_is_computed_exactly(form):
     small = rotation_circuits(1, 6, gen(5))

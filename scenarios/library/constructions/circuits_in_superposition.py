@@ -167,13 +167,24 @@ def _fresh_2025(net: CiS2025Network, exact: list[torch.Tensor]) -> list[torch.Te
 
 class CircuitInputs:
     """z of the T circuits active, each active circuit's inputs random bits and its indicator on;
-    drawn on the CPU, so the same inputs on any device. ``extra["active"]``: (batch, T) bool."""
+    drawn on the CPU, so the same inputs on any device. ``extra["active"]``: (batch, T) bool.
+    Inputs are drawn in blocks of BATCH (of the ``samples`` in all) and handed out in batches of
+    any size, so that the inputs of a seed do not depend on how many samples a pass takes."""
 
-    def __init__(self, T: int, d: int, z: int, gen: torch.Generator, device: torch.device | str) -> None:
+    def __init__(self, T: int, d: int, z: int, gen: torch.Generator, device: torch.device | str,
+                 samples: int) -> None:
         self.T, self.d, self.z, self.gen, self.device = T, d, z, gen, device
+        self.left = samples
+        self.x, self.active = torch.zeros(0, T * (d + 1)), torch.zeros(0, T, dtype=torch.bool)
 
     def draw(self, batch: int) -> Batch:
-        x, active = _inputs(self.T, self.d, self.z, batch, self.gen)
+        if self.x.shape[0] < batch:
+            block = min(BATCH, self.left)
+            x, active = _inputs(self.T, self.d, self.z, block, self.gen)
+            self.x, self.active = torch.cat([self.x, x]), torch.cat([self.active, active])
+            self.left -= block
+        x, active = self.x[:batch], self.active[:batch]
+        self.x, self.active = self.x[batch:], self.active[batch:]
         return Batch.of(x.to(self.device), active=active.to(self.device))
 
 
@@ -197,7 +208,7 @@ def measure(net: CiS2024Network | CiS2025Network, twin: CompiledNetwork, T: int,
     depth = net.circuit.depth + 1
     width = 2 * (d + 1) if isinstance(net, CiS2025Network) else d + 1  # small neurons per circuit
     got = trace({"net": net.read_features, "fresh": FreshReader(net), "twin": twin.read_features},
-                CircuitInputs(T, d, z, gen, device), samples, boolean_truth(net.circuit, device),
+                CircuitInputs(T, d, z, gen, device, samples), samples, boolean_truth(net.circuit, device),
                 each(("net", "fresh", "twin"), {"circuits": lambda: PerCircuit(depth, T, d + 1, boolean_decode(d))}),
                 batch_size(T, net.network.stream_widths[-1], d, depth - 1, width), progress=False)
     reads, fresh, twins = (got[k]["circuits"] for k in ("net", "fresh", "twin"))
