@@ -175,15 +175,16 @@ class CircuitInputs:
                  samples: int) -> None:
         self.T, self.d, self.z, self.gen, self.device = T, d, z, gen, device
         self.left = samples
-        self.x, self.active = torch.zeros(0, T * (d + 1)), torch.zeros(0, T, dtype=torch.bool)
+        # the drawn inputs not yet handed out, as bits (0/1 values: a quarter of the floats' memory)
+        self.x, self.active = torch.zeros(0, T * (d + 1), dtype=torch.bool), torch.zeros(0, T, dtype=torch.bool)
 
     def draw(self, batch: int) -> Batch:
         if self.x.shape[0] < batch:
             block = min(BATCH, self.left)
             x, active = _inputs(self.T, self.d, self.z, block, self.gen)
-            self.x, self.active = torch.cat([self.x, x]), torch.cat([self.active, active])
+            self.x, self.active = torch.cat([self.x, x.bool()]), torch.cat([self.active, active])
             self.left -= block
-        x, active = self.x[:batch], self.active[:batch]
+        x, active = self.x[:batch].float(), self.active[:batch]
         self.x, self.active = self.x[batch:], self.active[batch:]
         return Batch.of(x.to(self.device), active=active.to(self.device))
 
