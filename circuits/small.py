@@ -182,15 +182,16 @@ def boolean_circuits(smalls: list[Circuit]) -> SmallCircuits:
         # coef[t, k, j]: value j's weight in gate value k (value 0 = on); each gate is one row
         coef = torch.zeros(T, g + 1, g + 1)
         coef[:, 0, 0] = 1.0
-        t, k = (a.reshape(-1) for a in torch.meshgrid(torch.arange(T), torch.arange(1, g + 1), indexing="ij"))
+        circ, out = (a.reshape(-1) for a in torch.meshgrid(torch.arange(T), torch.arange(1, g + 1), indexing="ij"))
         first, second = ins[:, :, 0].reshape(-1), ins[:, :, min(1, width - 1)].reshape(-1)
         a, b, n = is_and.reshape(-1), is_buf.reshape(-1), is_not.reshape(-1)
-        coef.index_put_((t[a], k[a], first[a]), torch.ones(int(a.sum())), accumulate=True)  # AND: a + b - on
-        coef.index_put_((t[a], k[a], second[a]), torch.ones(int(a.sum())), accumulate=True)
-        coef[t[a], k[a], 0] -= 1.0
-        coef[t[b], k[b], first[b]] = 1.0  # BUF: a
-        coef[t[n], k[n], 0] = 1.0  # NOT: on - a
-        coef[t[n], k[n], first[n]] = -1.0
+        ones = torch.ones(int(a.sum()))
+        coef.index_put_((circ[a], out[a], first[a]), ones, accumulate=True)  # AND: a + b - on
+        coef.index_put_((circ[a], out[a], second[a]), ones, accumulate=True)
+        coef[circ[a], out[a], 0] -= 1.0
+        coef[circ[b], out[b], first[b]] = 1.0  # BUF: a
+        coef[circ[n], out[n], 0] = 1.0  # NOT: on - a
+        coef[circ[n], out[n], first[n]] = -1.0
         # value j is read as a_2j - a_2j+1; both neurons of pair k get 2 z_k
         pair = STEP_SCALE * torch.stack([coef, -coef], dim=3).reshape(T, g + 1, d)
         w[layer] = pair.repeat_interleave(2, dim=1)
