@@ -10,11 +10,13 @@ L the 0/1 matrix of the neuron pairs some block links.
 
     W = (1/divisor) sum_t w_t (x) |rows_t><cols_t|  [+ mean (x) Wcal]
 
-Applied as gather (the S input neurons of each block, summed), one batched (d_out, d_in) product per
-block, scatter-add onto the S output neurons, and for the capped term one sparse (n, n) product per
-input group: O(T S d + T d^2 + k d + n d^2) per sample for k linked pairs, instead of O(D^2) dense or
-O(k d^2) stored sparse. Samples go in chunks so that the gathered values stay near ``CHUNK_VALUES``.
-``stored()`` gives the same matrix as ``layers.weights`` stores it, for exports and small checks.
+Applied on neuron-major values (n, batch d): a gather (the S input neurons of each block, summed,
+as a 0/1 (T, n) CSR product), one batched (d_out, d_in) product per block, a scatter onto the S
+output neurons (a (n, T) CSR product), and for the capped term one sparse (n, n) product with L:
+O(T S d + T d^2 + k d + n d^2) per sample for k linked pairs, instead of O(D^2) dense or O(k d^2)
+stored sparse. Samples go in chunks of about ``CHUNK_VALUES`` values. ``stored()`` gives the same
+matrix as ``layers.weights`` stores it (memory O(T S^2 d^2): for exports and checks at sizes where
+the stored form fits).
 """
 
 from __future__ import annotations
