@@ -254,6 +254,32 @@ def storage_mse_dedicated(T: int, D: int, p: float) -> float:
 
 # ---- error correction in superposition (circuits.correction, docs/theory.md 7) ------------------
 
+def two_in_one_losses(density: float, importance: float) -> dict[str, float]:
+    """Expected loss per sample of the three solutions of two features (importance 1 and
+    ``importance``, each on with probability ``density`` and then uniform in [0, 1]) in one
+    dimension, x' = ReLU(w (w . x) + b):
+
+    - ``dedicated_to_1``: w = (1, 0), feature 2 dropped to its best constant density/2: it pays
+      its variance, importance (density/3 - density^2/4);
+    - ``dedicated_to_2``: the same with the features' roles swapped: density/3 - density^2/4;
+    - ``antipodal``: w = (1, -1), b = 0: exact unless both are on (density^2), when each output
+      loses min(x1, x2), of mean square 1/6: (1 + importance) density^2 / 6.
+    """
+    variance = density / 3 - density**2 / 4
+    return {"dedicated_to_1": importance * variance, "dedicated_to_2": variance,
+            "antipodal": (1 + importance) * density**2 / 6}
+
+
+def two_in_one_boundary(density: float) -> tuple[float, float] | None:
+    """The relative importances between which the antipodal pair beats the better dedicated
+    solution, where their losses cross: r = 2 p / (4 - 5 p) and its inverse; None from p = 4/7
+    on, where the antipodal pair never wins."""
+    if density >= 4 / 7:
+        return None
+    low = 2 * density / (4 - 5 * density)
+    return low, 1 / low
+
+
 def _poisson(mu: float, top: int) -> torch.Tensor:
     k = torch.arange(top + 1, dtype=torch.float64)
     if mu <= 0:

@@ -1,6 +1,6 @@
 """Every built-in scenario's numbers at a small size and seed 0, pinned: a change that moves
 code around must not move a number (beyond float rounding). The pins are what the code gave
-when they were written (``python tests/test_pins.py --write``); a change that means to change
+when they were written (``python tests/test_pins.py --write [NAME ...]``); a change that means to change
 numbers rewrites them and says why in its message."""
 
 import json
@@ -26,10 +26,12 @@ SMALL = {
     "circuits-in-superposition": dict(T=20, D=200, S=3, L=3, z=[1, 2], samples=100, capacity_D=[200],
                                       capacity_samples=50),
     "rotations-in-superposition": dict(T=60, D=200, S=4, L=3, z=[1, 2], samples=100),
-    "toy-models": dict(features=5, dims=2, sparsity=[0.0, 0.9], instances=2, steps=50),
+    "toy-models": dict(features=5, dims=2, sparsity=[0.0, 0.9], instances=2, steps=50, phase_grid=3),
     "trained-u-and": dict(m=8, d=[4], steps=50, samples=300, p_grid=[0.5]),
     "compressed-computation": dict(features=20, neurons=10, embed=100, p=[0.01, 0.1], p_default=0.01, steps=50,
-                                   batch=64, eval_samples=2000),
+                                   batch=64, eval_samples=2000, mixing_scale=[0.5, 2.0]),
+    "superposition-scaling": dict(features=40, widths=[4, 8], alpha=[1.0], weight_decay=[-1.0, 1.0], steps=30,
+                                  batch=64, eval_samples=512),
     "compressed-storage": dict(T=[60], D=[10, 20], p=[0.1], samples=300, steps=30),
     "block-superposition": dict(D=40, d=4, L=3, z=[1, 2], samples=100),
     "break-even": dict(m=300, active=[1, 2], layers=[1, 2], samples=100, growth=1.5),
@@ -73,5 +75,12 @@ def test_a_scenario_gives_its_pinned_numbers(name):
 
 
 if __name__ == "__main__" and "--write" in sys.argv:
-    PINS.write_text(json.dumps({name: measured(name) for name in SMALL}, indent=1, sort_keys=True) + "\n")
-    print(f"wrote {PINS}")
+    # `--write` rewrites every pin; `--write NAME ...` only those named, keeping the others as they are
+    named = sys.argv[sys.argv.index("--write") + 1:] or list(SMALL)
+    unknown = [n for n in named if n not in SMALL]
+    if unknown:
+        sys.exit(f"no pinned scenario {unknown[0]!r}; choose from {', '.join(SMALL)}")
+    pins = json.loads(PINS.read_text()) if PINS.exists() else {}
+    pins = {name: measured(name) if name in named else pins[name] for name in SMALL}
+    PINS.write_text(json.dumps(pins, indent=1, sort_keys=True) + "\n")
+    print(f"wrote {PINS} ({', '.join(named)})")

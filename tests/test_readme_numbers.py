@@ -312,3 +312,39 @@ def test_the_ground_truth_baselines_quoted_are_the_default_run():
     assert [r["mean_best_true"] for r in sharing] == sorted((r["mean_best_true"] for r in sharing), reverse=True)
     for r in (sharing[0], sharing[-1]):
         assert f"{r['mean_best_true']:.3g} at {r['circuits_per_neuron']:.3g} circuits per neuron" in README
+
+
+def test_the_scaling_exponents_quoted_are_the_default_run():
+    fits = _stored("superposition-scaling")["summary"]["fits"]
+    text = (ROOT / "docs" / "scenarios" / "superposition-scaling.md").read_text()
+    quoted = {(float(m.group(1)), float(m.group(2))): m.groups()[2:]
+              for m in re.finditer(r"^\| ([\d.]+) \| (-?[\d.]+) \| (\w+) \| (-?[\d.]+) \[(-?[\d.]+), (-?[\d.]+)\] \|",
+                                   text, re.M)}
+    assert len(quoted) == len(fits) == 6
+    for fit in fits:
+        regime, exponent, low, high = quoted[(fit["alpha"], fit["weight_decay"])]
+        assert (regime, exponent, low, high) == (fit["regime"], *(f"{fit[k]:.2f}" for k in ("exponent", "low", "high")))
+
+
+def test_the_mixing_strength_table_is_the_default_run():
+    rows = _stored("compressed-computation")["rows"]
+    p_default = _stored("compressed-computation")["params"]["p_default"]
+    curve = sorted((r for r in rows if r["p"] == p_default and r["variant"] in ("with_mixing", "without_mixing",
+                                                                                 "scaled_mixing")),
+                   key=lambda r: r["mixing_scale"])
+    flat = _page("compressed-computation")
+    assert "| std of M's entries | " + " | ".join(_sig(r["mixing_std"]) if r["mixing_std"] else "0"
+                                                  for r in curve) + " |" in flat
+    assert "| trained loss / p | " + " | ".join(_sig(r["loss_per_feature"]) for r in curve) + " |" in flat
+    naive = sorted((r for r in rows if r["variant"] == "naive_scaled"), key=lambda r: r["mixing_scale"])
+    assert "(measured " + ", ".join(f"{r['loss_per_feature']:.4f}" for r in naive) + " against " + \
+        ", ".join(f"{r['predicted_naive_mixed']:.4f}" for r in naive) in flat
+
+
+def test_the_two_in_one_phase_figures_quoted_are_the_default_run():
+    cells = [r for r in _stored("toy-models")["rows"] if "phase" in r]
+    agree = sum(r["phase"] == r["predicted_phase"] for r in cells)
+    flat = _page("toy-models")
+    assert f"in {agree} of {len(cells)} cells ({100 * agree / len(cells):.0f}%)" in flat
+    wrong = sorted(r["loss"] / r["predicted_antipodal_loss"] for r in cells if r["phase"] != r["predicted_phase"])
+    assert f"{wrong[1]:.1f} to {wrong[-1]:.1f} times the antipodal pair's" in flat

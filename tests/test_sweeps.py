@@ -208,6 +208,10 @@ def test_report_draws_the_phase_diagram_with_the_prediction_and_exports(tmp_path
                  "--out", str(tmp_path / "rep")]) == 0
     assert main(["report", str(store), "--metric", "nope"]) == 2
     assert "is not a row or summary value" in capsys.readouterr().err
+    # --where matches a number by its value, however it is written
+    picked = report._filter(pd.DataFrame({"alpha": [1.0, 0.5, 1.0], "tag": ["a", "1", "b"]}), {"alpha": "1"})
+    assert picked["tag"].tolist() == ["a", "b"]
+    assert report._filter(pd.DataFrame({"tag": ["1", "x"]}), {"tag": "1"})["tag"].tolist() == ["1"]
 
 
 def test_sweep_bad_input_is_one_line(tmp_path, capsys):

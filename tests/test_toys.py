@@ -30,7 +30,7 @@ def test_the_best_scale_is_least_squares():
 
 def test_five_features_in_two_dimensions_form_a_pentagon_when_sparse():
     r = scenarios.run("toy-models", sparsity=[0.0, 0.99], steps=3000)
-    sparse = [row for row in r.rows if row["sparsity"] == 0.99]
+    sparse = [row for row in r.rows if row.get("sparsity") == 0.99]
     assert r.summary["represented"][1] == 5
     assert all(a == pytest.approx(72.0, abs=5.0) for a in r.summary["angles"])  # a regular pentagon
     assert sum(r.summary["angles"]) == pytest.approx(360.0)
@@ -58,7 +58,7 @@ def test_dimensionality_of_hand_made_geometries():
 
 def test_compressed_computation_beats_naive_only_through_the_mixing_matrix():
     r = scenarios.run("compressed-computation", features=40, neurons=20, embed=400, p=[0.02], p_default=0.02,
-                      steps=2000, batch=512, eval_samples=50000)
+                      steps=2000, batch=512, eval_samples=50000, mixing_scale=[0.5, 4.0])
     s = r.summary
     naive = s["predicted_naive_without_mixing"]
     assert naive == pytest.approx((40 - 20) / 40 / 6)  # half the features dropped, E[ReLU(x)^2] = 1/6
@@ -66,6 +66,14 @@ def test_compressed_computation_beats_naive_only_through_the_mixing_matrix():
     assert s["loss_without_mixing"] > 0.95 * naive  # without the mixing matrix the gain is gone
     assert s["loss_naive"] > s["loss_with_mixing"]
     assert s["mixing_std"] == pytest.approx(s["predicted_mixing_std"], rel=0.1)  # M = I - W_E^T W_E
+    # the naive solution on mixed labels pays the dropped ReLUs plus all of M x, in closed form
+    for row in r.rows:
+        if row["variant"] in ("naive_baseline", "naive_scaled"):
+            assert row["loss_per_feature"] == pytest.approx(row["predicted_naive_mixed"], rel=0.05)
+    # the gain is U-shaped in the mixing strength: none without mixing, lost again when M is large
+    trained = {row["mixing_scale"]: row["loss_per_feature"] for row in r.rows
+               if row["variant"] in ("with_mixing", "without_mixing", "scaled_mixing")}
+    assert s["best_mixing_scale"] in (0.5, 1.0) and trained[4.0] > trained[s["best_mixing_scale"]] * 1.2
 
 
 def test_a_trained_layer_computes_every_and_densely_where_the_hand_built_one_cannot():
@@ -95,3 +103,134 @@ def test_class_and_binarity_measures_on_hand_made_weights():
     # pairs (0,1),(0,2),(0,3),(1,2),(1,3),(2,3): neuron 0 high on {0,1}, neuron 1 on {1,2,3}
     assert got["class_a"] == pytest.approx((1 + 0 + 0 + 1 + 1 + 1) / 6)
     assert got["class_c"] == pytest.approx((0 + 0 + 0 + 0 + 0 + 1) / 6)
+
+
+
+def test_the_weak_superposition_law_is_the_loss_of_keeping_the_frequent_features():
+    """A hand-set model that keeps the m most frequent features exactly (unit rows on the basis)
+    and outputs the mean p_i for every other one, evaluated like a trained one, pays the closed
+    form (1/n) sum_{i > m} (4/3 p_i - p_i^2)."""
+    import torch
+
+    from scenarios.engine.params import resolve
+    from scenarios.engine.registry import Context
+    from scenarios.library.toys import superposition_scaling as ss
+
+    n, m = 60, 6
+    p = resolve(ss.PARAMS, dict(features=n, widths=[m], alpha=[0.3, 1.0], weight_decay=[0.0],
+                                eval_samples=200_000))
+    w = torch.zeros(2, n, m)
+    w[:, torch.arange(m), torch.arange(m)] = 1.0
+    b = torch.stack([torch.cat([torch.zeros(m), ss.frequencies(n, a)[m:].float()]) for a in p.alpha])
+    measured = ss.evaluate(p, Context(seed=3, device=torch.device("cpu")), w, b, torch.tensor([0, 1]))
+    for k, a in enumerate(p.alpha):
+        assert float(measured[k]) == pytest.approx(ss.predicted_weak_loss(ss.frequencies(n, a), m), rel=0.03)
+    # the tail sum is the integral of i^-(1 + alpha) from m to n, to O(1/m): about m^-alpha, cut off at n
+    n, alpha = 100_000, 0.5
+    probs = ss.frequencies(n, alpha)
+    ratio = ss.predicted_weak_loss(probs, 400) / ss.predicted_weak_loss(probs, 100)
+    assert ratio == pytest.approx((400**-alpha - n**-alpha) / (100**-alpha - n**-alpha), rel=0.01)
+
+
+def test_weight_decay_shrinks_or_grows_rows_towards_unit_norm():
+    import torch
+
+    from scenarios.library.toys import superposition_scaling as ss
+
+    w = torch.tensor([[[2.0, 0.0], [0.0, 0.5]], [[2.0, 0.0], [0.0, 0.5]]])
+    ss.decay_(w, torch.tensor([-1.0, 1.0]), lr=0.1)
+    assert w[0].norm(dim=1).tolist() == pytest.approx([2 - 0.1 * (2 - 1), 0.5 + 0.1 * (1 - 0.5)], rel=1e-6)
+    assert w[1].norm(dim=1).tolist() == pytest.approx([2 * 0.9, 0.5 * 0.9], rel=1e-6)
+
+
+def test_overlaps_of_hand_made_rows():
+    import torch
+
+    from scenarios.library.toys import superposition_scaling as ss
+
+    assert ss.overlap_stats(torch.eye(4)) == (1.0, 0.0)
+    share, overlap = ss.overlap_stats(torch.tensor([[1.0, 0.0], [2.0, 0.0], [0.0, 0.1]]))
+    assert share == pytest.approx(2 / 3) and overlap == pytest.approx(1.0)
+
+
+def test_weight_decay_moves_the_toy_between_strong_and_weak_superposition():
+    """Small and short, but the two regimes already separate: growth keeps a row for every
+    feature, decay keeps at most one per dimension; the narrower models are the wide one with
+    zero columns, so they stay exact width-m models."""
+    r = scenarios.run("superposition-scaling", features=64, widths=[4, 8], alpha=[1.0], weight_decay=[-1.0, 1.0],
+                      steps=1500, batch=256, eval_samples=8192)
+    regimes = {f["weight_decay"]: f["regime"] for f in r.summary["fits"]}
+    assert regimes == {-1.0: "strong", 1.0: "weak"}
+    for row in r.rows:
+        if row["weight_decay"] == -1.0:
+            # strongly superposed rows overlap like random directions in R^m, within a factor 2
+            assert 0.5 / row["width"] < row["mean_sq_overlap"] < 2 / row["width"]
+    for gamma in (-1.0, 1.0):
+        narrow, wide = (row["loss"] for row in r.rows if row["weight_decay"] == gamma)
+        assert wide < narrow / 2  # twice the width: at least half the loss in either regime here
+
+
+def test_a_narrower_model_keeps_its_extra_columns_at_exactly_zero():
+    import torch
+
+    from scenarios.engine.params import resolve
+    from scenarios.engine.registry import Context
+    from scenarios.library.toys import superposition_scaling as ss
+
+    p = resolve(ss.PARAMS, dict(features=30, widths=[3, 7], alpha=[1.0], weight_decay=[-1.0, 0.5], steps=40,
+                                batch=64))
+    w, b, _ = ss.train(p, Context(seed=0, device=torch.device("cpu")))
+    for k, (_, _, m) in enumerate(ss._models(p)):
+        assert torch.count_nonzero(w[k, :, m:]) == 0 and torch.count_nonzero(w[k, :, :m]) == 30 * m
+
+
+def test_the_two_in_one_boundary_is_where_the_closed_form_losses_cross():
+    from circuits.theory import two_in_one_boundary, two_in_one_losses
+
+    for density in (0.01, 0.1, 0.3, 0.5):
+        low, high = two_in_one_boundary(density)
+        at_low, at_high = two_in_one_losses(density, low), two_in_one_losses(density, high)
+        assert at_low["antipodal"] == pytest.approx(at_low["dedicated_to_1"], rel=1e-12)
+        assert at_high["antipodal"] == pytest.approx(at_high["dedicated_to_2"], rel=1e-12)
+        for r, wins in ((low / 1.5, "dedicated_to_1"), (low * 1.5, "antipodal"), (high / 1.5, "antipodal"),
+                        (high * 1.5, "dedicated_to_2")):
+            losses = two_in_one_losses(density, r)
+            assert min(losses, key=losses.get) == wins
+    assert two_in_one_boundary(4 / 7) is None  # from there on the antipodal pair never wins
+
+
+def test_the_two_in_one_closed_forms_are_the_losses_of_their_weights():
+    import torch
+
+    from circuits.theory import two_in_one_losses
+
+    gen = torch.Generator().manual_seed(0)
+    density, r = 0.3, 0.7
+    n = 2_000_000  # the antipodal loss lives on the 9% of samples with both on: its error is 0.3% here
+    x = torch.rand(n, 2, generator=gen, dtype=torch.float64) * (torch.rand(n, 2, generator=gen) < density)
+    importance = torch.tensor([1.0, r], dtype=torch.float64)
+
+    def loss(w: list[float], b: list[float]) -> float:
+        w_, b_ = torch.tensor(w, dtype=torch.float64), torch.tensor(b, dtype=torch.float64)
+        out = torch.relu((x @ w_)[:, None] * w_ + b_)
+        return float((importance * (x - out) ** 2).sum(1).mean())
+
+    closed = two_in_one_losses(density, r)
+    assert loss([1.0, 0.0], [0.0, density / 2]) == pytest.approx(closed["dedicated_to_1"], rel=0.02)
+    assert loss([0.0, 1.0], [density / 2, 0.0]) == pytest.approx(closed["dedicated_to_2"], rel=0.02)
+    assert loss([1.0, -1.0], [0.0, 0.0]) == pytest.approx(closed["antipodal"], rel=0.02)
+
+
+def test_cells_far_from_the_two_in_one_boundary_train_into_their_phase():
+    from scenarios.library.toys.toy_models import classify
+
+    assert [classify(*w) for w in ((1, -0.9), (1, 0.9), (0.1, -1), (1, 0.2), (0.3, 0.2))] == \
+        ["antipodal", "other", "dedicated_to_2", "dedicated_to_1", "other"]
+    r = scenarios.run("toy-models", features=2, dims=1, sparsity=[0.5], instances=3, steps=1500, phase_grid=3)
+    phase = {(row["density"], row["relative_importance"]): row["phase"] for row in r.rows if "phase" in row}
+    assert phase[(0.01, 1.0)] == "antipodal"  # sparse, equal importance: superposition
+    assert phase[(1.0, 0.1)] == "dedicated_to_1"  # dense: the dimension goes to the more important
+    assert phase[(1.0, 10.0)] == "dedicated_to_2"
+    for row in r.rows:
+        if row.get("phase") in ("dedicated_to_1", "dedicated_to_2"):  # a dedicated cell learns its closed form
+            assert row["loss"] == pytest.approx(row["predicted_dedicated_loss"], rel=0.1)

@@ -36,6 +36,7 @@ BUILTIN: dict[str, str] = {
     "trained-u-and": "scenarios.library.toys.trained_u_and",
     "compressed-computation": "scenarios.library.toys.compressed_computation",
     "compressed-storage": "scenarios.library.toys.compressed_storage",
+    "superposition-scaling": "scenarios.library.toys.superposition_scaling",
     "block-superposition": "scenarios.library.constructions.block_superposition",
     "break-even": "scenarios.library.constructions.break_even",
     "emulation-capacity": "scenarios.library.constructions.emulation_capacity",

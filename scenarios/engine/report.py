@@ -45,7 +45,15 @@ def _filter(frame: pd.DataFrame, where: dict[str, str]) -> pd.DataFrame:
     for key, value in where.items():
         if key not in frame.columns:
             raise UsageError(f"--where: {key!r} is not a column; valid: {', '.join(map(str, frame.columns))}")
-        frame = frame[frame[key].astype(str) == value]
+        column = frame[key]
+        try:  # a number matches its value, however written: alpha=1 is the stored 1.0
+            number = float(value)
+        except ValueError:
+            number = None
+        if number is not None and column.dtype.kind in "iuf":
+            frame = frame[np.isclose(column.astype(float), number, rtol=1e-12, atol=0.0)]
+        else:
+            frame = frame[column.astype(str) == value]
         if frame.empty:
             raise UsageError(f"--where {key}={value}: no row matches")
     return frame
