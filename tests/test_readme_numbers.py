@@ -2,6 +2,7 @@
 cheap, from the stored sweep or the stored default runs (docs/runs, which test_defaults compares
 with fresh runs) where it is not. A number that drifts from what they give fails here."""
 
+import json
 import math
 import re
 import statistics
@@ -77,8 +78,6 @@ def _page(name: str) -> str:
 
 
 def _stored(name: str) -> dict:
-    import json
-
     return json.loads((ROOT / "docs" / "runs" / name / "result.json").read_text())
 
 
@@ -324,6 +323,21 @@ def test_the_scaling_exponents_quoted_are_the_default_run():
     for fit in fits:
         regime, exponent, low, high = quoted[(fit["alpha"], fit["weight_decay"])]
         assert (regime, exponent, low, high) == (fit["regime"], *(f"{fit[k]:.2f}" for k in ("exponent", "low", "high")))
+    rows = _stored("superposition-scaling")["rows"]
+    flat = " ".join(text.split())
+    at = {(r["alpha"], r["weight_decay"], r["width"]): r for r in rows}
+    strong = at[(1.0, -1.0, 20)]
+    assert f"m = 20: {strong['loss']:.2e} against {strong['predicted_weak_loss']:.2e}".replace("e-04", "e-4") in flat
+    for fit in fits:
+        sel = [r["represented"] for r in rows if (r["alpha"], r["weight_decay"]) == (fit["alpha"], fit["weight_decay"])]
+        shown = "100% at every m" if min(sel) == 1 else f"{100 * min(sel):g}% to {100 * max(sel):g}%"
+        assert f"| {fit['alpha']:g} | {fit['weight_decay']:g} | {fit['regime']} |" in text
+        assert any(line.startswith(f"| {fit['alpha']:g} | {fit['weight_decay']:g} |") and line.endswith(f"| {shown} |")
+                   for line in text.splitlines())
+    weak = [r["loss"] / r["predicted_weak_loss"] for r in rows if r["weight_decay"] == 1.0]
+    assert f"pays {min(weak):.1f} to {max(weak):.1f} times the dedicated law" in flat
+    overlap = [r["mean_sq_overlap"] * r["width"] for r in rows if r["weight_decay"] == -1.0]
+    assert f"is {min(overlap):.2f} to {max(overlap):.2f} (1 for random directions)" in flat
 
 
 def test_the_mixing_strength_table_is_the_default_run():
@@ -348,3 +362,83 @@ def test_the_two_in_one_phase_figures_quoted_are_the_default_run():
     assert f"in {agree} of {len(cells)} cells ({100 * agree / len(cells):.0f}%)" in flat
     wrong = sorted(r["loss"] / r["predicted_antipodal_loss"] for r in cells if r["phase"] != r["predicted_phase"])
     assert f"{wrong[1]:.1f} to {wrong[-1]:.1f} times the antipodal pair's" in flat
+
+
+def test_the_readme_quotes_the_trained_toys_default_runs():
+    flat = " ".join(README.split())
+    fit = {(f["alpha"], f["weight_decay"]): f for f in _stored("superposition-scaling")["summary"]["fits"]}
+    assert f"falls as m^{fit[(0.5, -1.0)]['exponent']:.2f} and m^{fit[(1.0, -1.0)]['exponent']:.2f}" in flat
+    assert f"({fit[(0.5, 1.0)]['exponent']:.2f} against -0.5 at alpha = 0.5)" in flat
+    rows = _stored("superposition-scaling")["rows"]
+    wins = []
+    for alpha in (0.5, 1.0):
+        strong = [r for r in rows if (r["alpha"], r["weight_decay"]) == (alpha, -1.0)]
+        wins.append(min(r["width"] for r in strong
+                        if all(s["loss"] < s["predicted_weak_loss"] for s in strong if s["width"] >= r["width"])))
+    assert f"beating the dedicated model of the same width from m = {min(wins)} to {max(wins)} on" in flat
+    paper = json.loads((ROOT / "docs" / "results" / "superposition-scaling-1000" / "result.json").read_text())
+    strong = next(f for f in paper["summary"]["fits"] if f["weight_decay"] == -1.0)
+    assert paper["params"]["features"] == 1000 and paper["params"]["widths"] == [10, 16, 25, 40, 63, 100]
+    assert f"widths 10 to 100 it is {strong['exponent']:.2f} [{strong['low']:.2f}, {strong['high']:.2f}]" in flat
+    cells = [r for r in _stored("toy-models")["rows"] if "phase" in r]
+    agree = sum(r["phase"] == r["predicted_phase"] for r in cells) / len(cells)
+    assert f"is the closed form's in {100 * agree:.0f}% of the cells" in flat
+    gain = _stored("compressed-computation")["summary"]["gain_at_best_mixing"]
+    assert f"({100 * gain:.0f}% below naive)" in flat
+    d0 = json.loads((ROOT / "docs" / "results" / "trained-u-and-d0-10" / "result.json").read_text())["rows"]
+    first = min(r["d"] for r in d0 if r["wrong_features_trained"] < r["wrong_features_no_hidden"])
+    assert f"the trained layer beats it from {first} neurons on" in flat
+
+
+def test_the_longer_training_quoted_is_the_stored_run():
+    long = json.loads((ROOT / "docs" / "results" / "superposition-scaling-12000-steps" / "result.json").read_text())
+    assert long["params"]["steps"] == 12000 and long["params"]["features"] == 200
+    fit = next(f for f in long["summary"]["fits"] if f["weight_decay"] == -1.0)
+    flat = " ".join(_page("superposition-scaling").split())
+    assert f"to {fit['exponent']:.2f} [{fit['low']:.2f}, {fit['high']:.2f}]" in flat
+    widest = {r["width"]: r for r in _stored("superposition-scaling")["rows"]
+              if (r["alpha"], r["weight_decay"]) == (1.0, -1.0)}[32]
+    widest_long = next(r for r in long["rows"] if r["width"] == 32)
+    assert f"({widest['loss']:.1e} to {widest_long['loss']:.1e} at m = 32)".replace("e-05", "e-5").replace(
+        "e-06", "e-6") in flat
+    overlap = [r["mean_sq_overlap"] * r["width"] for r in long["rows"]]
+    assert f"stays near 1 ({min(overlap):.2f} to {max(overlap):.1f})" in flat
+    more = json.loads((ROOT / "docs" / "results" / "superposition-scaling-1000-features" / "result.json").read_text())
+    assert more["params"]["features"] == 1000 and more["params"]["widths"] == [5, 8, 12, 20, 32]
+    fit = next(f for f in more["summary"]["fits"] if f["weight_decay"] == -1.0)
+    assert f"the strong exponent is {fit['exponent']:.2f} [{fit['low']:.2f}, {fit['high']:.2f}] (stored in" in flat
+    paper = json.loads((ROOT / "docs" / "results" / "superposition-scaling-1000" / "result.json").read_text())
+    strong = {r["width"]: r for r in paper["rows"] if r["weight_decay"] == -1.0}
+    for m in (10, 100):
+        quote = f"{strong[m]['loss']:.2e} against {strong[m]['predicted_weak_loss']:.2e} at m = {m}"
+        assert re.sub(r"e-0(\d)", r"e-\1", quote) in flat
+    assert all(r["loss"] > r["predicted_weak_loss"] for r in strong.values())
+    fit = next(f for f in paper["summary"]["fits"] if f["weight_decay"] == -1.0)
+    assert f"{fit['exponent']:.2f} [{fit['low']:.2f}, {fit['high']:.2f}], the paper's -1 within its interval" in flat
+    assert fit["low"] <= -1 <= fit["high"]
+
+
+def test_the_trained_u_and_baselines_quoted_are_the_stored_runs():
+    flat = _page("trained-u-and")
+    assert _stored("trained-u-and")["summary"]["wrong_features_no_hidden"] == 0.0
+    assert "`wrong_features_no_hidden` is 0 in the default run" in flat
+    assert all(r["wrong_features_trained"] >= r["wrong_features_no_hidden"] for r in _stored("trained-u-and")["rows"])
+    runs = {name: json.loads((ROOT / "docs" / "results" / f"trained-u-and-{name}" / "result.json").read_text())
+            for name in ("d0-10", "mse")}
+    assert runs["d0-10"]["params"]["d0"] == 10 and runs["mse"]["params"]["loss"] == "mse"
+    d0, mse = runs["d0-10"], runs["mse"]
+
+    def g(v: float) -> str:
+        return f"{v:.2g}"
+
+    assert f"baseline reads {g(d0['summary']['wrong_features_no_hidden'])} ANDs wrong per input" in flat
+    assert "the trained layer reads " + ", ".join(g(r["wrong_features_trained"]) for r in d0["rows"]) in flat
+    beats = [r["d"] for r in d0["rows"] if r["wrong_features_trained"] < r["wrong_features_no_hidden"]]
+    assert beats == [r["d"] for r in d0["rows"] if r["d"] >= 12] and "from 12 neurons on it beats" in flat
+    hand = [r["wrong_features_handbuilt"] for r in d0["rows"]]
+    assert f"reads {min(hand):.0f} to {max(hand):.0f} wrong" in flat
+    dens, r2 = [r["density"] for r in d0["rows"]], [r["class_r2"] for r in d0["rows"]]
+    assert f"({min(dens):.2f} to {max(dens):.2f} of the output weights" in flat
+    assert f"explain {min(r2):.2f} to {max(r2):.2f} of its" in flat
+    assert f"reads no AND right ({g(mse['summary']['wrong_features_no_hidden'])} wrong per input" in flat
+    assert "but trained it reads " + ", ".join(g(r["wrong_features_trained"]) for r in mse["rows"]) in flat

@@ -155,8 +155,7 @@ def test_overlaps_of_hand_made_rows():
 
 def test_weight_decay_moves_the_toy_between_strong_and_weak_superposition():
     """Small and short, but the two regimes already separate: growth keeps a row for every
-    feature, decay keeps at most one per dimension; the narrower models are the wide one with
-    zero columns, so they stay exact width-m models."""
+    feature, decay keeps at most one per dimension."""
     r = scenarios.run("superposition-scaling", features=64, widths=[4, 8], alpha=[1.0], weight_decay=[-1.0, 1.0],
                       steps=1500, batch=256, eval_samples=8192)
     regimes = {f["weight_decay"]: f["regime"] for f in r.summary["fits"]}
@@ -168,20 +167,6 @@ def test_weight_decay_moves_the_toy_between_strong_and_weak_superposition():
     for gamma in (-1.0, 1.0):
         narrow, wide = (row["loss"] for row in r.rows if row["weight_decay"] == gamma)
         assert wide < narrow / 2  # twice the width: at least half the loss in either regime here
-
-
-def test_a_narrower_model_keeps_its_extra_columns_at_exactly_zero():
-    import torch
-
-    from scenarios.engine.params import resolve
-    from scenarios.engine.registry import Context
-    from scenarios.library.toys import superposition_scaling as ss
-
-    p = resolve(ss.PARAMS, dict(features=30, widths=[3, 7], alpha=[1.0], weight_decay=[-1.0, 0.5], steps=40,
-                                batch=64))
-    w, b, _ = ss.train(p, Context(seed=0, device=torch.device("cpu")))
-    for k, (_, _, m) in enumerate(ss._models(p)):
-        assert torch.count_nonzero(w[k, :, m:]) == 0 and torch.count_nonzero(w[k, :, :m]) == 30 * m
 
 
 def test_the_two_in_one_boundary_is_where_the_closed_form_losses_cross():
@@ -234,3 +219,31 @@ def test_cells_far_from_the_two_in_one_boundary_train_into_their_phase():
     for row in r.rows:
         if row.get("phase") in ("dedicated_to_1", "dedicated_to_2"):  # a dedicated cell learns its closed form
             assert row["loss"] == pytest.approx(row["predicted_dedicated_loss"], rel=0.1)
+
+
+def test_the_no_hidden_baseline_reads_every_and_on_the_basis_and_fails_where_it_cannot_threshold():
+    """With 0/1 inputs on the basis every AND is a threshold on its two inputs' sum, so a model
+    without hidden neurons reads them all: a trained layer that does no better computes nothing.
+    Fitted by squared error it cannot put 1 on the sum 2 and 0 on the sums 0 and 1 (a line), and
+    with the inputs in superposition in fewer dimensions than features it no longer sees each sum."""
+    import torch
+
+    from circuits.generators import all_pairs_and
+    from layers import make_embedding
+    from scenarios.engine.params import resolve
+    from scenarios.engine.registry import Context
+    from scenarios.library.toys import trained_u_and as tu
+
+    ctx = Context(seed=0, device=torch.device("cpu"))
+
+    def wrong(**given) -> float:
+        # a larger learning rate than the default gives the baseline its large weights in fewer steps
+        p = resolve(tu.PARAMS, dict(m=12, steps=400, lr=0.05, samples=3000) | given)
+        circuit = all_pairs_and(p.m)
+        phi = make_embedding("random", p.m, p.d0, ctx.generator("embedding")) if p.d0 else None
+        return tu.no_hidden_wrong(p, circuit, phi, *tu.train_no_hidden(p, circuit, phi, ctx), 7)
+
+    assert wrong() == 0.0
+    assert wrong(active=3) == 0.0  # any number on: x_i + x_j = 2 still marks the AND
+    assert wrong(loss="mse") == 1.0  # reads no AND right: the one true AND per input is missed
+    assert wrong(d0=5) > 0.05

@@ -8,8 +8,7 @@ the model keeps: gamma > 0 shrinks every weight by lr * gamma per step (weak sup
 frequent features get rows, the rest none), gamma < 0 grows each row towards unit norm, by
 lr * |gamma| * (|W_i| - 1) (strong superposition: every feature gets a row, and rows overlap).
 Every width, alpha and weight decay is one model of one batched run (Adam, warm-up then cosine,
-the same inputs for every model of a step); a narrower model is the wide one with its extra
-columns held at zero, which they keep exactly (their gradient is zero).
+the same inputs for every model of a step; one batched product per width).
 
 The two laws, printed beside what is measured:
 - weak superposition: the m most frequent features are exact and each other one costs its
@@ -120,36 +119,48 @@ def _models(p: Values) -> list[tuple[float, float, int]]:
 
 
 def train(p: Values, ctx: Context) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """W (models, features, max width), b (models, features), and each model's frequency law's
-    index into p.alpha."""
+    """W (models, features, max width; a narrower model's extra columns are 0), b (models,
+    features), and each model's frequency law's index into p.alpha. The models of one width are
+    one batched product, so no model pays for a wider one's columns."""
     models = _models(p)
     n, wide = p.features, max(p.widths)
     law = torch.tensor([p.alpha.index(a) for a, _, _ in models])
-    decay = torch.tensor([g for _, g, _ in models])
-    keep = torch.stack([torch.arange(wide) < m for _, _, m in models]).float()[:, None, :]  # (models, 1, wide)
-    scale = torch.tensor([1 / math.sqrt(m) for _, _, m in models])[:, None, None]
     gen = ctx.generator("init")
     dev = ctx.device  # drawn on the CPU, so a seed trains the same start on every device
-    w = torch.nn.Parameter((torch.randn(len(models), n, wide, generator=gen) * scale * keep).to(dev))
-    b = torch.nn.Parameter(torch.randn(len(models), n, generator=gen).to(dev))
-    decay = decay.to(dev)
+    start = torch.randn(len(models), n, wide, generator=gen)  # model k starts from its first m columns
+    bias = torch.randn(len(models), n, generator=gen)
+    groups = []  # per width: the models' indices, their frequency laws, W (k, n, m), b (k, n), decays
+    for m in p.widths:
+        idx = torch.tensor([k for k, (_, _, width) in enumerate(models) if width == m])
+        groups.append((idx, law[idx], torch.nn.Parameter((start[idx, :, :m] / math.sqrt(m)).to(dev)),
+                       torch.nn.Parameter(bias[idx].to(dev)),
+                       torch.tensor([models[k][1] for k in idx.tolist()], device=dev)))
     probs = torch.stack([frequencies(n, a) for a in p.alpha]).float()
-    opt = torch.optim.Adam([w, b], lr=p.lr)
+    opt = torch.optim.Adam([t for g in groups for t in g[2:4]], lr=p.lr)
     data = ctx.generator("data")
     with sized_threads(len(models) * p.batch * n):
         for step in tqdm(range(p.steps), desc="training", disable=not ctx.progress, leave=False):
             lr = schedule(step, p.steps, p.lr)
             for group in opt.param_groups:
                 group["lr"] = lr
-            x = sample(probs, p.batch, data)[law].to(dev)
-            out = torch.relu(torch.bmm(torch.bmm(x, w), w.transpose(1, 2)) + b[:, None, :])
-            loss = ((out - x) ** 2).mean(dim=(1, 2)).sum()
+            x = sample(probs, p.batch, data).to(dev)
+            loss = x.new_zeros(())
+            for _, laws, w, b, _ in groups:
+                xs = x[laws.to(dev)]
+                out = torch.relu(torch.bmm(torch.bmm(xs, w), w.transpose(1, 2)) + b[:, None, :])
+                loss = loss + ((out - xs) ** 2).mean(dim=(1, 2)).sum()
             opt.zero_grad(set_to_none=True)
             loss.backward()
             with torch.no_grad():
-                decay_(w, decay, lr)
+                for _, _, w, _, decay in groups:
+                    decay_(w, decay, lr)
             opt.step()
-    return w.detach(), b.detach(), law
+    w_all = torch.zeros(len(models), n, wide, device=dev)
+    b_all = torch.zeros(len(models), n, device=dev)
+    for idx, _, w, b, _ in groups:
+        w_all[idx.to(dev), :, :w.shape[2]] = w.detach()
+        b_all[idx.to(dev)] = b.detach()
+    return w_all, b_all, law
 
 
 @torch.no_grad()

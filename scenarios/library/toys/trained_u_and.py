@@ -17,9 +17,13 @@ weights: the variance a two-level fit explains, averaged over neurons; 1 for bin
 ``class_a``, ``class_b``, ``class_c`` (per AND, the neurons reading both, one or none of its
 inputs among their high-weight inputs), ``class_r2`` (share of the output weights' variance that
 the class of the neuron explains, per AND), ``intended_share_trained``, ``intended_share_handbuilt``
-(feature graph: share of each AND's incoming weight on its own two inputs).
+(feature graph: share of each AND's incoming weight on its own two inputs),
+``wrong_features_no_hidden`` (the baseline without hidden neurons: a logit per AND straight from
+the inputs, trained the same way; with 0/1 inputs on the basis every AND is a threshold on its two
+inputs' sum, so this model reads every AND and a row that does not beat it shows no computation).
 Summary keys: ``pairs``, ``dedicated_neurons`` (one per AND), ``smallest_exact_d`` (the
-smallest d whose trained network reads every AND right on every sampled input).
+smallest d whose trained network reads every AND right on every sampled input),
+``wrong_features_no_hidden``.
 """
 
 from __future__ import annotations
@@ -47,6 +51,7 @@ from scenarios.engine.registry import Context, Outcome, Scenario
 from scenarios.engine.result import Result
 
 LOSSES = ("bce", "mse")
+NO_HIDDEN_STEPS = 4  # the baseline without hidden neurons trains this many times as long
 
 PARAMS = {
     "m": Param(20, "input features", low=2, high=200),
@@ -77,22 +82,44 @@ def _pairs(circuit: Circuit) -> tuple[torch.Tensor, torch.Tensor]:
 
 def train(p: Values, d: int, circuit: Circuit, phi: torch.Tensor | None, ctx: Context) -> tuple[torch.Tensor, ...]:
     """W (d, width), b (d), U (pairs, d), c (pairs) of the trained layer."""
-    m, pairs = p.m, circuit.widths[1]
-    width = m if phi is None else phi.shape[1]
+    pairs, width = circuit.widths[1], p.m if phi is None else phi.shape[1]
     gen = ctx.generator(f"init:{d}")
     w = torch.nn.Parameter(torch.randn(d, width, generator=gen) / math.sqrt(width))
     b = torch.nn.Parameter(torch.zeros(d))
     u = torch.nn.Parameter(torch.randn(pairs, d, generator=gen) / math.sqrt(d))
     c = torch.nn.Parameter(torch.zeros(pairs))
-    opt = torch.optim.Adam([w, b, u, c], lr=p.lr)
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, p.steps)
-    sampler = ExactlyActive(m, p.active, ctx.seed_for(f"train:{d}"))
+    _fit(p, circuit, phi, [w, b, u, c], lambda a: torch.relu(a @ w.T + b) @ u.T + c, p.steps,
+         ctx.seed_for(f"train:{d}"))
+    return w.detach(), b.detach(), u.detach(), c.detach()
+
+
+def train_no_hidden(p: Values, circuit: Circuit, phi: torch.Tensor | None,
+                    ctx: Context) -> tuple[torch.Tensor, torch.Tensor]:
+    """The baseline without hidden neurons: one logit per AND straight from the inputs,
+    y = V a + c, trained with the same loss and learning rate for 4 times the steps (a threshold
+    needs large weights, and this model has few to grow them with: at the layer's own step count
+    it is still short of them). With the inputs on the basis every AND is the threshold
+    x_i + x_j > 3/2 of its two inputs, so this model can read every one."""
+    pairs, width = circuit.widths[1], p.m if phi is None else phi.shape[1]
+    gen = ctx.generator("init:no-hidden")
+    v = torch.nn.Parameter(torch.randn(pairs, width, generator=gen) / math.sqrt(width))
+    c = torch.nn.Parameter(torch.zeros(pairs))
+    _fit(p, circuit, phi, [v, c], lambda a: a @ v.T + c, NO_HIDDEN_STEPS * p.steps, ctx.seed_for("train:no-hidden"))
+    return v.detach(), c.detach()
+
+
+def _fit(p: Values, circuit: Circuit, phi: torch.Tensor | None, params: list[torch.nn.Parameter],
+         logits: Callable[[torch.Tensor], torch.Tensor], steps: int, seed: int) -> None:
+    """Adam with a cosine schedule on the ANDs of fresh inputs; ``logits`` maps the inputs as the
+    model sees them (on the basis, or along phi) to one value per AND."""
+    opt = torch.optim.Adam(params, lr=p.lr)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps)
+    sampler = ExactlyActive(p.m, p.active, seed)
     ii, jj = _pairs(circuit)
-    with sized_threads(p.batch * max(m, len(ii))):
-        for _ in range(p.steps):
+    with sized_threads(p.batch * max(p.m, len(ii))):
+        for _ in range(steps):
             x = sampler.sample(p.batch)
-            a = x if phi is None else x @ phi
-            y = torch.relu(a @ w.T + b) @ u.T + c
+            y = logits(x if phi is None else x @ phi)
             target = x[:, ii] * x[:, jj]
             if p.loss == "bce":
                 loss = torch.nn.functional.binary_cross_entropy_with_logits(y, target)
@@ -102,7 +129,22 @@ def train(p: Values, d: int, circuit: Circuit, phi: torch.Tensor | None, ctx: Co
             loss.backward()
             opt.step()
             sched.step()
-    return w.detach(), b.detach(), u.detach(), c.detach()
+
+
+@torch.no_grad()
+def no_hidden_wrong(p: Values, circuit: Circuit, phi: torch.Tensor | None, v: torch.Tensor, c: torch.Tensor,
+                    seed: int) -> float:
+    """ANDs on the wrong side of the decision per input (a logit of 0 with bce, 1/2 with mse), on
+    the same inputs the networks are measured on."""
+    ii, jj = _pairs(circuit)
+    sampler = ExactlyActive(p.m, p.active, seed)
+    wrong, done, cut = 0, 0, 0.0 if p.loss == "bce" else 0.5
+    while done < p.samples:
+        x = sampler.sample(min(4096, p.samples - done))
+        y = (x if phi is None else x @ phi) @ v.T + c
+        wrong += int(((y > cut) != (x[:, ii] * x[:, jj] > 0.5)).sum())
+        done += len(x)
+    return wrong / p.samples
 
 
 def as_compiled(circuit: Circuit, phi: torch.Tensor | None, w: torch.Tensor, b: torch.Tensor, u: torch.Tensor,
@@ -178,6 +220,8 @@ def body(p: Values, ctx: Context) -> Outcome:
     circuit = all_pairs_and(m)
     phi = make_embedding("random", m, p.d0, ctx.generator("embedding")) if p.d0 else None
     seed = ctx.seed_for("eval")
+    # the baseline every row must beat: no hidden neurons at all (with basis inputs it needs none)
+    wrong_none = no_hidden_wrong(p, circuit, phi, *train_no_hidden(p, circuit, phi, ctx), seed)
     rows = []
     for d in tqdm(p.d, desc="neurons", disable=not ctx.progress, leave=False):
         w, b, u, c = train(p, d, circuit, phi, ctx)
@@ -202,10 +246,11 @@ def body(p: Values, ctx: Context) -> Outcome:
                      "wrong_features_handbuilt": wrong_h, "p_handbuilt": prob, "density": density(u),
                      "density_handbuilt": density(hand.directions(1) if hand.readouts[1] is not None else u),
                      "binarity": binarity(per_feature), **classes(circuit, per_feature, u),
-                     "intended_share_trained": shares["trained"], "intended_share_handbuilt": shares["handbuilt"]})
+                     "intended_share_trained": shares["trained"], "intended_share_handbuilt": shares["handbuilt"],
+                     "wrong_features_no_hidden": wrong_none})
     exact = [r["d"] for r in rows if r["wrong_features_trained"] == 0]
     summary = {"pairs": circuit.widths[1], "dedicated_neurons": circuit.widths[1],
-               "smallest_exact_d": min(exact) if exact else None}
+               "smallest_exact_d": min(exact) if exact else None, "wrong_features_no_hidden": wrong_none}
     return Outcome(rows, summary)
 
 
@@ -218,6 +263,9 @@ def wrong_by_d_figure(result: Result) -> Figure:
     plots.line(ax, [r["d"] for r in rows], [r["wrong_features_trained"] for r in rows], "trained", plots.MEASURED)
     plots.line(ax, [r["d"] for r in rows], [r["wrong_features_handbuilt"] for r in rows], "hand-built U-AND",
                "tab:red", "--s")
+    none = result.summary.get("wrong_features_no_hidden")
+    if none is not None:  # a baseline that needs no neurons: a row that does not beat it computes nothing
+        ax.axhline(none, color="black", lw=1, ls=":", label=f"no hidden neurons: {none:.3g}")
     plots.finish(ax)
     return fig
 
