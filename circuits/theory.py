@@ -252,7 +252,7 @@ def storage_mse_dedicated(T: int, D: int, p: float) -> float:
     return p * (1 - p) * max(T - D, 0) / T
 
 
-# ---- error correction in superposition (circuits.correction, docs/theory.md 7) ------------------
+# ---- trained toys (scenarios/library/toys, docs/theory.md 5) ----------------------------------
 
 def two_in_one_losses(density: float, importance: float) -> dict[str, float]:
     """Expected loss per sample of the three solutions of two features (importance 1 and
@@ -279,6 +279,31 @@ def two_in_one_boundary(density: float) -> tuple[float, float] | None:
     low = 2 * density / (4 - 5 * density)
     return low, 1 / low
 
+
+def linear_and_mse(m: int, active: int) -> float:
+    """Squared error per AND of the best linear read of the 0/1 inputs on the basis (exactly
+    ``active`` of m on, each pair's AND t = x_i x_j): by symmetry the best read is affine in
+    s = x_i + x_j (the other inputs sum to active - s), so it leaves Var t - Cov(s, t)^2 / Var s,
+    with s hypergeometric: P(s = 2) = a(a-1) / (m(m-1)), P(s = 1) = 2a(m-a) / (m(m-1))."""
+    both = active * (active - 1) / (m * (m - 1))
+    one = 2 * active * (m - active) / (m * (m - 1))
+    mean_s, mean_s2 = one + 2 * both, one + 4 * both
+    var_s = mean_s2 - mean_s**2
+    cov = 2 * both - mean_s * both
+    return both * (1 - both) - (cov**2 / var_s if var_s > 0 else 0.0)
+
+
+def dedicated_and_mse(m: int, active: int, d: int) -> float:
+    """Squared error per AND of the dedicated solution with d neurons on 0/1 basis inputs
+    (exactly ``active`` on): min(d, P) of the P = m(m-1)/2 ANDs computed exactly, one neuron
+    ReLU(x_i + x_j - 1) each, the others read as their mean q = a(a-1) / (m(m-1)), of variance
+    q(1 - q): (1 - min(d, P) / P) q (1 - q)."""
+    pairs = m * (m - 1) // 2
+    q = active * (active - 1) / (m * (m - 1))
+    return (1 - min(d, pairs) / pairs) * q * (1 - q)
+
+
+# ---- error correction in superposition (circuits.correction, docs/theory.md 7) ------------------
 
 def _poisson(mu: float, top: int) -> torch.Tensor:
     k = torch.arange(top + 1, dtype=torch.float64)

@@ -442,3 +442,49 @@ def test_the_trained_u_and_baselines_quoted_are_the_stored_runs():
     assert f"explain {min(r2):.2f} to {max(r2):.2f} of its" in flat
     assert f"reads no AND right ({g(mse['summary']['wrong_features_no_hidden'])} wrong per input" in flat
     assert "but trained it reads " + ", ".join(g(r["wrong_features_trained"]) for r in mse["rows"]) in flat
+    linear = (mse["summary"]["error_no_hidden"], mse["summary"]["predicted_error_no_hidden"])
+    assert f"{linear[0]:.2g} per AND measured against {linear[1]:.2g} in closed form" in flat
+    copying = [g(r["wrong_features_copying"]) for r in _stored("trained-u-and")["rows"]]
+    assert f"it reads {', '.join(copying[:4])} wrong at d = 4, 6, 8, 12 and {copying[4]} from d = 20 = m" in flat
+    default = {r["d"]: r for r in _stored("trained-u-and")["rows"]}
+    first = min(d for d, r in default.items() if r["wrong_features_trained"] < r["wrong_features_copying"])
+    assert first == 6 and f"beats it from 6 neurons on ({default[6]['wrong_features_trained']:.2f}" in flat
+    assert f"against {default[6]['wrong_features_copying']:.2f}): it packs" in flat
+    assert f"12 neurons at {default[12]['wrong_features_trained']:.3f} wrong" in flat
+    assert f"is {g(d0['rows'][-1]['wrong_features_copying'])} at d = 20, and absent below" in flat
+    assert all(r["wrong_features_copying"] is None for r in d0["rows"][:-1])
+
+
+def test_the_squared_error_chase_quoted_is_the_stored_runs():
+    """The squared-error layer against the dedicated solution's closed form, at every stored width
+    below one neuron per AND; the commoner-AND run against the copy."""
+    flat = _page("trained-u-and")
+    runs = {name: json.loads((ROOT / "docs" / "results" / f"trained-u-and-{name}" / "result.json").read_text())
+            for name in ("mse", "mse-wide", "mse-active-8")}
+    assert runs["mse-wide"]["params"]["d"] == [4, 8, 20, 50, 100, 190, 400]
+    assert runs["mse-active-8"]["params"]["active"] == 8
+    rows = runs["mse"]["rows"] + [r for r in runs["mse-wide"]["rows"] if r["d"] > 20]
+    below = [r for r in runs["mse"]["rows"] + runs["mse-wide"]["rows"] if r["d"] <= 100]
+    worst = max(abs(r["error_trained"] / r["predicted_error_dedicated"] - 1) for r in below)
+    assert worst < 0.02 and "within 2% of that solution's at every width from 4 to 100" in flat
+    assert "within 2% from 4 to 100 neurons" in " ".join((ROOT / "README.md").read_text().split())
+    by_d = {r["d"]: r for r in rows}
+    for d in (4, 100):
+        r = by_d[d]
+        assert f"{r['error_trained']:.5f} against {r['predicted_error_dedicated']:.5f} at d = {d}" in flat
+    assert by_d[190]["wrong_features_trained"] == 0 and by_d[190]["predicted_error_dedicated"] == 0
+    dens = [r["density"] for r in runs["mse"]["rows"]]
+    assert f"sparse ({100 * min(dens):.0f} to {100 * max(dens):.0f}% of its weights" in flat
+    bce = [r["density"] for r in _stored("trained-u-and")["rows"]]
+    assert f"against {100 * min(bce):.0f} to {100 * max(bce):.0f}% with" in flat
+    a8 = {r["d"]: r for r in runs["mse-active-8"]["rows"]}
+    dens = [r["density"] for r in a8.values()]
+    assert f"dense ({min(dens):.2f} to {max(dens):.2f} of its output" in flat
+    r = a8[12]
+    assert f"({r['error_trained']:.3f} against {r['predicted_error_dedicated']:.3f} per AND at d = 12)" in flat
+    copy, trained = r["wrong_features_copying"], r["wrong_features_trained"]
+    assert f"({copy:.0f} ANDs wrong per input against the trained {trained:.1f} at d = 12" in flat
+    assert runs["mse-active-8"]["summary"]["wrong_features_no_hidden"] == 0
+    assert f"0 and {a8[20]['wrong_features_trained']:.0e} at d = 20" in flat and a8[20]["wrong_features_copying"] == 0
+    s = runs["mse-active-8"]["summary"]
+    assert f"{a8[20]['error_trained']:.4f} per AND against {s['predicted_error_no_hidden']:.4f} in closed form" in flat

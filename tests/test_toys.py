@@ -241,9 +241,87 @@ def test_the_no_hidden_baseline_reads_every_and_on_the_basis_and_fails_where_it_
         p = resolve(tu.PARAMS, dict(m=12, steps=400, lr=0.05, samples=3000) | given)
         circuit = all_pairs_and(p.m)
         phi = make_embedding("random", p.m, p.d0, ctx.generator("embedding")) if p.d0 else None
-        return tu.no_hidden_wrong(p, circuit, phi, *tu.train_no_hidden(p, circuit, phi, ctx), 7)
+        return tu.no_hidden_reads(p, circuit, phi, *tu.train_no_hidden(p, circuit, phi, ctx), 7)[0]
 
     assert wrong() == 0.0
     assert wrong(active=3) == 0.0  # any number on: x_i + x_j = 2 still marks the AND
     assert wrong(loss="mse") == 1.0  # reads no AND right: the one true AND per input is missed
     assert wrong(d0=5) > 0.05
+
+
+def test_the_copying_solution_is_the_linear_read_once_it_has_its_neurons():
+    """Copying k of m basis inputs through ReLUs, with the exact threshold x_i + x_j > 3/2 on the
+    copies, misses exactly the ANDs with an uncopied input: with two inputs on, a share
+    1 - C(k, 2) / C(m, 2) of inputs has its one AND missed. In superposition, 2 d0 neurons copy the
+    signed stream and reproduce the linear read exactly."""
+    import math
+
+    import torch
+
+    from circuits.generators import all_pairs_and
+    from circuits.sampling import ExactlyActive
+    from circuits.trace import trace_noise
+    from layers import make_embedding
+    from scenarios.library.toys import trained_u_and as tu
+
+    m = 10
+    circuit = all_pairs_and(m)
+    ii, jj = tu._pairs(circuit)
+    v = torch.zeros(len(ii), m)
+    v[torch.arange(len(ii)), ii] = 1.0
+    v[torch.arange(len(ii)), jj] = 1.0
+    c = torch.full((len(ii),), -1.5)
+    for k in (4, 7, 10, 13):
+        net = tu.as_copying(circuit, None, v, c, k, bce=True)
+        assert net.cost().neurons == [k]
+        wrong = trace_noise(circuit, {"c": net.read_features}, ExactlyActive(m, 2, 3), 20000,
+                            progress=False)["c"][1].wrong_features
+        expect = 1 - math.comb(min(k, m), 2) / math.comb(m, 2)
+        assert wrong == pytest.approx(expect, abs=4 * math.sqrt(expect * (1 - expect) / 20000) + 1e-12)
+    assert tu.copying_neurons(m, 0) == m and tu.copying_neurons(m, 4) == 8
+    phi = make_embedding("random", m, 4, torch.Generator().manual_seed(1))
+    v = torch.randn(len(ii), 4, generator=torch.Generator().manual_seed(2))
+    x = ExactlyActive(m, 3, 5).sample(64)
+    full = tu.as_copying(circuit, phi, v, c, 8, bce=False).read_features(x)[1]
+    assert torch.allclose(full, x @ phi @ v.T + c, atol=1e-5)
+    half = tu.as_copying(circuit, phi, v, c, 5, bce=False).read_features(x)[1]  # two coordinates copied
+    assert torch.allclose(half, x @ phi[:, :2] @ v[:, :2].T + c, atol=1e-5)
+
+
+def test_the_best_linear_read_of_an_and_is_affine_in_its_two_inputs_sum():
+    """The closed-form squared error of the best linear read (affine in x_i + x_j by symmetry)
+    against a least-squares fit on every input and a constant, over sampled inputs."""
+    import torch
+
+    from circuits.sampling import ExactlyActive
+    from circuits.theory import linear_and_mse
+
+    for m, active in ((12, 2), (12, 4), (30, 3)):
+        x = ExactlyActive(m, active, 11).sample(200_000).double()
+        target = x[:, 0] * x[:, 1]
+        design = torch.cat([x, torch.ones(len(x), 1, dtype=x.dtype)], dim=1)
+        coef = torch.linalg.lstsq(design, target[:, None]).solution
+        fitted = float(((design @ coef)[:, 0] - target).pow(2).mean())
+        assert fitted == pytest.approx(linear_and_mse(m, active), rel=0.03)
+    assert linear_and_mse(12, 12) == 0.0  # every AND on: a constant reads it
+
+
+def test_the_dedicated_solution_computes_one_and_per_neuron_and_leaves_the_rest_at_their_mean():
+    """d neurons ReLU(x_i + x_j - 1) on d of the pairs, the other ANDs read as the constant q:
+    the measured squared error per AND against the closed form, on sampled inputs."""
+    import torch
+
+    from circuits.sampling import ExactlyActive
+    from circuits.theory import dedicated_and_mse
+
+    m, active = 10, 3
+    pairs = torch.combinations(torch.arange(m))
+    q = active * (active - 1) / (m * (m - 1))
+    x = ExactlyActive(m, active, 4).sample(100_000)
+    target = x[:, pairs[:, 0]] * x[:, pairs[:, 1]]
+    for d in (0, 7, 30, 45, 60):
+        k = min(d, len(pairs))
+        read = torch.full_like(target, q)
+        read[:, :k] = torch.relu(x[:, pairs[:k, 0]] + x[:, pairs[:k, 1]] - 1)
+        assert float((read - target).pow(2).mean()) == pytest.approx(dedicated_and_mse(m, active, d), rel=0.03,
+                                                                     abs=1e-9)

@@ -4,7 +4,8 @@ sparse boolean inputs (Newgas 2025), beside the hand-built Universal-AND at the 
 Inputs have exactly ``active`` of m features on, on the basis (d0 = 0) or along random unit
 vectors of R^d0. The trained model is h = ReLU(W a + b) with one logit per AND, y = U h + c,
 fitted by Adam with binary cross-entropy (``loss=bce``; ``mse`` fits y to the 0/1 values, which
-at these sparsities settles on outputs that hedge below 1/2); the hand-built one is
+with rare ANDs settles on the dedicated solution, an AND per neuron and the rest near their mean,
+below 1/2); the hand-built one is
 ``circuits.uand.compile_uand`` with the connection probability of ``p_grid`` that reads the
 fewest ANDs wrong at that d.
 
@@ -20,10 +21,19 @@ the class of the neuron explains, per AND), ``intended_share_trained``, ``intend
 (feature graph: share of each AND's incoming weight on its own two inputs),
 ``wrong_features_no_hidden`` (the baseline without hidden neurons: a logit per AND straight from
 the inputs, trained the same way; with 0/1 inputs on the basis every AND is a threshold on its two
-inputs' sum, so this model reads every AND and a row that does not beat it shows no computation).
+inputs' sum, so this model reads every AND and a row that does not beat it shows no computation),
+``error_no_hidden`` (its MSE per AND, on the scale of ``error_trained``),
+``wrong_features_copying`` (the input-copying solution at the row's d: its neurons copy input
+coordinates and each AND reads the copies linearly; from ``copying_neurons`` on it is the
+no-hidden baseline, below that it sees only part of the input; null below ``copying_neurons``
+in superposition), ``predicted_error_dedicated`` (inputs on the basis: the MSE per AND of the
+dedicated solution of d neurons, one AND each computed exactly and the rest read as their mean,
+``circuits.theory.dedicated_and_mse``; null in superposition).
 Summary keys: ``pairs``, ``dedicated_neurons`` (one per AND), ``smallest_exact_d`` (the
 smallest d whose trained network reads every AND right on every sampled input),
-``wrong_features_no_hidden``.
+``wrong_features_no_hidden``, ``error_no_hidden``, ``predicted_error_no_hidden`` (with ``loss=mse``
+and inputs on the basis, the best linear read's error in closed form,
+``circuits.theory.linear_and_mse``; else null), ``copying_neurons`` (m on the basis, 2 d0 in superposition).
 """
 
 from __future__ import annotations
@@ -40,6 +50,7 @@ from circuits.generators import all_pairs_and
 from circuits.graph import FeatureGraph
 from circuits.sampling import ExactlyActive
 from circuits.spec import Circuit
+from circuits.theory import dedicated_and_mse, linear_and_mse
 from circuits.trace import trace_noise
 from circuits.uand import compile_uand
 from layers import Dense, Identity, Network, ReLUBlock, make_embedding
@@ -132,19 +143,22 @@ def _fit(p: Values, circuit: Circuit, phi: torch.Tensor | None, params: list[tor
 
 
 @torch.no_grad()
-def no_hidden_wrong(p: Values, circuit: Circuit, phi: torch.Tensor | None, v: torch.Tensor, c: torch.Tensor,
-                    seed: int) -> float:
-    """ANDs on the wrong side of the decision per input (a logit of 0 with bce, 1/2 with mse), on
-    the same inputs the networks are measured on."""
+def no_hidden_reads(p: Values, circuit: Circuit, phi: torch.Tensor | None, v: torch.Tensor, c: torch.Tensor,
+                    seed: int) -> tuple[float, float]:
+    """ANDs on the wrong side of the decision per input (a logit of 0 with bce, 1/2 with mse) and
+    the MSE per AND (of the probability with bce, of the output with mse), on the same inputs the
+    networks are measured on."""
     ii, jj = _pairs(circuit)
     sampler = ExactlyActive(p.m, p.active, seed)
-    wrong, done, cut = 0, 0, 0.0 if p.loss == "bce" else 0.5
+    wrong, sq, done, bce = 0, 0.0, 0, p.loss == "bce"
     while done < p.samples:
         x = sampler.sample(min(4096, p.samples - done))
         y = (x if phi is None else x @ phi) @ v.T + c
-        wrong += int(((y > cut) != (x[:, ii] * x[:, jj] > 0.5)).sum())
+        target = x[:, ii] * x[:, jj]
+        wrong += int(((y > (0.0 if bce else 0.5)) != (target > 0.5)).sum())
+        sq += float((((torch.sigmoid(y) if bce else y) - target) ** 2).double().sum())
         done += len(x)
-    return wrong / p.samples
+    return wrong / p.samples, sq / (p.samples * len(ii))
 
 
 def as_compiled(circuit: Circuit, phi: torch.Tensor | None, w: torch.Tensor, b: torch.Tensor, u: torch.Tensor,
@@ -157,6 +171,33 @@ def as_compiled(circuit: Circuit, phi: torch.Tensor | None, w: torch.Tensor, b: 
     shift = 0.5 if bce else 0.0
     readouts = [Identity(m) if phi is None else Dense(phi.clone()), Identity(u.shape[0])]
     return CompiledNetwork(f"trained(d={w.shape[0]})", circuit, net, readouts, readout_bias=[None, c + shift])
+
+
+def copying_neurons(m: int, d0: int) -> int:
+    """Neurons a layer needs to copy its input: one per feature on the basis (0/1 inputs pass a
+    ReLU unchanged), two per dimension of a signed stream in superposition (its positive and
+    negative parts)."""
+    return m if d0 == 0 else 2 * d0
+
+
+def as_copying(circuit: Circuit, phi: torch.Tensor | None, v: torch.Tensor, c: torch.Tensor, d: int,
+               bce: bool) -> CompiledNetwork:
+    """The input-copying solution at d neurons: they copy as many input coordinates as they can
+    (the first ones; every coordinate is alike), and each AND reads the copies through the
+    no-hidden baseline's weights on those coordinates, not refitted. From ``copying_neurons``
+    neurons on it is that baseline exactly: copying spends neurons and computes nothing."""
+    m, width = circuit.n_inputs, v.shape[1]
+    k = min(d, width) if phi is None else min(d // 2, width)
+    eye = torch.eye(width)[:k]
+    w = eye if phi is None else torch.cat([eye, -eye])
+    u = v[:, :k] if phi is None else torch.cat([v[:, :k], -v[:, :k]], dim=1)
+    spare = d - w.shape[0]  # neurons left over read nothing and are read by nothing
+    w, u = torch.cat([w, torch.zeros(spare, width)]), torch.cat([u, torch.zeros(len(u), spare)], dim=1)
+    embed = Identity(m) if phi is None else Dense(phi.T.contiguous())
+    net = Network(embed, [ReLUBlock(Dense(w), torch.zeros(d), Dense(u.contiguous()))])
+    readouts = [Identity(m) if phi is None else Dense(phi.clone()), Identity(len(u))]
+    return CompiledNetwork(f"copying(d={d})", circuit, net, readouts,
+                           readout_bias=[None, c + (0.5 if bce else 0.0)])
 
 
 @torch.no_grad()
@@ -221,15 +262,24 @@ def body(p: Values, ctx: Context) -> Outcome:
     phi = make_embedding("random", m, p.d0, ctx.generator("embedding")) if p.d0 else None
     seed = ctx.seed_for("eval")
     # the baseline every row must beat: no hidden neurons at all (with basis inputs it needs none)
-    wrong_none = no_hidden_wrong(p, circuit, phi, *train_no_hidden(p, circuit, phi, ctx), seed)
+    v, c_none = train_no_hidden(p, circuit, phi, ctx)
+    wrong_none, error_none = no_hidden_reads(p, circuit, phi, v, c_none, seed)
+    # the best linear read in closed form, where it has one (squared error, inputs on the basis)
+    linear = linear_and_mse(m, p.active) if p.loss == "mse" and phi is None else None
     rows = []
     for d in tqdm(p.d, desc="neurons", disable=not ctx.progress, leave=False):
         w, b, u, c = train(p, d, circuit, phi, ctx)
         trained = ctx.place(as_compiled(circuit, phi, w, b, u, c, p.loss == "bce"))
         err = mse(circuit, trained.read_features, p.samples, m, p.active, seed, p.loss == "bce")
         # the tracer reads both networks as it reads every compiled network (decisions at 1/2)
-        wrong = trace_noise(circuit, {"t": trained.read_features}, ExactlyActive(m, p.active, seed), p.samples,
-                            progress=False)["t"][1].wrong_features
+        readers = {"t": trained.read_features}
+        # a partial copy of a signed stream has no read-out short of refitting one: copying is
+        # the linear read from 2 d0 neurons on, and absent below
+        if phi is None or d >= copying_neurons(m, p.d0):
+            readers["c"] = ctx.place(as_copying(circuit, phi, v, c_none, d, p.loss == "bce")).read_features
+        noise = trace_noise(circuit, readers, ExactlyActive(m, p.active, seed), p.samples, progress=False)
+        wrong = noise["t"][1].wrong_features
+        wrong_copying = noise["c"][1].wrong_features if "c" in noise else None
         best = None  # the hand-built network with the fewest wrong ANDs over p_grid
         for prob in p.p_grid:
             hand = ctx.place(compile_uand(circuit, d, prob, p.d0, ctx.generator(f"uand:{d}:{prob}")))
@@ -247,10 +297,14 @@ def body(p: Values, ctx: Context) -> Outcome:
                      "density_handbuilt": density(hand.directions(1) if hand.readouts[1] is not None else u),
                      "binarity": binarity(per_feature), **classes(circuit, per_feature, u),
                      "intended_share_trained": shares["trained"], "intended_share_handbuilt": shares["handbuilt"],
-                     "wrong_features_no_hidden": wrong_none})
+                     "wrong_features_no_hidden": wrong_none, "error_no_hidden": error_none,
+                     "wrong_features_copying": wrong_copying,
+                     "predicted_error_dedicated": None if phi is not None else dedicated_and_mse(m, p.active, d)})
     exact = [r["d"] for r in rows if r["wrong_features_trained"] == 0]
     summary = {"pairs": circuit.widths[1], "dedicated_neurons": circuit.widths[1],
-               "smallest_exact_d": min(exact) if exact else None, "wrong_features_no_hidden": wrong_none}
+               "smallest_exact_d": min(exact) if exact else None, "wrong_features_no_hidden": wrong_none,
+               "error_no_hidden": error_none, "predicted_error_no_hidden": linear,
+               "copying_neurons": copying_neurons(m, p.d0)}
     return Outcome(rows, summary)
 
 
@@ -263,8 +317,34 @@ def wrong_by_d_figure(result: Result) -> Figure:
     plots.line(ax, [r["d"] for r in rows], [r["wrong_features_trained"] for r in rows], "trained", plots.MEASURED)
     plots.line(ax, [r["d"] for r in rows], [r["wrong_features_handbuilt"] for r in rows], "hand-built U-AND",
                "tab:red", "--s")
+    copied = [r for r in rows if r.get("wrong_features_copying") is not None]
+    if copied:
+        plots.line(ax, [r["d"] for r in copied], [r["wrong_features_copying"] for r in copied],
+                   f"copying the input (linear read from d={result.summary['copying_neurons']})", "tab:gray", ":^")
     none = result.summary.get("wrong_features_no_hidden")
     if none is not None:  # a baseline that needs no neurons: a row that does not beat it computes nothing
+        ax.axhline(none, color="black", lw=1, ls=":", label=f"no hidden neurons: {none:.3g}")
+    plots.finish(ax)
+    return fig
+
+
+def error_by_d_figure(result: Result) -> Figure:
+    """Squared error per AND against the neuron count, beside the no-hidden baseline and (inputs on
+    the basis) the dedicated solution's closed form: where the trained line follows the dedicated
+    one, its neurons compute one AND each."""
+    rows, p = result.rows, result.p
+    fig, ax = plots.figure(f"squared error per AND ({p.loss} training), m={p.m}, {p.active} active",
+                           "d (neurons)", "MSE per AND")
+    ax.set_yscale("symlog", linthresh=1e-7)  # an exact layer (float rounding) sits at 0
+    ds = [r["d"] for r in rows]
+    plots.line(ax, ds, [r["error_trained"] for r in rows], "trained", plots.MEASURED)
+    plots.line(ax, ds, [r["error_handbuilt"] for r in rows], "hand-built U-AND", "tab:red", "--s")
+    dedicated = [r for r in rows if r.get("predicted_error_dedicated") is not None]
+    if dedicated:
+        plots.line(ax, [r["d"] for r in dedicated], [r["predicted_error_dedicated"] for r in dedicated],
+                   "dedicated: a neuron per AND, the rest at their mean (closed form)", plots.PREDICTED)
+    none = result.summary.get("error_no_hidden")
+    if none:
         ax.axhline(none, color="black", lw=1, ls=":", label=f"no hidden neurons: {none:.3g}")
     plots.finish(ax)
     return fig
@@ -293,7 +373,7 @@ scenario = Scenario(
                 "classes",
     params=PARAMS,
     body=body,
-    figures={"wrong_by_d": wrong_by_d_figure},
+    figures={"wrong_by_d": wrong_by_d_figure, "error_by_d": error_by_d_figure},
     check=check,
     exports=exports,
     devices=("cpu",),
