@@ -128,3 +128,31 @@ def test_emulation_capacity_brackets_each_width_and_fits_the_exponent_of_its_own
     assert law[0] <= budget < law[1]
     ceiling = fit_power_law([120, 240, 480], [D * D / math.log(D) for D in (120, 240, 480)])
     assert r.summary["ceiling_exponent"] == pytest.approx(ceiling.exponent)
+
+
+def test_a_linear_copy_at_layer_two_reads_the_distinct_on_neurons_its_links_reach():
+    """An off feature t that shares one layer-1 neuron with the on feature (read 1/S) and has no
+    on feature on its layer-2 copies: each copy holds ReLU((1/S + chi)(1 + Y) - chi l S), Y the
+    on feature's other S - 1 layer-1 neurons that the copy's co-residents link (each counted
+    once, the capped weight), Y ~ Binomial(S - 1, f_o) with f_o = 1 - (1 - S/n)^(lambda - 1)."""
+    m, D, S = 2000, 502, 6
+    net = _net(m, 2, D, S, "linear")
+    x = ExactlyActive(m, 1, 1).sample(300)
+    reads = net.read_features(x)
+    values = net.network.streams(x)[2][:, net.cis.patterns[1]]  # (batch, m, S): layer-2 copies
+    chi = net.cis.chi[0]
+    c = 1 / S + chi
+    on_neurons = torch.zeros(len(x), D, dtype=torch.bool)  # layer-2 neurons of the on feature
+    on_neurons[torch.arange(len(x))[:, None], net.cis.patterns[1][x.argmax(1)]] = True
+    direct = on_neurons[:, net.cis.patterns[1]].any(-1)  # (batch, m): the on feature sits on a copy
+    sel = (x == 0) & ((reads[1] * S).round() == 1) & ~direct
+    copies = values[sel].reshape(-1)
+    lattice = torch.relu(c * (1 + torch.arange(S)) - chi * S)  # Y = 0 .. S - 1
+    level = (copies[:, None] - lattice).abs().argmin(1)
+    assert float((copies - lattice[level]).abs().max()) < 1e-4  # every copy sits on the lattice
+    lam = m * S / D
+    f_o = 1 - (1 - S / D) ** (lam - 1)
+    want = torch.distributions.Binomial(S - 1, torch.tensor(f_o)).log_prob(torch.arange(S).float()).exp()
+    got = torch.bincount(level, minlength=S).float() / len(level)
+    assert torch.allclose(got, want, atol=0.015)  # the placement is not quite independent links
+    assert f"{1 + S * chi:.2f}" == "1.34"  # the own-read gain docs/theory.md 7.1 quotes
