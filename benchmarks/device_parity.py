@@ -1,9 +1,11 @@
 """Device parity: the same scenarios on the CPU and on a CUDA device, same seed, same numbers.
 
-Every random draw is made on the CPU (inputs, directions, placements) and moved to the device, so
-the two runs differ only by float rounding. For each scenario this prints the time on each device,
-the speed-up, and the largest relative difference over every number of its rows and summary; it
-exits 1 if one passes the tolerance, and 0 with "skipped" where no CUDA device exists.
+With the default draws every random draw is made on the CPU (inputs, directions, placements) and
+moved to the device; with counter draws (the scenarios that honour them run both ways) they are made
+on the device, and the counter generator's words are checked bit for bit between the two devices.
+Either way the two runs differ only by float rounding. For each scenario this prints the time on
+each device, the speed-up, and the largest relative difference over every number of its rows and
+summary; it exits 1 if one passes the tolerance, and 0 with "skipped" where no CUDA device exists.
 
     python benchmarks/device_parity.py            # small sizes, under a minute on a GPU
     python benchmarks/device_parity.py --large    # compounding-noise at m = 10^5 on demand too
@@ -21,7 +23,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import torch  # noqa: E402
 
-from scenarios import networks, run  # noqa: E402
+from layers.philox import CounterStream  # noqa: E402
+from scenarios import load, networks, run  # noqa: E402
 
 TOLERANCE = 1e-3  # relative, with an absolute floor of 1e-5
 CASES = {
@@ -79,6 +82,13 @@ def on_device_only(name: str, params: dict) -> bool:
     return all(t.device.type == "cuda" for t in tensors)
 
 
+def counter_words_agree() -> bool:
+    """The counter generator's 32-bit words, and the derived uniforms, equal on cpu and cuda."""
+    stream, rows = CounterStream(0, "parity"), torch.arange(2**40, 2**40 + 1000)
+    same = torch.equal(stream.bits(rows, 1000), stream.bits(rows, 1000, device="cuda").cpu())
+    return same and torch.equal(stream.uniform(rows, 1000), stream.uniform(rows, 1000, device="cuda").cpu())
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--large", action="store_true", help="add compounding-noise at m = 10^5 on demand")
@@ -87,21 +97,25 @@ def main() -> int:
         print("no CUDA device: skipped")
         return 0
     print(f"device: {torch.cuda.get_device_name(0)}; tolerance {TOLERANCE:g} relative")
-    print(f"{'scenario':<40} {'cpu s':>8} {'cuda s':>8} {'speed-up':>9} {'worst rel. diff':>16} {'on device':>10}")
-    failed = False
+    bitwise = counter_words_agree()
+    print(f"counter generator, 10^6 words: {'bit for bit the same' if bitwise else 'DIFFERENT'} on cpu and cuda")
+    failed = not bitwise
+    print(f"{'scenario':<40} {'draws':>8} {'cpu s':>8} {'cuda s':>8} {'speed-up':>9} {'worst rel. diff':>16} "
+          f"{'on device':>10}")
     for label, (name, params) in (CASES | (LARGE if args.large else {})).items():
-        timings, results = {}, {}
-        for device in ("cpu", "cuda"):
-            start = time.perf_counter()
-            results[device] = run(name, seed=0, device=device, progress=False, **params)
-            if device == "cuda":
-                torch.cuda.synchronize()
-            timings[device] = time.perf_counter() - start
-        diff = worst_difference(numbers(results["cpu"]), numbers(results["cuda"]))
-        placed = on_device_only(name, params)
-        failed |= diff > TOLERANCE or not placed
-        print(f"{label:<40} {timings['cpu']:>8.2f} {timings['cuda']:>8.2f} {timings['cpu'] / timings['cuda']:>8.1f}x "
-              f"{diff:>16.2e} {'yes' if placed else 'NO':>10}")
+        for draws in load(name).draws:
+            timings, results = {}, {}
+            for device in ("cpu", "cuda"):
+                start = time.perf_counter()
+                results[device] = run(name, seed=0, device=device, progress=False, draws=draws, **params)
+                if device == "cuda":
+                    torch.cuda.synchronize()
+                timings[device] = time.perf_counter() - start
+            diff = worst_difference(numbers(results["cpu"]), numbers(results["cuda"]))
+            placed = on_device_only(name, params)
+            failed |= diff > TOLERANCE or not placed
+            print(f"{label:<40} {draws:>8} {timings['cpu']:>8.2f} {timings['cuda']:>8.2f} "
+                  f"{timings['cpu'] / timings['cuda']:>8.1f}x {diff:>16.2e} {'yes' if placed else 'NO':>10}")
     print("parity: " + ("FAILED" if failed else "ok"))
     return 1 if failed else 0
 

@@ -233,12 +233,12 @@ def compile_dedicated(circuit: Circuit) -> CompiledNetwork:
 
 
 def superposed_directions(circuit: Circuit, n: int, embedding: str = "random",
-                          generator: torch.Generator | None = None) -> list[Directions]:
+                          generator: torch.Generator | None = None, draws: str = "torch") -> list[Directions]:
     """The directions of every layer's features: one seed drawn from ``generator``, each layer on
-    its own part of the seed range, so no two features of the network share a row seed."""
+    its own part of the seed range, so no two features of the network share a row."""
     base = draw_seed(generator)
     starts = [base + sum(circuit.widths[:t]) for t in range(len(circuit.widths))]
-    return [Directions(embedding, m_t, n, start) for m_t, start in zip(circuit.widths, starts)]
+    return [Directions(embedding, m_t, n, start, draws) for m_t, start in zip(circuit.widths, starts)]
 
 
 def compile_superposed(
@@ -247,7 +247,9 @@ def compile_superposed(
     embedding: str = "random",
     cleanup: str = "none",
     generator: torch.Generator | None = None,
+    draws: str = "torch",
 ) -> CompiledNetwork:
-    """Every layer's features along their own ``embedding`` directions in an n-dim stream."""
-    phis = [d.dense() for d in superposed_directions(circuit, n, embedding, generator)]
+    """Every layer's features along their own ``embedding`` directions in an n-dim stream (built
+    on the CPU, as every stored network is, then placed on the run's device)."""
+    phis = [d.dense() for d in superposed_directions(circuit, n, embedding, generator, draws)]
     return compile_with_embeddings(circuit, phis, cleanup, "superposed")

@@ -9,6 +9,8 @@ import torch
 
 from circuits.gates import GATES, KINDS, fan_in_of
 from circuits.spec import Circuit, CircuitError, Gate, GateArray
+from layers.embeddings import draw_seed
+from layers.philox import CounterStream, check_draws
 
 ANDNOT = GATES.index("ANDNOT")
 
@@ -20,9 +22,12 @@ def random_circuit(
     fan_in: int,
     gates: Sequence[str] = ("AND", "OR"),
     generator: torch.Generator | None = None,
+    draws: str = "torch",
 ) -> Circuit:
     """Each gate picks its kind uniformly from ``gates`` and reads distinct random features of
-    the previous layer (``fan_in`` of them for AND / OR, two for ANDNOT, one for BUF / NOT)."""
+    the previous layer (``fan_in`` of them for AND / OR, two for ANDNOT, one for BUF / NOT).
+    With counter draws, gate i of layer t is row (t, i) of a stream keyed by a seed drawn from
+    ``generator``: any gate's wiring can be made without the others."""
     kinds = [kind.upper() for kind in gates]
     unknown = [kind for kind in kinds if kind not in GATES]
     if unknown or not kinds:
@@ -32,13 +37,21 @@ def random_circuit(
     need = max(fan_in_of(k, fan_in) for k in kinds)
     codes = torch.tensor([GATES.index(kind) for kind in kinds])
     fans = torch.tensor([fan_in_of(kind, fan_in) for kind in kinds])
+    check_draws(draws)
+    stream = CounterStream(draw_seed(generator), "random-circuit") if draws == "counter" else None
     built, prev = [], m
     for t in range(1, layers + 1):
         if need > prev:
             raise CircuitError(f"fan_in={need} exceeds the {prev} features of layer {t - 1}")
-        picks = torch.randint(0, len(kinds), (width,), generator=generator)
-        # distinct features per gate: the first columns of a random permutation per row.
-        order = torch.rand(width, prev, generator=generator).argsort(dim=1)[:, :need]
+        if stream is not None:  # kind, a need-subset, then a random order of it (ANDNOT reads in order)
+            rows = torch.arange(width) + (t << 32)
+            picks = stream.below(rows, 1, len(kinds))[:, 0]
+            subset = stream.subsets(rows, prev, need, stream=1)
+            order = subset.gather(1, stream.bits(rows, need, stream=2).argsort(dim=1))
+        else:
+            picks = torch.randint(0, len(kinds), (width,), generator=generator)
+            # distinct features per gate: the first columns of a random permutation per row.
+            order = torch.rand(width, prev, generator=generator).argsort(dim=1)[:, :need]
         built.append(_gate_array(codes[picks], fans[picks], order))
         prev = width
     return Circuit(m, built)
@@ -56,11 +69,17 @@ def _gate_array(codes: torch.Tensor, fans: torch.Tensor, order: torch.Tensor) ->
     return GateArray(codes, inputs)
 
 
-def relay(m: int, layers: int, generator: torch.Generator | None = None) -> Circuit:
-    """Each layer copies the previous one's features through BUF gates in a random order."""
+def relay(m: int, layers: int, generator: torch.Generator | None = None, draws: str = "torch") -> Circuit:
+    """Each layer copies the previous one's features through BUF gates in a random order (with
+    counter draws, layer t's order is row t of a stream keyed by a seed drawn from ``generator``)."""
+    check_draws(draws)
+    if draws == "counter":
+        stream = CounterStream(draw_seed(generator), "relay")
+        orders = [stream.permutations(torch.tensor([t]), m)[0] for t in range(layers)]
+    else:
+        orders = [torch.randperm(m, generator=generator) for _ in range(layers)]
     # held as tensors: a relay of a million features costs no Python object per gate
-    return Circuit(m, [GateArray.of_kind("BUF", torch.randperm(m, generator=generator)[:, None])
-                       for _ in range(layers)])
+    return Circuit(m, [GateArray.of_kind("BUF", order[:, None]) for order in orders])
 
 
 def all_pairs_and(m: int) -> Circuit:

@@ -1,8 +1,10 @@
 """Seeded sparse boolean input samplers, each with its own torch.Generator, and the common form
 of a batch of inputs that the tracer takes from any of them.
 
-Draws are made on the CPU and moved to the device, so a seed gives the same inputs everywhere.
-A sampler's ``draw(b)`` gives a ``Batch``; ``sample(b)`` its dense inputs.
+With ``draws="torch"`` the draws are made on the CPU and moved to the device; with
+``draws="counter"`` sample k is row k of a counter-based stream (``layers.philox``), made on the
+device: either way a seed gives the same inputs everywhere, and with counter draws the same inputs
+whatever the batch sizes. A sampler's ``draw(b)`` gives a ``Batch``; ``sample(b)`` its dense inputs.
 """
 
 from __future__ import annotations
@@ -10,6 +12,8 @@ from __future__ import annotations
 from typing import Any
 
 import torch
+
+from layers.philox import CounterStream, check_draws
 
 
 class Batch:
@@ -62,17 +66,25 @@ def draw(sampler: Any, size: int) -> Batch:
 class ExactlyActive:
     """Inputs with exactly ``active`` of the ``m`` features on, chosen uniformly."""
 
-    def __init__(self, m: int, active: int, seed: int, device: torch.device | str = "cpu") -> None:
+    def __init__(self, m: int, active: int, seed: int, device: torch.device | str = "cpu",
+                 draws: str = "torch") -> None:
         if not 0 <= active <= m:
             raise ValueError(f"active must be between 0 and m={m}, got {active}")
-        self.m, self.active = m, active
+        check_draws(draws)
+        self.m, self.active, self.draws = m, active, draws
         self.device = torch.device(device)
         self.generator = torch.Generator().manual_seed(seed)
+        self.stream = CounterStream(seed, "exactly-active")
+        self.drawn = 0  # samples drawn so far: the counter row of the next one
 
     def sample_active(self, batch: int) -> torch.Tensor:
         """(batch, active) indices of the on-features, distinct within each row; no (batch, m)
         tensor is made unless active^2 > m, where drawing with replacement would repeat often."""
         m, l, gen = self.m, self.active, self.generator
+        if self.draws == "counter":
+            rows = torch.arange(self.drawn, self.drawn + batch, device=self.device)
+            self.drawn += batch
+            return self.stream.subsets(rows, m, l, device=self.device)
         if l * l > m:
             scores = torch.rand(batch, m, generator=gen)
             return scores.topk(l, dim=1).indices.to(self.device)
@@ -102,14 +114,22 @@ class ExactlyActive:
 class Bernoulli:
     """Inputs whose features are on independently with probability ``p``."""
 
-    def __init__(self, m: int, p: float, seed: int, device: torch.device | str = "cpu") -> None:
+    def __init__(self, m: int, p: float, seed: int, device: torch.device | str = "cpu",
+                 draws: str = "torch") -> None:
         if not 0.0 <= p <= 1.0:
             raise ValueError(f"p must be in [0, 1], got {p}")
-        self.m, self.p = m, p
+        check_draws(draws)
+        self.m, self.p, self.draws = m, p, draws
         self.device = torch.device(device)
         self.generator = torch.Generator().manual_seed(seed)
+        self.stream = CounterStream(seed, "bernoulli")
+        self.drawn = 0
 
     def sample(self, batch: int) -> torch.Tensor:
+        if self.draws == "counter":
+            rows = torch.arange(self.drawn, self.drawn + batch, device=self.device)
+            self.drawn += batch
+            return (self.stream.uniform(rows, self.m, device=self.device) < self.p).float()
         u = torch.rand(batch, self.m, generator=self.generator)
         return (u < self.p).float().to(self.device)
 

@@ -97,14 +97,16 @@ class StreamedSuperposed:
 
     def __init__(self, circuit: Circuit, n: int, embedding: str = "random", cleanup: str = "none",
                  generator: torch.Generator | None = None, chunk: int = 4096,
-                 device: torch.device | str = "cpu") -> None:
+                 device: torch.device | str = "cpu", draws: str = "torch") -> None:
         if cleanup not in CLEANUPS:
             raise ValueError(f"unknown cleanup {cleanup!r}; choose one of {', '.join(CLEANUPS)}")
         if chunk <= 0:
             raise ValueError(f"chunk must be positive, got {chunk}")
         self.circuit, self.n, self.cleanup, self.chunk = circuit, n, cleanup, chunk
         self.device = torch.device(device)
-        self.directions = superposed_directions(circuit, n, embedding, generator)
+        self.directions = superposed_directions(circuit, n, embedding, generator, draws)
+        # where directions are made: counter draws on the device itself, torch draws on the CPU
+        self.draw_device = self.device if draws == "counter" else torch.device("cpu")
         # where every feature of layer t is read by exactly one gate of layer t + 1 (a relay), the
         # reads that feed the gates are all the reads of layer t: no separate pass is needed
         self.fused = []
@@ -143,8 +145,8 @@ class StreamedSuperposed:
             new = torch.zeros(batch, self.n, device=dev)
             bounds = [(s, min(s + self.chunk, len(layer))) for s in range(0, len(layer), self.chunk)]
             # linear gates write every output: their write directions are made ahead too
-            jobs = [partial(self._gate_chunk_rows, ln, s, e, phi_in, phi_out if shape.all_linear else None)
-                    for s, e in bounds]
+            jobs = [partial(self._gate_chunk_rows, ln, s, e, phi_in, phi_out if shape.all_linear else None,
+                            self.draw_device) for s, e in bounds]
             for (s, e), (features, position, phi_read, phi_write) in zip(bounds, _made_ahead(jobs)):
                 a, b = int(ln.first_neuron[s]), int(ln.first_neuron[e])
                 ea, eb = int(ln.first_edge[a]), int(ln.first_edge[b])
@@ -165,7 +167,7 @@ class StreamedSuperposed:
                     out = torch.zeros(batch, e - s, device=dev).index_add_(1, (ln.gate[a:b] - s).to(dev), post)
                 live = torch.nonzero(out.ne(0).any(dim=0)).squeeze(1)
                 if live.numel() == e - s:
-                    new += out @ (phi_out.span(s, e) if phi_write is None else phi_write).to(dev)
+                    new += out @ (phi_out.span(s, e, self.draw_device) if phi_write is None else phi_write).to(dev)
                 elif live.numel():  # write only the gates that are on somewhere in the batch
                     new += out[:, live] @ phi_out.rows(live.cpu() + s, dev)
             if not self.fused[t]:
@@ -174,13 +176,14 @@ class StreamedSuperposed:
         yield from self._layer_reads(self.circuit.depth, stream)
 
     @staticmethod
-    def _gate_chunk_rows(ln: LayerNeurons, s: int, e: int, phi_in: Directions, phi_out: Directions | None):
+    def _gate_chunk_rows(ln: LayerNeurons, s: int, e: int, phi_in: Directions, phi_out: Directions | None,
+                         where: torch.device):
         """Gates s..e-1: the features they read, where each edge's feature sits among them, and
         the directions read (and written, when ``phi_out`` is given)."""
         a, b = int(ln.first_neuron[s]), int(ln.first_neuron[e])
         ea, eb = int(ln.first_edge[a]), int(ln.first_edge[b])
         features, position = torch.unique(ln.edge_input[ea:eb], return_inverse=True)
-        return features, position, phi_in.rows(features), None if phi_out is None else phi_out.span(s, e)
+        return features, position, phi_in.rows(features, where), None if phi_out is None else phi_out.span(s, e, where)
 
     def _neurons_in(self, ln: LayerNeurons, read: torch.Tensor, position: torch.Tensor, a: int, b: int,
                     ea: int, eb: int, shape: _Shape) -> torch.Tensor:
@@ -197,7 +200,7 @@ class StreamedSuperposed:
     def _layer_reads(self, t: int, stream: torch.Tensor) -> Iterator[Chunk]:
         phi = self.directions[t]
         bounds = [(s, min(s + self.chunk, phi.m)) for s in range(0, phi.m, self.chunk)]
-        for (s, e), rows in zip(bounds, _made_ahead([partial(phi.span, s, e) for s, e in bounds])):
+        for (s, e), rows in zip(bounds, _made_ahead([partial(phi.span, s, e, self.draw_device) for s, e in bounds])):
             yield Chunk(t, slice(0, stream.shape[0]), slice(s, e), stream @ rows.to(self.device).T)
 
 

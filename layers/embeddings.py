@@ -13,6 +13,8 @@ from dataclasses import dataclass
 
 import torch
 
+from layers.philox import CounterStream, check_draws
+
 EMBEDDINGS = ("random", "sign", "identity")
 
 
@@ -43,6 +45,8 @@ def make_embedding(
 
 
 _MASK32 = (1 << 32) - 1
+# one stream for every counter-drawn direction: a Directions' rows are its seed range's rows
+_DIRECTIONS = CounterStream(0, "directions")
 
 
 def _row_seeds(seed: int, index: torch.Tensor) -> list[int]:
@@ -68,26 +72,32 @@ def draw_seed(generator: torch.Generator | None = None) -> int:
 class Directions:
     """m unit vectors in R^n given by ``kind`` and a seed, made on demand.
 
-    Row i is drawn from its own generator, seeded by seed + i (mixed), on the CPU: the rows of any
-    index set are the same whichever other rows are made, in whatever order, and on every device
-    (they are moved there after being drawn). Directions whose seed ranges [seed, seed + m) do not
-    overlap share no row seed. ``dense()`` is the stored matrix.
+    With ``draws="torch"``, row i is drawn from its own torch generator, seeded by seed + i (mixed),
+    on the CPU, and moved to the device; with ``draws="counter"``, it is row seed + i of a
+    counter-based stream (``layers.philox``), made on the device itself. Either way the rows of any
+    index set are the same whichever other rows are made, in whatever order, and on every device.
+    Directions whose seed ranges [seed, seed + m) do not overlap share no row. ``dense()`` is the
+    stored matrix.
     """
 
-    def __init__(self, kind: str, m: int, n: int, seed: int) -> None:
+    def __init__(self, kind: str, m: int, n: int, seed: int, draws: str = "torch") -> None:
         if m <= 0 or n <= 0:
             raise ValueError(f"embedding sizes must be positive, got m={m}, n={n}")
         if kind not in EMBEDDINGS:
             raise ValueError(f"unknown embedding {kind!r}; choose one of {', '.join(EMBEDDINGS)}")
         if kind == "identity" and n < m:
             raise ValueError(f"identity embedding needs n >= m (one direction per feature), got m={m}, n={n}")
-        self.kind, self.m, self.n, self.seed = kind, m, n, int(seed)
+        check_draws(draws)
+        self.kind, self.m, self.n, self.seed, self.draws = kind, m, n, int(seed), draws
 
     def rows(self, index: torch.Tensor, device: torch.device | str = "cpu") -> torch.Tensor:
         """The (len(index), n) directions of the features ``index`` (a 1-D integer tensor)."""
-        index = index.reshape(-1).cpu()
+        index = index.reshape(-1)
         if index.numel() and (int(index.min()) < 0 or int(index.max()) >= self.m):
             raise IndexError(f"feature index out of range 0..{self.m - 1}")
+        if self.draws == "counter":
+            return self._counter_rows(index, device)
+        index = index.cpu()
         out = torch.zeros(index.numel(), self.n)
         if self.kind == "identity":
             out[torch.arange(index.numel()), index] = 1.0
@@ -105,6 +115,17 @@ class Directions:
                 out[k] = bits.random_(0, 2, generator=gen)
             out.mul_(2.0).sub_(1.0).div_(math.sqrt(self.n))
         return out.to(device)
+
+    def _counter_rows(self, index: torch.Tensor, device: torch.device | str) -> torch.Tensor:
+        index = index.to(device=device, dtype=torch.int64)
+        if self.kind == "identity":
+            return torch.nn.functional.one_hot(index, self.n).to(torch.float32)
+        rows = index + self.seed
+        if self.kind == "random":
+            out = _DIRECTIONS.normal(rows, self.n, device=device)
+            return out / out.norm(dim=1, keepdim=True)
+        signs = (_DIRECTIONS.bits(rows, self.n, device=device) & 1).to(torch.float32)
+        return signs.mul_(2.0).sub_(1.0).div_(math.sqrt(self.n))
 
     def span(self, start: int, stop: int, device: torch.device | str = "cpu") -> torch.Tensor:
         """Rows start..stop - 1."""

@@ -61,6 +61,9 @@ def build_parser() -> argparse.ArgumentParser:
     p_run.add_argument("--config", default=None, metavar="FILE.toml",
                        help="an experiment file: scenario, seed, [params] (flags override it)")
     p_run.add_argument("--device", default="cpu", help="cpu or cuda")
+    p_run.add_argument("--draws", default=None,
+                       help="torch (the default: seeded generators on the CPU) or counter (a counter-based "
+                            "generator, drawn on the device; same values on every device and in any chunk order)")
     p_run.add_argument("--quiet", action="store_true", help="no progress bar")
     p_run.add_argument("--log", default=None, metavar="wandb",
                        help="also send the run to Weights & Biases (the wandb extra; WANDB_MODE=offline works)")
@@ -409,14 +412,16 @@ def _run(args: argparse.Namespace) -> int:
         _check_in_file(exp, "params", lambda: resolve(spec, exp.params))
         params = exp.params | params  # the command line overrides the file
     seed = args.seed if args.seed is not None else (exp.seed if exp and exp.seed is not None else 0)
+    draws = args.draws or (exp.draws if exp and exp.draws else "torch")
     if args.out is not None:
         out = check_out_dir(args.out)
     else:
         out = check_out_dir(default_folder(load(name).name))
     check_logger(args.log)
     start = time.perf_counter()
-    result = run(name, seed=seed, device=args.device, progress=not args.quiet, **params)
-    print(f"# {result.scenario}  seed={result.seed}  ({time.perf_counter() - start:.1f} s)")
+    result = run(name, seed=seed, device=args.device, progress=not args.quiet, draws=draws, **params)
+    shown = "" if draws == "torch" else f"  draws={draws}"
+    print(f"# {result.scenario}  seed={result.seed}{shown}  ({time.perf_counter() - start:.1f} s)")
     print(result.table())
     written = result.save_run(out)
     if result.nonfinite:

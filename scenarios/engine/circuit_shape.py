@@ -49,9 +49,9 @@ def check(p: Values) -> None:
 
 def networks(p: Values, ctx: Context) -> dict:
     circuit = random_circuit(p.m, p.layers, p.width, p.fan_in,
-                             [g.upper() for g in p.gates], ctx.generator("circuit"))
+                             [g.upper() for g in p.gates], ctx.generator("circuit"), ctx.draws)
     return {
         "superposed": ctx.place(compile_superposed(circuit, p.n, p.embedding, p.cleanup,
-                                                   ctx.generator("embedding"))),
+                                                   ctx.generator("embedding"), ctx.draws)),
         "dedicated": ctx.place(compile_dedicated(circuit)),
     }

@@ -1,8 +1,8 @@
 """Experiment files: a run or a sweep as a TOML file instead of a line of flags.
 
-A run's file holds ``scenario`` (a built-in name or a script's path), ``seed`` and a ``[params]``
-table; a sweep's file adds ``seeds``, ``store``, ``backend``, ``jobs`` and a ``[grid]`` table of
-lists. Flags on the command line override the file. Every run writes its resolved
+A run's file holds ``scenario`` (a built-in name or a script's path), ``seed``, ``draws`` (when
+not "torch") and a ``[params]`` table; a sweep's file adds ``seeds``, ``store``, ``backend``,
+``jobs`` and a ``[grid]`` table of lists. Flags on the command line override the file. Every run writes its resolved
 ``experiment.toml`` beside result.json, so ``superposim run --config RUN/experiment.toml``
 repeats it. Unknown keys and bad values get the command line's one-line errors, naming the file
 and the key.
@@ -20,7 +20,7 @@ from typing import Any
 from scenarios.engine.params import UsageError
 
 EXPERIMENT = "experiment.toml"
-RUN_KEYS = ("scenario", "seed", "params")
+RUN_KEYS = ("scenario", "seed", "draws", "params")
 SWEEP_KEYS = ("scenario", "params", "grid", "seeds", "store", "backend", "jobs")
 
 
@@ -31,6 +31,7 @@ class Experiment:
     path: Path
     scenario: str | None = None
     seed: int | None = None
+    draws: str | None = None
     params: dict[str, Any] = field(default_factory=dict)
     grid: dict[str, list[Any]] = field(default_factory=dict)
     seeds: str | None = None
@@ -61,6 +62,8 @@ def load_experiment(path: str | Path, kind: str) -> Experiment:
     if exp.seed is not None and exp.seed < 0:
         raise UsageError(f"{exp.where('seed')}: expected a non-negative integer, got {exp.seed}")
     exp.params = _table(exp, raw, "params")
+    if kind == "run":
+        exp.draws = _typed(exp, raw, "draws", str)
     if kind == "sweep":
         exp.grid = _table(exp, raw, "grid")
         bad = [k for k, v in exp.grid.items() if not isinstance(v, list) or not v]
@@ -100,10 +103,12 @@ def in_file(exp: Experiment | None, section: str, err: UsageError) -> UsageError
     return err if exp is None else UsageError(f"{str(exp.path)!r} [{section}]: {err}")
 
 
-def experiment_text(scenario: str, seed: int, params: dict[str, Any]) -> str:
+def experiment_text(scenario: str, seed: int, params: dict[str, Any], draws: str = "torch") -> str:
     """The resolved experiment of a run, as TOML that ``load_experiment`` reads back."""
     lines = ["# the resolved experiment of this run: superposim run --config THIS_FILE repeats it",
-             f"scenario = {_toml(scenario)}", f"seed = {seed}", "", "[params]"]
+             f"scenario = {_toml(scenario)}", f"seed = {seed}"]
+    lines += [f"draws = {_toml(draws)}"] if draws != "torch" else []
+    lines += ["", "[params]"]
     lines += [f"{key} = {_toml(value)}" for key, value in params.items()]
     return "\n".join(lines) + "\n"
 

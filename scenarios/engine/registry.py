@@ -18,6 +18,7 @@ import torch
 from matplotlib.figure import Figure
 
 from circuits.spec import CircuitError
+from layers.philox import DRAWS
 from layers.training import CheckpointError, TrainingDiverged
 from scenarios.engine.catalog import BUILTIN, VERSION, catalog_entry, check_name
 from scenarios.engine.params import Param, UsageError, resolve
@@ -44,11 +45,13 @@ class Outcome:
 @dataclass(frozen=True)
 class Context:
     """Run-wide settings: the seed (every random thing derives its own from it), the device,
-    and whether to show progress."""
+    whether to show progress, and how random draws are made (``layers.philox.DRAWS``: "torch"
+    generators on the CPU, or "counter" draws made on the device)."""
 
     seed: int
     device: torch.device
     progress: bool = False
+    draws: str = "torch"
 
     def seed_for(self, purpose: str) -> int:
         """A seed of its own for each purpose, so adding a random draw elsewhere changes nothing here."""
@@ -98,6 +101,8 @@ class Scenario:
     phase_lines: Callable[[str, str, Any], list[tuple[str, list, list]]] | None = None
     # The devices its body computes on; another is refused rather than silently ignored.
     devices: tuple[str, ...] = ("cpu", "cuda")
+    # The kinds of random draws its body honours (``Context.draws``); another is refused.
+    draws: tuple[str, ...] = ("torch",)
     # ``superposim train`` can train a network on its circuit: ``networks`` returns
     # {"superposed", "dedicated"} compiled from one circuit, and it has TRAIN_NEEDS.
     trainable: bool = False
@@ -166,7 +171,8 @@ def parse_device(device: str | torch.device) -> torch.device:
     return dev
 
 
-def _prepare(name: str, seed: int, device: str | torch.device, progress: bool, params: dict):
+def _prepare(name: str, seed: int, device: str | torch.device, progress: bool, params: dict,
+             draws: str = "torch"):
     scenario = load(name)
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
         raise UsageError(f"seed: expected a non-negative integer, got {seed!r}")
@@ -177,7 +183,12 @@ def _prepare(name: str, seed: int, device: str | torch.device, progress: bool, p
     if kind is not None and kind not in scenario.devices:
         raise UsageError(f"device: {scenario.name} computes on the {' or '.join(scenario.devices)} only; "
                          f"{device!s} would change nothing")
-    return scenario, values, Context(seed=seed, device=parse_device(device), progress=progress)
+    if draws not in DRAWS:
+        raise UsageError(f"draws: {draws!r} is not a kind of draws; valid: {', '.join(DRAWS)}")
+    if draws not in scenario.draws:
+        raise UsageError(f"draws: {scenario.name} makes its random draws with {' or '.join(scenario.draws)} only; "
+                         f"{draws} would change nothing")
+    return scenario, values, Context(seed=seed, device=parse_device(device), progress=progress, draws=draws)
 
 
 def _device_type(device: str | torch.device) -> str | None:
@@ -187,9 +198,10 @@ def _device_type(device: str | torch.device) -> str | None:
         return None  # parse_device says what is wrong with it
 
 
-def networks(name: str, *, seed: int = 0, device: str | torch.device = "cpu", **params: Any) -> dict[str, Any]:
+def networks(name: str, *, seed: int = 0, device: str | torch.device = "cpu", draws: str = "torch",
+             **params: Any) -> dict[str, Any]:
     """The compiled networks a scenario builds (for graphs), keyed by name."""
-    scenario, values, ctx = _prepare(name, seed, device, False, params)
+    scenario, values, ctx = _prepare(name, seed, device, False, params, draws)
     if not scenario.builds_networks:
         graphable = [n for n in BUILTIN if catalog_entry(n)["builds_networks"]]
         raise UsageError(f"scenario {scenario.name!r} builds no network to graph; graphable: {', '.join(graphable)}")
@@ -216,10 +228,13 @@ def run(
     seed: int = 0,
     device: str | torch.device = "cpu",
     progress: bool = False,
+    draws: str = "torch",
     **params: Any,
 ) -> Result:
-    """Run a scenario (built-in name or script path) and return its Result."""
-    scenario, values, ctx = _prepare(name, seed, device, progress, params)
+    """Run a scenario (built-in name or script path) and return its Result; ``draws="counter"``
+    makes its random draws with the counter-based generator (on the device), where the scenario
+    honours it."""
+    scenario, values, ctx = _prepare(name, seed, device, progress, params, draws)
     try:
         outcome = scenario.body(values, ctx)
     except (CircuitError, TrainingDiverged, CheckpointError) as err:  # settings that fail while building
@@ -240,6 +255,7 @@ def run(
         columns=outcome.columns,
         data=outcome.data,
         source=_source(name),
+        draws=draws,
     )
     return with_figures(result, scenario)
 

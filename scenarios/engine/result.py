@@ -64,6 +64,8 @@ class Result:
     data: dict[str, Any] = field(default_factory=dict, repr=False)
     # the script a run of a script came from (experiment.toml names it to repeat the run)
     source: str | None = field(default=None, repr=False)
+    # how its random draws were made (``Context.draws``); result.json names it when not "torch"
+    draws: str = "torch"
 
     @property
     def p(self) -> SimpleNamespace:
@@ -82,7 +84,7 @@ class Result:
             _put(body, place, float(what))
         return cls(scenario=body["scenario"], params=body["params"], seed=body["seed"], version=body["version"],
                    rows=body["rows"], summary=body["summary"], columns=body.get("columns"),
-                   data=body.get("data", {}))
+                   data=body.get("data", {}), draws=body.get("draws", "torch"))
 
     @classmethod
     def load(cls, path: str | Path) -> Result:
@@ -104,6 +106,8 @@ class Result:
             "rows": jsonable(self.rows, "rows", nonfinite),
             "summary": jsonable(self.summary, "summary", nonfinite),
         }
+        if self.draws != "torch":
+            body["draws"] = self.draws
         if self.columns is not None:
             body["columns"] = list(self.columns)
         if self.data:
@@ -139,7 +143,7 @@ class Result:
 
         path = out / "result.json"
         write_atomic(path, (json.dumps(self.to_dict(), indent=2) + "\n").encode())
-        experiment = experiment_text(self.source or self.scenario, self.seed, self.params)
+        experiment = experiment_text(self.source or self.scenario, self.seed, self.params, self.draws)
         written = [path, write_atomic(out / EXPERIMENT, experiment.encode())]
         for name, make in self.figures.items():
             fig = make()

@@ -16,6 +16,7 @@ from matplotlib.figure import Figure
 from circuits.sampling import ExactlyActive
 from circuits.trace import trace_noise
 from layers import coherence
+from layers.philox import DRAWS
 from scenarios import plots
 from scenarios.engine.circuit_shape import PARAMS, check, networks
 from scenarios.engine.params import Values
@@ -27,7 +28,7 @@ def body(p: Values, ctx: Context) -> Outcome:
     nets = networks(p, ctx)
     sup, ded = nets["superposed"], nets["dedicated"]
     circuit = sup.circuit
-    sampler = ExactlyActive(p.m, p.active, ctx.seed_for("inputs"), ctx.device)
+    sampler = ExactlyActive(p.m, p.active, ctx.seed_for("inputs"), ctx.device, ctx.draws)
     trace = trace_noise(circuit, {"superposed": sup.read_features, "dedicated": ded.read_features},
                         sampler, p.samples, progress=ctx.progress, device=ctx.device,
                         desc="tracing superposed and dedicated")
@@ -82,4 +83,5 @@ scenario = Scenario(
     networks=networks,
     figures={"wrong_features": wrong_features_figure},
     trainable=True,
+    draws=DRAWS,
 )

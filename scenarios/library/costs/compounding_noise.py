@@ -34,6 +34,7 @@ from circuits.sampling import ExactlyActive
 from circuits.streamed import ChunkedNetwork, ChunkPlan, StreamedSuperposed, plan_streamed
 from circuits.trace import trace_noise
 from layers import EMBEDDINGS
+from layers.philox import DRAWS
 from layers.weights import plan
 from scenarios import plots
 from scenarios.engine.memory import FLOAT, require_memory
@@ -107,8 +108,8 @@ def check(p: Values) -> None:
 def _circuit(p: Values, ctx: Context):
     gen = ctx.generator("circuit")
     if p.gate == "relay":
-        return relay(p.m, p.layers, gen)
-    return random_circuit(p.m, p.layers, p.m, 2, GATE_SETS[p.gate], gen)
+        return relay(p.m, p.layers, gen, ctx.draws)
+    return random_circuit(p.m, p.layers, p.m, 2, GATE_SETS[p.gate], gen, ctx.draws)
 
 
 def networks(p: Values, ctx: Context) -> dict:
@@ -116,7 +117,8 @@ def networks(p: Values, ctx: Context) -> dict:
     feature graph reads its weights)."""
     require_memory(_stored_bytes(p), f"m={p.m}, n={p.n}, layers={p.layers}: the stored network a graph reads")
     circuit = _circuit(p, ctx)
-    sup = compile_superposed(circuit, p.n, p.embedding, p.cleanup[0], ctx.generator("embedding"))
+    sup = compile_superposed(circuit, p.n, p.embedding, p.cleanup[0], ctx.generator("embedding"),
+                             ctx.draws)
     return {"superposed": ctx.place(sup), "dedicated": ctx.place(compile_dedicated(circuit))}
 
 
@@ -129,10 +131,10 @@ def body(p: Values, ctx: Context) -> Outcome:
     rows, summary, costs = [], {"storage": storage.kind}, {}
     dedicated_trace = None
     for cleanup in dict.fromkeys(p.cleanup):
-        sampler = ExactlyActive(m, l, ctx.seed_for("inputs"), ctx.device)
+        sampler = ExactlyActive(m, l, ctx.seed_for("inputs"), ctx.device, ctx.draws)
         desc = f"tracing, clean-up {cleanup}"
         if storage.plan is None:
-            sup = compile_superposed(circuit, n, p.embedding, cleanup, ctx.generator("embedding"))
+            sup = compile_superposed(circuit, n, p.embedding, cleanup, ctx.generator("embedding"), ctx.draws)
             sup = ctx.place(sup)
             costs[cleanup] = sup.cost()
             trace = trace_noise(circuit, {"superposed": sup.read_features, "dedicated": dedicated.read_features},
@@ -141,7 +143,7 @@ def body(p: Values, ctx: Context) -> Outcome:
             plan = storage.plan
             summary["chunk"] = plan.chunk
             sup = StreamedSuperposed(circuit, n, p.embedding, cleanup, ctx.generator("embedding"),
-                                     plan.chunk, ctx.device)
+                                     plan.chunk, ctx.device, ctx.draws)
             costs[cleanup] = sup.cost()
             readers = {"superposed": sup}
             if dedicated_trace is None:  # exact and fed the same inputs each time: traced once
@@ -217,6 +219,7 @@ scenario = Scenario(
     check=check,
     networks=networks,
     trainable=True,
+    draws=DRAWS,
 )
 
 

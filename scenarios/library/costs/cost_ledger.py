@@ -21,6 +21,7 @@ from circuits.compile import compile_dedicated, compile_superposed
 from circuits.generators import relay
 from circuits.sampling import ExactlyActive
 from circuits.trace import trace_noise
+from layers.philox import DRAWS
 from scenarios import plots
 from scenarios.engine.memory import FLOAT, require_memory
 from scenarios.engine.params import Param, Values, require
@@ -60,12 +61,12 @@ def _predicted_max(p: Values, cleanup: str) -> int:
 
 def body(p: Values, ctx: Context) -> Outcome:
     m, depth = p.m, p.layers
-    circuit = relay(m, depth, ctx.generator("circuit"))
+    circuit = relay(m, depth, ctx.generator("circuit"), ctx.draws)
     networks = {
         "dedicated": compile_dedicated(circuit),
-        "superposed_none": compile_superposed(circuit, p.n, "random", "none", ctx.generator("embedding")),
+        "superposed_none": compile_superposed(circuit, p.n, "random", "none", ctx.generator("embedding"), ctx.draws),
         "superposed_threshold": compile_superposed(circuit, p.n, "random", "threshold",
-                                                   ctx.generator("embedding")),
+                                                   ctx.generator("embedding"), ctx.draws),
     }
     rows, curves = [], {}
     for name, net in networks.items():
@@ -73,7 +74,7 @@ def body(p: Values, ctx: Context) -> Outcome:
         trials = sorted(set(p.active) | ({m} if name == "dedicated" else set()))
         wrong = {}
         for l in trials:
-            sampler = ExactlyActive(m, l, ctx.seed_for(f"inputs:{l}"), ctx.device)
+            sampler = ExactlyActive(m, l, ctx.seed_for(f"inputs:{l}"), ctx.device, ctx.draws)
             trace = trace_noise(circuit, {name: net.read_features}, sampler, p.samples,
                                 progress=ctx.progress, device=ctx.device, desc=f"tracing {name}, l={l}")
             wrong[l] = trace[name][-1].wrong_features
@@ -124,4 +125,5 @@ scenario = Scenario(
     figures={"ledger": ledger_figure},
     check=check,
     cost="minutes",
+    draws=DRAWS,
 )

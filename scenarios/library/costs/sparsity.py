@@ -29,6 +29,7 @@ from circuits.sampling import ExactlyActive
 from circuits.spec import Circuit
 from circuits.trace import trace_noise
 from layers import EMBEDDINGS, coherence
+from layers.philox import DRAWS
 from scenarios import plots
 from scenarios.engine.memory import FLOAT, require_memory
 from scenarios.engine.params import Param, Values, require
@@ -60,10 +61,10 @@ def check(p: Values) -> None:
 
 def _read_back(m: int, n: int, active: int, samples: int, embedding: str, ctx: Context, tag: str):
     circuit = Circuit(m, [])
-    sup = compile_superposed(circuit, n, embedding, "none", ctx.generator(f"embedding:{tag}"))
+    sup = compile_superposed(circuit, n, embedding, "none", ctx.generator(f"embedding:{tag}"), ctx.draws)
     sup = ctx.place(sup)
     ded = ctx.place(compile_dedicated(circuit))
-    sampler = ExactlyActive(m, active, ctx.seed_for(f"inputs:{tag}:{active}"), ctx.device)
+    sampler = ExactlyActive(m, active, ctx.seed_for(f"inputs:{tag}:{active}"), ctx.device, ctx.draws)
     trace = trace_noise(circuit, {"s": sup.read_features, "d": ded.read_features}, sampler, samples,
                         progress=ctx.progress, device=ctx.device, desc=f"tracing n={n}, l={active}")
     return trace["s"][0], trace["d"][0], sup
@@ -167,4 +168,5 @@ scenario = Scenario(
     figures={"interference": noise_figure, "capacity": capacity_figure},
     check=check,
     phase_lines=phase_lines,
+    draws=DRAWS,
 )
