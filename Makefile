@@ -48,6 +48,7 @@ bench: $(BIN)/superposim
 	$(BIN)/python benchmarks/bench_sweep.py
 	$(BIN)/python benchmarks/bench_scale.py
 	$(BIN)/python benchmarks/bench_cis_scale.py
+	$(BIN)/python benchmarks/bench_draws.py
 
 # After changing a built-in scenario's record (description, parameters, ...): what list and help
 # show without torch.

@@ -488,3 +488,19 @@ def test_the_squared_error_chase_quoted_is_the_stored_runs():
     assert f"0 and {a8[20]['wrong_features_trained']:.0e} at d = 20" in flat and a8[20]["wrong_features_copying"] == 0
     s = runs["mse-active-8"]["summary"]
     assert f"{a8[20]['error_trained']:.4f} per AND against {s['predicted_error_no_hidden']:.4f} in closed form" in flat
+
+
+
+@pytest.mark.slow
+def test_the_counter_draws_quoted_are_six_default_runs_each_way():
+    def last_layer(draws: str) -> tuple[float, float]:
+        values = [scenarios.run("compounding-noise", seed=s, draws=draws).summary["mse_last_layer_none"]
+                  for s in range(6)]
+        return statistics.mean(values), statistics.stdev(values)
+
+    (counter, counter_sd), (torch_draws, torch_sd) = last_layer("counter"), last_layer("torch")
+    predicted = [r for r in _stored("compounding-noise")["rows"] if r["cleanup"] == "none"][-1]["predicted_mse"]
+    speed = " ".join((ROOT / "docs" / "speed.md").read_text().split())
+    assert (f"averages {counter:.1f} +- {counter_sd / math.sqrt(6):.1f} with counter draws and "
+            f"{torch_draws:.1f} +- {torch_sd / math.sqrt(6):.1f} with torch draws, against the prediction "
+            f"{predicted:.1f} (one seed's spread is {counter_sd:.1f} and {torch_sd:.1f})") in speed
