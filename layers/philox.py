@@ -31,18 +31,21 @@ _DEVICE_CHUNK = 1 << 24
 
 def _mulhilo(a: torch.Tensor, multiplier: int) -> tuple[torch.Tensor, torch.Tensor]:
     """(high, low) 32-bit halves of a * multiplier for 32-bit words a, in int64 without overflow:
-    the multiplier is split into 16-bit halves so that no partial product reaches 2^63."""
-    low_part, high_part = multiplier & 0xFFFF, multiplier >> 16
-    x = a * low_part  # < 2^48
-    y = a * high_part  # < 2^48
-    t = x + ((y & 0xFFFF) << 16)  # < 2^49
-    return (y >> 16) + (t >> 32), t & MASK32
+    the multiplier is split into 16-bit halves so that no partial product reaches 2^63 (in place
+    after the two products: every pass over memory counts)."""
+    high = a * (multiplier >> 16)  # < 2^48
+    low = a * (multiplier & 0xFFFF)  # < 2^48
+    low += (high & 0xFFFF) << 16  # < 2^49
+    high >>= 16
+    high += low >> 32
+    low &= MASK32
+    return high, low
 
 
 def philox(counter: tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor],
            key: tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """Philox4x32-10 of four int64 tensors of 32-bit words (one counter per element) under a
-    two-word key: four tensors of 32-bit words."""
+    two-word key: four tensors of 32-bit words (the inputs are left as they were)."""
     c0, c1, c2, c3 = counter
     k0, k1 = key
     for r in range(ROUNDS):
@@ -50,7 +53,11 @@ def philox(counter: tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor
             k0, k1 = (k0 + _WEYL[0]) & MASK32, (k1 + _WEYL[1]) & MASK32
         hi0, lo0 = _mulhilo(c0, _ROUND[0])
         hi1, lo1 = _mulhilo(c2, _ROUND[1])
-        c0, c1, c2, c3 = hi1 ^ c1 ^ k0, lo1, hi0 ^ c3 ^ k1, lo0
+        hi1 ^= c1
+        hi1 ^= k0
+        hi0 ^= c3
+        hi0 ^= k1
+        c0, c1, c2, c3 = hi1, lo1, hi0, lo0
     return c0, c1, c2, c3
 
 
