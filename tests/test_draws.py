@@ -242,3 +242,17 @@ def test_counter_wirings_are_valid_and_each_gate_its_own_row():
     r = relay(300, 3, torch.Generator().manual_seed(4), "counter")
     assert r.layers[1].inputs[:, 0].sort().values.tolist() == list(range(300))
     assert torch.equal(relay(300, 3, torch.Generator().manual_seed(4), "counter").layers[2].inputs, r.layers[2].inputs)
+
+
+def test_counter_draws_are_the_pinned_values():
+    """The key derivation and counter layout fixed: a change here moves every counter-drawn number."""
+    assert CounterStream(0, "directions").bits(torch.tensor([0, 2**33 + 5]), 6).tolist() == [
+        [1993556465, 1118490064, 82336014, 3845775736, 3573643829, 1677118944],
+        [3714219611, 2638080358, 3821374339, 910850239, 2796172808, 105655010]]
+    signs = Directions("sign", 3, 8, seed=100, draws="counter").dense() * math.sqrt(8)
+    assert signs.round().int().tolist() == [[-1, 1, -1, 1, -1, -1, -1, -1], [1, 1, -1, 1, 1, -1, 1, 1],
+                                            [1, -1, -1, 1, -1, -1, -1, -1]]
+    assert ExactlyActive(1000, 4, 7, draws="counter").sample_active(3).tolist() == [
+        [155, 431, 787, 801], [1, 436, 472, 980], [177, 213, 342, 630]]
+    assert ExactlyActive(10, 6, 7, draws="counter").sample_active(2).tolist() == [[1, 2, 4, 5, 6, 7],
+                                                                                  [1, 4, 5, 6, 8, 9]]
