@@ -41,7 +41,8 @@ docs-runs: $(BIN)/superposim
 	for name in $(NAMES); do $(BIN)/superposim run $$name --quiet --out docs/runs/$$name || exit 1; done
 
 # Benchmarks (scripts, not timed tests; about 25 minutes on two cores): the roofline report, the
-# tracer against plain loops, sweeps, the streamed relay's growth, circuits in superposition at scale.
+# tracer against plain loops, sweeps, the streamed relay's growth, circuits in superposition at scale,
+# the counter-based draws against torch's.
 bench: $(BIN)/superposim
 	$(BIN)/python benchmarks/roofline.py
 	$(BIN)/python benchmarks/bench_trace.py

@@ -36,6 +36,7 @@ CASES = {
     "u-and": ("u-and", dict(m=400, d=400, samples=400, sweep_d=[200, 400], sweep_p=[0.1], sweep_d0=[0, 800],
                             sweep_samples=200)),
     "sparsity": ("sparsity", {}),
+    "circuit": ("circuit", dict(m=400, n=96, samples=1000)),
     "u-and-depth": ("u-and-depth", dict(k=100, d=800, layers=2, samples=300)),
     "rotations-in-superposition": ("rotations-in-superposition", dict(T=60, D=200, S=4, L=3, z=[1, 2], samples=200)),
     "block-superposition": ("block-superposition", dict(D=40, d=4, L=3, z=[1, 2], samples=200)),
